@@ -1,0 +1,115 @@
+"""Score ptrack tracklets (track only) and persons (track + group) on MOTChallenge sequences.
+
+Usage: python bench/tune_group.py [--data DIR] [--seq NAME ...] [--subsample K] [--set section.key=value ...]
+
+Prints, per sequence, HOTA / IDF1 / coverage / purity / precision for the tracklets and the persons,
+next to the baseline (Ultralytics ByteTrack defaults on det.txt), and the means. Detections are the
+public ``det.txt``; no images, so grouping runs on motion and geometry alone (descriptors=None).
+``--subsample K`` keeps every K-th frame (and divides the frame rate by K) to check low-fps behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ptrack.evaluate import evaluate  # noqa: E402
+from ptrack.group import group_tracklets  # noqa: E402
+from ptrack.motio import MotBoxes, read_mot  # noqa: E402
+from ptrack.track import track_detections  # noqa: E402
+
+SEQS = ["TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6"]
+BASELINE = {  # HOTA, IDF1, coverage, purity, precision
+    "TUD-Campus": (47.7, 67.2, 52.2, 100.0, 77.2),
+    "TUD-Stadtmitte": (51.5, 71.0, 60.7, 95.8, 94.9),
+    "KITTI-17": (45.5, 67.4, 58.6, 95.4, 85.3),
+    "ETH-Sunnyday": (55.6, 74.1, 83.2, 98.3, 89.9),
+    "ADL-Rundle-6": (35.3, 45.0, 43.4, 77.2, 66.2),
+}
+KEYS = ("HOTA", "IDF1", "coverage", "purity", "precision")
+
+
+def load_config() -> dict:
+    """The track/group sections of configs/_algorithms.yaml (defaults if the file is missing)."""
+    path = Path(__file__).resolve().parents[1] / "configs" / "_algorithms.yaml"
+    try:
+        import yaml
+
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except (ImportError, OSError):
+        cfg = {}
+    return {"track": dict(cfg.get("track") or {}), "group": dict(cfg.get("group") or {})}
+
+
+def subsample_gt(gt: MotBoxes, k: int) -> MotBoxes:
+    m = gt.frame % k == 0
+    fields = {f: getattr(gt, f)[m] for f in ("frame", "ids", "xyxy", "conf", "keep", "cls", "visibility")}
+    fields["frame"] = fields["frame"] // k
+    return MotBoxes(**fields)
+
+
+def run_sequence(seq_dir: Path, cfg: dict, subsample: int = 1) -> dict:
+    ini = configparser.ConfigParser()
+    ini.read(seq_dir / "seqinfo.ini")
+    fps = float(ini["Sequence"]["frameRate"]) / subsample
+    det = read_mot(seq_dir / "det.txt", kind="det")
+    gt = read_mot(seq_dir / "gt.txt", kind="gt")
+    frame, xyxy, conf = det.frame, det.xyxy.astype(np.float32), det.conf.astype(np.float32)
+    if subsample > 1:
+        m = frame % subsample == 0
+        frame, xyxy, conf = frame[m] // subsample, xyxy[m], conf[m]
+        gt = subsample_gt(gt, subsample)
+    t0 = time.perf_counter()
+    tid = track_detections(frame, xyxy, conf, None, fps=fps, **cfg["track"])
+    t1 = time.perf_counter()
+    g = group_tracklets(tid, frame, xyxy, conf, fps=fps, **cfg["group"])
+    t2 = time.perf_counter()
+    m = tid >= 0
+    trk = evaluate(gt, frame[m], tid[m], xyxy[m])
+    per = evaluate(gt, g.frame, g.person, g.xyxy)
+    return {"tracklets": trk, "persons": per, "n_tracklets": int(tid.max(initial=0)),
+            "n_persons": len(np.unique(g.person)), "t_track": t1 - t0, "t_group": t2 - t1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="/work/shared/data/mot15")
+    ap.add_argument("--seq", nargs="*", default=SEQS)
+    ap.add_argument("--subsample", type=int, default=1)
+    ap.add_argument("--set", nargs="*", default=[], help="section.key=value overrides, e.g. group.max_gap_s=4")
+    args = ap.parse_args(argv)
+    cfg = load_config()
+    for s in args.set:
+        key, value = s.split("=", 1)
+        section, name = key.split(".", 1)
+        try:
+            v = float(value) if "." in value or "e" in value.lower() else int(value)
+        except ValueError:
+            v = {"true": True, "false": False}.get(value.lower(), value)
+        cfg[section][name] = v
+    head = f"{'sequence':15s} {'what':9s} " + " ".join(f"{k[:5]:>6s}" for k in KEYS) + "   n   time"
+    print(head)
+    means = {"baseline": [], "tracklets": [], "persons": []}
+    for name in args.seq:
+        r = run_sequence(Path(args.data) / name, cfg, args.subsample)
+        rows = [("baseline", BASELINE.get(name, (np.nan,) * 5), "", "")]
+        rows.append(("tracklets", [r["tracklets"][k] for k in KEYS], r["n_tracklets"], r["t_track"]))
+        rows.append(("persons", [r["persons"][k] for k in KEYS], r["n_persons"], r["t_group"]))
+        for what, vals, n, t in rows:
+            means[what].append(vals)
+            ts = f"{t:6.2f}s" if t != "" else ""
+            print(f"{name:15s} {what:9s} " + " ".join(f"{v:6.1f}" for v in vals) + f" {n!s:>4s} {ts}")
+    for what, vals in means.items():
+        print(f"{'MEAN':15s} {what:9s} " + " ".join(f"{v:6.1f}" for v in np.nanmean(np.array(vals, float), axis=0)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

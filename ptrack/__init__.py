@@ -1,0 +1,3 @@
+"""ptrack: find, follow and pick the people in a video."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,53 @@
+"""The Typer application and its global options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ptrack import __version__
+from ptrack.cli import detect_cmd
+from ptrack.cli.common import State
+
+app = typer.Typer(
+    name="ptrack",
+    help="Find the people in a video, follow them, join their broken tracks into whole persons, "
+         "and pick one for downstream work.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ptrack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    project: Annotated[Optional[Path], typer.Option(
+        "--project", "-p", envvar="PTRACK_PROJECT",
+        help="Project directory (created on first use). [default: ./ptrack-project]")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="YAML file overlaying configs/default.yaml.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Global options."""
+    from ptrack.store import project_dir
+
+    ctx.obj = State(project=project_dir(project), config=config)
+
+
+detect_cmd.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

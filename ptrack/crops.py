@@ -1,0 +1,45 @@
+"""Person crops: cut from a frame, fitted inside a box, JPEG-encoded (and decoded back)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def cut(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The pixels of ``box`` (xyxy) in ``image``, clipped to the frame, at least 1x1."""
+    h, w = image.shape[:2]
+    x1 = int(np.clip(np.floor(box[0]), 0, w - 1))
+    y1 = int(np.clip(np.floor(box[1]), 0, h - 1))
+    x2 = int(np.clip(np.ceil(box[2]), x1 + 1, w))
+    y2 = int(np.clip(np.ceil(box[3]), y1 + 1, h))
+    return image[y1:y2, x1:x2]
+
+
+def fit(crop: np.ndarray, max_h: int, max_w: int) -> np.ndarray:
+    """Shrink ``crop`` to fit inside ``max_h`` x ``max_w`` keeping its aspect; never enlarge."""
+    import cv2
+
+    h, w = crop.shape[:2]
+    scale = min(max_h / h, max_w / w, 1.0)
+    if scale >= 1.0:
+        return crop
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+
+
+def encode(image: np.ndarray, box: np.ndarray, *, max_h: int, max_w: int, quality: int) -> bytes:
+    """JPEG bytes of one person crop."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", fit(cut(image, box), max_h, max_w),
+                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV encodes any non-empty BGR array
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def decode(data: bytes) -> np.ndarray:
+    """BGR image from JPEG bytes."""
+    import cv2
+
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

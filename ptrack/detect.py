@@ -1,0 +1,290 @@
+"""One decoding pass over a video: person boxes and crops into the project store.
+
+Three stages overlap: a reader thread decodes frames, the calling thread runs the detector,
+a writer thread encodes crops and commits each batch (crops, detections and the progress
+marker together). A run interrupted by Ctrl-C or a kill resumes from its last committed batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ptrack import crops
+from ptrack.errors import PtrackError
+from ptrack.store import Store, Video, crop_key
+from ptrack.video import FrameReader, VideoInfo, probe
+
+Progress = Callable[[int, int], None]  # (frames done in this run, frames to do)
+
+
+@dataclass
+class DetectSummary:
+    """What one ``detect`` of one video did."""
+
+    video: str
+    status: str  # done | skipped | interrupted
+    frames: int = 0  # frames run through the detector in this invocation
+    detections: int = 0  # detections stored for the video
+    frames_with_people: int = 0
+    crop_count: int = 0
+    crop_bytes: int = 0
+    seconds: float = 0.0
+    backend: str = ""
+    resumed_from: int = 0
+    stopped_at: int | None = None  # frame where a truncated video stopped decoding
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def people_per_frame(self) -> float:
+        return self.detections / self.total_frames if self.total_frames else 0.0
+
+    total_frames: int = 0  # frames covered by the stored detections (all invocations)
+
+
+def run_settings(settings: dict, model_digest: str | None) -> dict:
+    """The settings that decide a detect run's output (what resuming and skipping compare)."""
+    d = dict(settings["detect"])
+    d["model_sha256"] = model_digest
+    return {"detect": d, "crops": dict(settings["crops"])}
+
+
+@contextlib.contextmanager
+def video_lock(store: Store, video_id: int) -> Iterator[None]:
+    """Hold an exclusive lock on one video's detection; refuse when another process holds it."""
+    lock_dir = store.path("locks")
+    lock_dir.mkdir(exist_ok=True)
+    with open(lock_dir / f"detect-{video_id}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise PtrackError("another `ptrack detect` is already working on this video in "
+                                  "this project; wait for it to finish") from None
+            raise
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def register_video(store: Store, info: VideoInfo, log: Callable[[str], None]) -> Video:
+    """The project's record of this file: same content = same video; changed content = new one."""
+    known = store.find_video_by_fingerprint(info.fingerprint)
+    if known is not None:
+        if known.path != str(info.path):
+            store.update_video(known.id, path=str(info.path))
+        return store.video(known.id)
+    if any(v.name == info.name for v in store.videos()):
+        log(f"note: {info.path.name} differs from the video named '{info.name}' already in the "
+            f"project (content changed); it is stored as a new video")
+    return store.add_video(name=info.name, path=str(info.path), size=info.size,
+                           fingerprint=info.fingerprint, fps=info.fps, width=info.width,
+                           height=info.height, frame_count=info.frame_count)
+
+
+def _diff(old: dict, new: dict) -> str:
+    parts = []
+    for section in new:
+        for key, value in new[section].items():
+            before = old.get(section, {}).get(key)
+            if before != value:
+                parts.append(f"{section}.{key} {before!r} -> {value!r}")
+    return ", ".join(parts)
+
+
+class _Writer:
+    """Background thread: crops encoded and batches committed in order."""
+
+    def __init__(self, store: Store, video: Video, run_id: int, crop_cfg: dict) -> None:
+        self.store, self.video, self.run_id, self.cfg = store, video, run_id, crop_cfg
+        self.queue: queue.Queue = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.committed_to = -1
+        self.detections = 0
+        self.frames_with_people = 0
+        self.crop_bytes = 0
+        self.thread = threading.Thread(target=self._run, name="ptrack-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, item: tuple | None) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Commit everything queued, then stop."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    return
+                self._commit(*item)
+        except BaseException as exc:  # surfaced on the main thread
+            self.error = exc
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.queue.get_nowait()
+
+    def _commit(self, indices: list[int], images: list[np.ndarray], results: list, next_frame: int) -> None:
+        rows, items = [], []
+        for index, image, (xyxy, conf, cls) in zip(indices, images, results):
+            if len(xyxy):
+                self.frames_with_people += 1
+            for det in range(len(xyxy)):
+                box = xyxy[det]
+                rows.append((index, det, float(box[0]), float(box[1]), float(box[2]),
+                             float(box[3]), float(conf[det]), int(cls[det])))
+                jpeg = crops.encode(image, box, max_h=self.cfg["height"], max_w=self.cfg["width"],
+                                    quality=self.cfg["quality"])
+                items.append((crop_key(self.video.id, index, det), jpeg))
+                self.crop_bytes += len(jpeg)
+        self.store.commit_detections(self.video.id, self.run_id, next_frame, rows, items)
+        self.detections += len(rows)
+        self.committed_to = next_frame
+
+
+def _fault_after() -> int:
+    """Test hook: ``PTRACK_FAULT_AFTER_BATCHES=N`` raises KeyboardInterrupt after N batches."""
+    try:
+        return int(os.environ.get("PTRACK_FAULT_AFTER_BATCHES", "0"))
+    except ValueError:
+        return 0
+
+
+def detect_video(store: Store, path: Path, settings: dict, *, force: bool = False,
+                 progress: Progress | None = None, log: Callable[[str], None] = print) -> DetectSummary:
+    """Detect people in one video and store boxes and crops. See the module docstring."""
+    from ptrack.detector import file_hash, find_model
+
+    info = probe(path)
+    model_path = find_model(settings["detect"]["model"], store.root)
+    wanted = run_settings(settings, file_hash(model_path))
+    video = register_video(store, info, log)
+    summary = DetectSummary(video=video.name, status="done")
+    with video_lock(store, video.id):
+        last = store.latest_run(video.id, "detect")
+        start = 0
+        if last is not None and not force:
+            same = last.settings == wanted
+            if same and last.status in ("done", "stale"):
+                summary.status = "skipped"
+                summary.detections = store.count_detections(video.id)
+                summary.total_frames = last.stats.get("frames_covered", video.frame_count)
+                summary.notes.append("already detected with these settings; nothing to do "
+                                     "(--force redoes it)")
+                return summary
+            if same and last.status in ("running", "interrupted", "failed"):
+                start = last.frames_done
+            elif not same and store.count_detections(video.id):
+                raise PtrackError(
+                    f"{video.name} was detected with other settings ({_diff(last.settings, wanted)}); "
+                    f"use --force to replace its detections")
+        if start > 0:
+            run = last
+            store.discard_detections(video.id, start)
+            summary.resumed_from = start
+            log(f"resuming {video.name} from frame {start}")
+        else:
+            store.discard_detections(video.id, 0)
+            run = store.start_run(video.id, "detect", wanted)
+        store.mark_stale(video.id, "detect")
+        return _detect_loop(store, video, run.id, settings, start, summary, progress)
+
+
+def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start: int,
+                 summary: DetectSummary, progress: Progress | None) -> DetectSummary:
+    from ptrack.detector import load_detector
+
+    cfg = settings["detect"]
+    stride, batch_size = max(1, int(cfg["stride"])), max(1, int(cfg["batch"]))
+    end = video.frame_count if not cfg["max_frames"] else min(video.frame_count, int(cfg["max_frames"]))
+    end_limit = int(cfg["max_frames"]) or 1 << 62  # decode past a too-small frame count
+    to_do = len(range(start + (-start) % stride, end, stride))
+    detector = load_detector(cfg, width=video.width, height=video.height, project=store.root)
+    summary.backend = detector.backend
+    writer = _Writer(store, video, run_id, settings["crops"])
+    fault = _fault_after()
+    batches = 0
+    t0 = time.perf_counter()
+    interrupted = False
+    reader = FrameReader(Path(video.path), start=start, end=end_limit, stride=stride,
+                         expected=video.frame_count)
+    try:
+        with reader:
+            indices: list[int] = []
+            images: list[np.ndarray] = []
+            for index, image in reader:
+                indices.append(index)
+                images.append(image)
+                if len(indices) == batch_size:
+                    writer.put((indices, images, detector(images), indices[-1] + 1))
+                    summary.frames += len(indices)
+                    indices, images = [], []
+                    batches += 1
+                    if progress:
+                        progress(summary.frames, max(to_do, summary.frames))
+                    if fault and batches >= fault:
+                        raise KeyboardInterrupt
+            if indices:
+                writer.put((indices, images, detector(images), indices[-1] + 1))
+                summary.frames += len(indices)
+                if progress:
+                    progress(summary.frames, max(to_do, summary.frames))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        writer.close()
+    summary.seconds = time.perf_counter() - t0
+    frames_read = reader.result.frames_read
+    if interrupted:
+        with store.transaction() as conn:
+            conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (run_id,))
+        summary.status = "interrupted"
+        summary.notes.append(f"interrupted; frames up to {max(writer.committed_to, start)} are "
+                             f"stored; run the same command again to resume")
+        summary.detections = store.count_detections(video.id)
+        return summary
+    if frames_read and not cfg["max_frames"] and frames_read != video.frame_count:
+        if reader.result.stopped_early:
+            summary.stopped_at = frames_read
+            summary.notes.append(f"warning: decoding stopped at frame {frames_read} of the "
+                                 f"{video.frame_count} the file announces (truncated or damaged "
+                                 f"video); the frames before it are stored")
+        store.update_video(video.id, frame_count=frames_read)
+    summary.detections = store.count_detections(video.id)
+    summary.total_frames = len(range(0, min(frames_read, end_limit) if frames_read else end, stride))
+    summary.crop_count, summary.crop_bytes = store.crop_stats(video.id)
+    summary.frames_with_people = writer.frames_with_people
+    stats = {"frames_covered": summary.total_frames, "detections": summary.detections,
+             "crop_count": summary.crop_count, "crop_bytes": summary.crop_bytes,
+             "seconds": round(summary.seconds, 3), "frames": summary.frames,
+             "backend": summary.backend, "stopped_at": summary.stopped_at}
+    store.finish_run(run_id, "done", stats)
+    return summary

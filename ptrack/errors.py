@@ -1,0 +1,20 @@
+"""The one error type ptrack raises for problems a user can fix.
+
+The CLI catches it once and prints ``Error: <message>`` on one line, exiting with ``exit_code``
+(1 by default, 2 for usage-like errors such as an unknown id). Set ``PTRACK_DEBUG=1`` to see a
+traceback instead.
+"""
+
+from __future__ import annotations
+
+
+class PtrackError(Exception):
+    """A problem with the user's input, files or project, explained in one line."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message

