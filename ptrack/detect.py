@@ -259,6 +259,12 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
                     progress(summary.frames, max(to_do, summary.frames))
     except KeyboardInterrupt:
         interrupted = True
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            writer.close()
+        with contextlib.suppress(BaseException):  # the disk may be full
+            store.finish_run(run_id, "failed", {"frames": summary.frames})
+        raise
     finally:
         writer.close()
     summary.seconds = time.perf_counter() - t0

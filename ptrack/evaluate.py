@@ -110,7 +110,7 @@ def evaluate(
     *,
     min_subject_frames: int = 50,
     iou: float = 0.5,
-    drop_results_on_ignored: bool = True,
+    drop_results_on_ignored: bool = False,
 ) -> dict[str, Any]:
     """Score a tracking result against ground truth.
 
@@ -137,7 +137,7 @@ def evaluate(
     res_frame, res_ids, res_xyxy = _result_arrays(res_frame, res_ids, res_xyxy)
     seq = _prepare(gt, res_frame, res_ids, res_xyxy, drop_results_on_ignored)
     scores = _trackeval_scores(seq, iou)
-    scores.update(subject_metrics(seq, iou=iou, min_subject_frames=min_subject_frames))
+    scores.update(_subject_metrics(seq, iou=iou, min_subject_frames=min_subject_frames))
     return scores
 
 
@@ -150,7 +150,8 @@ def _result_arrays(
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     if not len(frame) == len(ids) == len(xyxy):
         raise PtrackError(
-            f"result arrays differ in length: {len(frame)} frames, {len(ids)} ids, {len(xyxy)} boxes"
+            f"result arrays differ in length: "
+            f"{len(frame)} frames, {len(ids)} ids, {len(xyxy)} boxes"
         )
     pairs = np.unique(np.column_stack([frame, ids]), axis=0)
     if len(pairs) != len(frame):
@@ -254,7 +255,7 @@ def _match_counts(seq: _Sequence, iou: float) -> tuple[np.ndarray, np.ndarray, n
     return counts, gt_frames, res_frames
 
 
-def subject_metrics(seq: _Sequence, *, iou: float, min_subject_frames: int) -> dict[str, Any]:
+def _subject_metrics(seq: _Sequence, *, iou: float, min_subject_frames: int) -> dict[str, Any]:
     """Coverage, purity and precision of each subject's best id, and their weighted means.
 
     Args:
@@ -267,13 +268,10 @@ def subject_metrics(seq: _Sequence, *, iou: float, min_subject_frames: int) -> d
     """
     counts, gt_frames, res_frames = _match_counts(seq, iou)
     matched_frames = counts.sum(axis=0)
-    rows = [
-        {
-            "gt_id": int(seq.gt_labels[g]),
-            **_subject_row(counts[g], int(gt_frames[g]), matched_frames, res_frames, seq.res_labels),
-        }
-        for g in np.flatnonzero(gt_frames >= min_subject_frames)
-    ]
+    rows = []
+    for g in np.flatnonzero(gt_frames >= min_subject_frames):
+        row = _subject_row(counts[g], int(gt_frames[g]), matched_frames, res_frames, seq.res_labels)
+        rows.append({"gt_id": int(seq.gt_labels[g]), **row})
     return _summarise(rows)
 
 

@@ -78,6 +78,15 @@ CREATE TABLE IF NOT EXISTS selections (
 _UPGRADES: list[str] = []
 
 
+def _write_error(what: str, path: Path, exc: Exception) -> PtrackError:
+    """A one-line error for a failed write; the store keeps its last committed state."""
+    text = str(exc)
+    if "space" in text.lower() or "full" in text.lower():
+        text = "no space left on device"
+    return PtrackError(f"writing the {what} {path} failed ({text}); everything committed before "
+                       f"is intact: free space and run the same command again to resume")
+
+
 def now() -> str:
     """Current UTC time as ISO text, seconds precision."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -380,7 +389,12 @@ class Store:
                         txn.put(key, value)
                 return
             except lmdb.MapFullError:
-                self._grow_map()
+                try:
+                    self._grow_map()
+                except lmdb.Error as exc:
+                    raise _write_error("crop store", self.root / CROPS_NAME, exc) from None
+            except lmdb.Error as exc:
+                raise _write_error("crop store", self.root / CROPS_NAME, exc) from None
 
     def delete_crops(self, video_id: int, from_frame: int = 0) -> int:
         """Delete the video's crops at frames >= ``from_frame``; returns how many."""
@@ -406,11 +420,15 @@ class Store:
         frame index not yet processed once this batch is stored.
         """
         self.put_crops(crops)
-        with self.conn:
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
-                [(video_id, *r) for r in rows])
-            self.conn.execute("UPDATE runs SET frames_done = ? WHERE id = ?", (frames_done, run_id))
+        try:
+            with self.conn:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(video_id, *r) for r in rows])
+                self.conn.execute("UPDATE runs SET frames_done = ? WHERE id = ?",
+                                  (frames_done, run_id))
+        except sqlite3.OperationalError as exc:
+            raise _write_error("database", self.root / DB_NAME, exc) from None
 
     def discard_detections(self, video_id: int, from_frame: int = 0) -> None:
         """Remove detections (and crops) at frames >= ``from_frame``: a clean restart point."""

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ptrack import __version__
-from ptrack.cli import detect_cmd
+from ptrack.cli import detect_cmd, persons_cmd
+from ptrack.cli import choose_cmd, views_cmd
 from ptrack.cli.common import State
 
 app = typer.Typer(
@@ -46,6 +47,9 @@ def _global(
 
 
 detect_cmd.register(app)
+persons_cmd.register(app)
+views_cmd.register(app)
+choose_cmd.register(app)
 
 
 def main() -> None:

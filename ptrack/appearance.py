@@ -1,0 +1,164 @@
+"""A cheap appearance descriptor for tracklets: colour histograms of the upper and lower body.
+
+Pure: BGR crops (numpy uint8 arrays) in, a 1-D float descriptor out. No model, no file I/O.
+The descriptor is the concatenation of two L1-normalised HSV histograms (upper and lower half of
+the central part of the box, where the person rather than the background dominates), averaged
+over several crops and normalised to sum 1. Distances are Bhattacharyya-like, in [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ptrack.errors import PtrackError
+
+H_BINS, S_BINS, V_BINS = 8, 4, 4
+"""Hue x saturation bins for coloured pixels, plus V_BINS brightness bins for grey pixels."""
+PART_DIM = H_BINS * S_BINS + V_BINS
+DIM = 2 * PART_DIM
+"""Length of a descriptor: upper body then lower body."""
+
+
+def _bgr_to_hsv(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hue in [0, 1), saturation and value in [0, 1], computed with numpy (no OpenCV needed)."""
+    x = crop.astype(np.float32) / 255.0
+    b, g, r = x[..., 0], x[..., 1], x[..., 2]
+    mx = np.maximum(np.maximum(r, g), b)
+    mn = np.minimum(np.minimum(r, g), b)
+    d = mx - mn
+    safe = np.where(d > 0, d, 1.0)
+    h = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6.0
+    h = np.where(d > 0, h, 0.0)
+    s = np.where(mx > 0, d / np.where(mx > 0, mx, 1.0), 0.0)
+    return h, s, mx
+
+
+def _part_hist(crop: np.ndarray) -> np.ndarray:
+    h, s, v = _bgr_to_hsv(crop)
+    h, s, v = h.ravel(), s.ravel(), v.ravel()
+    coloured = (s > 0.2) & (v > 0.15)
+    hi = np.minimum((h * H_BINS).astype(int), H_BINS - 1)
+    si = np.minimum((s * S_BINS).astype(int), S_BINS - 1)
+    vi = np.minimum((v * V_BINS).astype(int), V_BINS - 1)
+    idx = np.where(coloured, hi * S_BINS + si, H_BINS * S_BINS + vi)
+    hist = np.bincount(idx, minlength=PART_DIM).astype(np.float64)
+    total = hist.sum()
+    return hist / total if total > 0 else np.full(PART_DIM, 1.0 / PART_DIM)
+
+
+def crop_descriptor(crops: list[np.ndarray], *, margin_x: float = 0.2, margin_y: float = 0.1) -> np.ndarray:
+    """Appearance descriptor (float64, ``DIM``) of one tracklet from several BGR crops of it.
+
+    Each crop loses ``margin_x`` of its width on each side and ``margin_y`` of its height at top
+    and bottom (background and neighbours dominate there); the rest is split into an upper half
+    (torso) and a lower half (legs), each described by an HSV histogram. Histograms are averaged
+    over the crops. The result sums to 1 (each half to 0.5).
+
+    Raises:
+        PtrackError: When no usable crop is given.
+    """
+    parts = []
+    for c in crops:
+        c = np.asarray(c)
+        if c.ndim != 3 or c.shape[2] < 3 or c.shape[0] < 4 or c.shape[1] < 2:
+            continue
+        hgt, wid = c.shape[:2]
+        x0, x1 = int(wid * margin_x), max(int(wid * margin_x) + 1, int(round(wid * (1 - margin_x))))
+        y0, y1 = int(hgt * margin_y), max(int(hgt * margin_y) + 2, int(round(hgt * (1 - margin_y))))
+        body = c[y0:y1, x0:x1, :3]
+        mid = body.shape[0] // 2
+        parts.append(np.concatenate([_part_hist(body[:mid]), _part_hist(body[mid:])]))
+    if not parts:
+        raise PtrackError("no usable crop to describe (need at least one colour crop of 4x2 pixels or more)")
+    d = np.mean(parts, axis=0)
+    return d / d.sum()
+
+
+def appearance_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Distance between two descriptors in [0, 1]: 0 = same colours, 1 = nothing in common.
+
+    Hellinger distance sqrt(1 - BC) of the two halves, averaged (BC = Bhattacharyya coefficient).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise PtrackError(f"descriptors differ in shape: {a.shape} vs {b.shape}")
+    n = a.shape[-1] // 2 if a.shape[-1] % 2 == 0 else a.shape[-1]
+    dists = []
+    for sl in (slice(0, n), slice(n, None)) if n != a.shape[-1] else (slice(None),):
+        pa, pb = a[sl], b[sl]
+        sa, sb = pa.sum(), pb.sum()
+        if sa <= 0 or sb <= 0:
+            dists.append(1.0)
+            continue
+        bc = np.sum(np.sqrt((pa / sa) * (pb / sb)))
+        dists.append(np.sqrt(max(0.0, 1.0 - min(1.0, bc))))
+    return float(np.mean(dists))
+
+
+def pick_descriptor_samples(
+    frame: np.ndarray,
+    xyxy: np.ndarray,
+    conf: np.ndarray,
+    k: int,
+    *,
+    frame_boxes: tuple[np.ndarray, np.ndarray] | None = None,
+    max_overlap: float = 0.3,
+) -> np.ndarray:
+    """Indices (into the tracklet's rows) of up to ``k`` good observations to describe a tracklet.
+
+    Good = confident, large, not overlapped by another box of the same frame, and spread over
+    the tracklet's time span: the span is cut into ``k`` equal time slices and the best row of
+    each slice is taken (score = conf * sqrt(box area), halved... zeroed when overlapped by more than
+    ``max_overlap`` of its area), then empty slices are filled by the next-best rows.
+
+    Args:
+        frame, xyxy, conf: The tracklet's rows.
+        k: How many samples.
+        frame_boxes: ``(frame, xyxy)`` of *all* boxes of the frames concerned (other persons
+            included) for the overlap test; the tracklet's own boxes are recognised and skipped.
+        max_overlap: Share of a box's area covered by another box above which it is avoided.
+
+    Returns:
+        Sorted int64 indices, at most ``k``.
+    """
+    frame = np.asarray(frame, dtype=np.int64).reshape(-1)
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    conf = np.asarray(conf, dtype=np.float64).reshape(-1)
+    n = len(frame)
+    if n == 0 or k <= 0:
+        return np.zeros(0, np.int64)
+    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
+    score = conf * np.sqrt(area)
+    covered = np.zeros(n)
+    if frame_boxes is not None:
+        of, ob = np.asarray(frame_boxes[0], np.int64).reshape(-1), np.asarray(frame_boxes[1], np.float64).reshape(-1, 4)
+        order = np.argsort(of, kind="stable")
+        of, ob = of[order], ob[order]
+        lo, hi = np.searchsorted(of, frame, "left"), np.searchsorted(of, frame, "right")
+        for i in range(n):
+            others = ob[lo[i] : hi[i]]
+            if len(others) == 0:
+                continue
+            same = np.all(np.abs(others - xyxy[i]) < 1e-3, axis=1)
+            others = others[~same]
+            if len(others) == 0:
+                continue
+            iw = np.clip(np.minimum(others[:, 2], xyxy[i, 2]) - np.maximum(others[:, 0], xyxy[i, 0]), 0, None)
+            ih = np.clip(np.minimum(others[:, 3], xyxy[i, 3]) - np.maximum(others[:, 1], xyxy[i, 1]), 0, None)
+            covered[i] = (iw * ih).sum() / max(area[i], 1e-9)
+    score = np.where(covered > max_overlap, score * 1e-3, score * (1 - 0.5 * covered))
+    if n <= k:
+        return np.arange(n, dtype=np.int64)
+    f0, f1 = frame.min(), frame.max()
+    slot = np.minimum(((frame - f0) * k) // max(f1 - f0 + 1, 1), k - 1)
+    chosen: list[int] = []
+    for s in range(k):
+        idx = np.flatnonzero(slot == s)
+        if len(idx):
+            chosen.append(int(idx[np.lexsort((idx, -score[idx]))[0]]))
+    if len(chosen) < k:
+        rest = np.setdiff1d(np.arange(n), chosen)
+        rest = rest[np.lexsort((rest, -score[rest]))]
+        chosen += rest[: k - len(chosen)].tolist()
+    return np.array(sorted(chosen), dtype=np.int64)

@@ -1,0 +1,217 @@
+"""Choosing: ``select`` writes the chosen person for downstream code, ``export`` writes all
+persons for other tools, and ``merge`` / ``split`` / ``unmerge`` record corrections that
+``ptrack group`` keeps on every later run (``constraints`` lists and removes them).
+
+Corrections are stored as tracklet ids, resolved from the person ids when the command runs:
+person ids change whenever ``group`` runs again, tracklet ids only when ``track`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ptrack.cli.common import handles_errors, open_store
+from ptrack.cli.views_cmd import Column, Listing, VideoOpt, listing, require_persons, resolve_ids
+from ptrack.errors import PtrackError
+
+IdsArg = Annotated[list[int], typer.Argument(help="Person ids (see `ptrack list persons`).",
+                                              show_default=False)]
+
+
+def _ids_text(ids) -> str:
+    return ", ".join(str(i) for i in ids)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``select``, ``export``, ``merge``, ``split``, ``unmerge`` and ``constraints``."""
+
+    @app.command()
+    @handles_errors
+    def select(
+        ctx: typer.Context,
+        ids: IdsArg,
+        video: VideoOpt = None,
+        out: Annotated[Optional[Path], typer.Option(
+            "--out", "-o", help="Output file. [default: <project>/outputs/<video>/primary_person.<format>]")] = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="npz | json | csv.")] = "npz",
+    ) -> None:
+        """Write the chosen person (several ids are joined into one) for downstream code.
+
+        The npz reads like the older pipeline's: np.load(p, allow_pickle=True)
+        ['primary_person'].item() is a dict with person_id, frame_numbers (0-based), bboxes
+        (N x 4 xyxy, original pixels) and confidences; the same arrays, the video's path, fps
+        and size, and per-frame sources (0 observed, 1 interpolated) and tracklets are also
+        at top level. A frame claimed by two ids keeps the more confident box.
+
+        Example: ptrack select 14 29 --format npz
+        """
+        from ptrack.export import SELECT_FORMATS, merge_tracks, track_from_boxes, write_selection
+
+        fmt = fmt.lower()
+        if fmt not in SELECT_FORMATS:
+            raise PtrackError(f"--format must be one of {', '.join(SELECT_FORMATS)}", exit_code=2)
+        with open_store(ctx) as store:
+            v = store.video(video)
+            chosen = resolve_ids(require_persons(store, v), ids)
+            tracks = [track_from_boxes(p["id"], store.person_boxes(v.id, p["id"])) for p in chosen]
+            track, contested = merge_tracks(tracks)
+            path = out if out is not None else store.output_dir(v) / f"primary_person.{fmt}"
+            write_selection(path, fmt, track, v, [p["id"] for p in chosen])
+            store.add_selection(v.id, [p["id"] for p in chosen], track.person_id, len(track),
+                                str(Path(path).resolve()), fmt)
+        n_obs = int((track.source == 0).sum())
+        what = f"P{track.person_id}" if len(chosen) == 1 else \
+            f"P{track.person_id} (persons {_ids_text(p['id'] for p in chosen)} joined)"
+        typer.echo(f"selected {what}: {len(track)} frames ({n_obs} observed), "
+                   f"frames {int(track.frame[0]) if len(track) else '-'}-"
+                   f"{int(track.frame[-1]) if len(track) else '-'}")
+        if len(chosen) > 1:
+            typer.echo(f"{contested} frames were claimed by more than one person; "
+                       f"the more confident box was kept")
+        typer.echo(f"wrote {path}")
+
+    @app.command()
+    @handles_errors
+    def export(
+        ctx: typer.Context,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="mot | csv | json.")] = "mot",
+        ids: Annotated[Optional[list[int]], typer.Option("--ids", "--id", help="Only these persons (repeatable).")] = None,
+        out: Annotated[Optional[Path], typer.Option(
+            "--out", "-o", help="Output file. [default: <project>/outputs/<video>/persons.<txt|csv|json>]")] = None,
+        observed_only: Annotated[bool, typer.Option("--observed-only", help="Leave out interpolated boxes.")] = False,
+        video: VideoOpt = None,
+    ) -> None:
+        """Write all persons' boxes for other tools. MOT rows are
+        frame (1-based), id, left, top, width, height, conf, -1, -1, -1.
+
+        Example: ptrack export --format mot --out persons.txt
+        """
+        from ptrack.export import EXPORT_FORMATS, EXPORT_SUFFIX, track_from_boxes, write_export
+
+        fmt = fmt.lower()
+        if fmt not in EXPORT_FORMATS:
+            raise PtrackError(f"--format must be one of {', '.join(EXPORT_FORMATS)}", exit_code=2)
+        with open_store(ctx) as store:
+            v = store.video(video)
+            persons = require_persons(store, v)
+            chosen = resolve_ids(persons, ids) if ids else persons
+            allboxes = store.person_boxes(v.id)
+            tracks = []
+            for p in chosen:
+                sel = allboxes["person"] == p["id"]
+                if observed_only:
+                    sel &= allboxes["source"] == 0
+                tracks.append(track_from_boxes(p["id"], {k: a[sel] for k, a in allboxes.items()}))
+            path = out if out is not None else store.output_dir(v) / f"persons{EXPORT_SUFFIX[fmt]}"
+        ranks = {int(p["id"]): p["rank"] for p in chosen}
+        path, rows = write_export(path, fmt, tracks, v, ranks)
+        typer.echo(f"wrote {path} ({len(tracks)} persons, {rows} boxes, {fmt})")
+
+    @app.command()
+    @handles_errors
+    def merge(ctx: typer.Context, ids: IdsArg, video: VideoOpt = None) -> None:
+        """Record that these persons are one: all their tracklets must be joined.
+
+        Example: ptrack merge 14 29
+        """
+        with open_store(ctx) as store:
+            v = store.video(video)
+            chosen = resolve_ids(require_persons(store, v), ids)
+            if len(chosen) < 2:
+                raise PtrackError("merge needs at least two different person ids", exit_code=2)
+            owned = store.person_tracklets(v.id)
+            tracklets = sorted({t for p in chosen for t in owned.get(p["id"], [])})
+            cid = store.add_constraint(v.id, "merge", tracklets)
+        typer.echo(f"recorded merge #{cid}: persons {_ids_text(p['id'] for p in chosen)} "
+                   f"(tracklets {_ids_text(tracklets)}) are one person")
+        typer.echo("run `ptrack group; ptrack rank` to apply it")
+
+    @app.command()
+    @handles_errors
+    def split(
+        ctx: typer.Context,
+        person: Annotated[int, typer.Argument(help="Person id.", show_default=False)],
+        at: Annotated[int, typer.Option("--at", help="First frame of the second person (0-based).")],
+        video: VideoOpt = None,
+    ) -> None:
+        """Record that a person is two people from frame AT on.
+
+        Example: ptrack split 14 --at 1200
+        """
+        with open_store(ctx) as store:
+            v = store.video(video)
+            [p] = resolve_ids(require_persons(store, v), [person])
+            if not int(p["first"]) < at <= int(p["last"]):
+                raise PtrackError(f"--at {at} is outside P{p['id']}'s frames after its first "
+                                  f"({int(p['first']) + 1}-{p['last']})", exit_code=2)
+            tracklets = store.person_tracklets(v.id).get(p["id"], [])
+            boxes = store.person_boxes(v.id, p["id"])
+            before = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f < at})
+            after = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f >= at})
+            cid = store.add_constraint(v.id, "split", tracklets, frame=at)
+        fps = v.fps or 1.0
+        typer.echo(f"recorded split #{cid}: P{p['id']} (tracklets {_ids_text(tracklets)}) is two "
+                   f"people from frame {at} ({at / fps:.2f} s) on")
+        both = sorted(set(before) & set(after))
+        typer.echo(f"  before: tracklets {_ids_text(before) or '-'}; from {at}: tracklets "
+                   f"{_ids_text(after) or '-'}" + (f"; {_ids_text(both)} cut at {at}" if both else ""))
+        typer.echo("run `ptrack group; ptrack rank` to apply it")
+
+    @app.command()
+    @handles_errors
+    def unmerge(
+        ctx: typer.Context,
+        person: Annotated[int, typer.Argument(help="Person id.", show_default=False)],
+        video: VideoOpt = None,
+    ) -> None:
+        """Record that a person's tracklets must be kept apart (undo a wrong join).
+
+        Example: ptrack unmerge 14
+        """
+        with open_store(ctx) as store:
+            v = store.video(video)
+            [p] = resolve_ids(require_persons(store, v), [person])
+            tracklets = store.person_tracklets(v.id).get(p["id"], [])
+            if len(tracklets) < 2:
+                raise PtrackError(f"P{p['id']} is a single tracklet; nothing to unmerge "
+                                  f"(`ptrack split {p['id']} --at FRAME` cuts it)")
+            cid = store.add_constraint(v.id, "unmerge", tracklets)
+        typer.echo(f"recorded unmerge #{cid}: tracklets {_ids_text(tracklets)} of P{p['id']} "
+                   f"are kept apart")
+        typer.echo("run `ptrack group; ptrack rank` to apply it")
+
+    @app.command()
+    @handles_errors
+    @listing
+    def constraints(
+        ctx: typer.Context,
+        video: VideoOpt = None,
+        delete: Annotated[Optional[list[int]], typer.Option("--delete", help="Remove the constraint with this id (repeatable).")] = None,
+    ) -> Listing | None:
+        """List (or --delete) the merges, splits and unmerges recorded for a video.
+
+        Example: ptrack constraints --delete 3
+        """
+        with open_store(ctx) as store:
+            v = store.video(video)
+            have = {c["id"] for c in store.constraints(v.id)}
+            if delete:
+                unknown = [i for i in delete if i not in have]
+                if unknown:
+                    raise PtrackError(f"unknown constraint {_ids_text(unknown)}; {v.name} has "
+                                      f"{_ids_text(sorted(have)) or 'none'}", exit_code=2)
+                store.delete_constraints(delete)
+                typer.echo(f"removed constraint {_ids_text(delete)}; run `ptrack group; "
+                           f"ptrack rank` to apply")
+                return None
+            rows = [{"id": c["id"], "kind": c["kind"], "tracklets": c["ids"], "frame": c["frame"],
+                     "created": c["created"]} for c in store.constraints(v.id)]
+        cols = [Column("id", "id"), Column("kind", "kind", justify="left"),
+                Column("tracklets", "tracklets", lambda ids: " ".join(map(str, ids)), "left"),
+                Column("frame", "frame", lambda f: "-" if f is None else str(f)),
+                Column("created", "created", justify="left")]
+        return Listing(cols, rows, title=f"{v.name}: constraints",
+                       empty=f"no constraints recorded for {v.name}")

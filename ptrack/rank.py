@@ -1,0 +1,136 @@
+"""Rank persons so a user can pick the one they want (usually the main subject of the video).
+
+Pure: person box arrays in, a frozen :class:`RankResult` out. The score is a weighted mean of
+components in [0, 1]; weights are keyword parameters (``DEFAULTS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ptrack.errors import PtrackError
+
+COMPONENTS = ("duration", "coverage", "size", "centrality", "confidence")
+
+DEFAULTS: dict[str, float] = dict(
+    w_duration=3.0,  # on screen for a large part of the video
+    w_coverage=1.0,  # seen in most frames of its own span (few gaps)
+    w_size=2.0,  # large (close to the camera)
+    w_centrality=1.0,  # near the image centre
+    w_confidence=0.5,  # confidently detected
+    size_full=0.5,  # box height / image height that counts as full size (size = 1)
+)
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """Persons ordered by score, best first.
+
+    Attributes:
+        person: Person ids (int64, P), best first.
+        rank: 1 = best (int64, P).
+        score: Weighted score in [0, 1] (float64, P).
+        components: Name -> per-person component in [0, 1] (float64, P), same order as ``person``.
+    """
+
+    person: np.ndarray
+    rank: np.ndarray
+    score: np.ndarray
+    components: dict
+
+    def as_rows(self) -> list[dict]:
+        """One dict per person (person, rank, score and the components), best first."""
+        return [
+            {"person": int(p), "rank": int(r), "score": float(s),
+             **{k: float(v[i]) for k, v in self.components.items()}}
+            for i, (p, r, s) in enumerate(zip(self.person, self.rank, self.score))
+        ]
+
+
+def rank_persons(
+    person: np.ndarray,
+    frame: np.ndarray,
+    xyxy: np.ndarray,
+    conf: np.ndarray,
+    source: np.ndarray | None = None,
+    *,
+    n_frames: int,
+    width: int,
+    height: int,
+    **weights,
+) -> RankResult:
+    """Score and rank persons from their boxes.
+
+    Components (each in [0, 1]):
+        duration: span (last - first frame + 1) / ``n_frames``;
+        coverage: observed frames / span (interpolated boxes, ``source == 1``, do not count);
+        size: median box height / (``size_full`` * image height), capped at 1;
+        centrality: 1 - mean normalised distance of box centres from the image centre;
+        confidence: mean detection confidence of observed boxes.
+
+    Ties in score are broken by the lower person id, so the order is deterministic.
+
+    Raises:
+        PtrackError: Unknown weight names, negative weights, all-zero weights, or bad sizes.
+    """
+    unknown = set(weights) - set(DEFAULTS)
+    if unknown:
+        raise PtrackError(f"unknown rank setting(s): {', '.join(sorted(unknown))}")
+    p = {**DEFAULTS, **weights}
+    if any(v < 0 for v in p.values()):
+        raise PtrackError("rank weights must be non-negative")
+    w = np.array([p["w_" + c] for c in COMPONENTS], dtype=np.float64)
+    if w.sum() <= 0:
+        raise PtrackError("at least one rank weight must be positive")
+    if n_frames <= 0 or width <= 0 or height <= 0:
+        raise PtrackError(f"n_frames, width and height must be positive, got {n_frames}, {width}, {height}")
+
+    person = np.asarray(person, dtype=np.int64).reshape(-1)
+    n = len(person)
+    frame = np.asarray(frame, dtype=np.int64).reshape(n)
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(n, 4)
+    conf = np.asarray(conf, dtype=np.float64).reshape(n)
+    observed = np.ones(n, bool) if source is None else (np.asarray(source).reshape(n) == 0)
+
+    ids, inv = np.unique(person, return_inverse=True)
+    P = len(ids)
+    if P == 0:
+        e = np.zeros(0)
+        return RankResult(np.zeros(0, np.int64), np.zeros(0, np.int64), e, {c: e for c in COMPONENTS})
+
+    first = np.full(P, np.iinfo(np.int64).max)
+    last = np.full(P, np.iinfo(np.int64).min)
+    np.minimum.at(first, inv, frame)
+    np.maximum.at(last, inv, frame)
+    span = (last - first + 1).astype(np.float64)
+    n_obs = np.bincount(inv, weights=observed.astype(float), minlength=P)
+    # distinct observed frames (a person has at most one box per frame, but be safe)
+    key = np.unique(np.stack([inv[observed], frame[observed]], 1), axis=0) if observed.any() else np.zeros((0, 2), int)
+    n_obs = np.bincount(key[:, 0], minlength=P).astype(np.float64) if len(key) else np.zeros(P)
+
+    duration = np.clip(span / n_frames, 0, 1)
+    coverage = np.clip(n_obs / span, 0, 1)
+    h = np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
+    order = np.lexsort((h, inv))
+    bounds = np.searchsorted(inv[order], np.arange(P + 1))
+    med_h = np.array([np.median(h[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])])
+    size = np.clip(med_h / (max(p["size_full"], 1e-9) * height), 0, 1)
+    cx = (xyxy[:, 0] + xyxy[:, 2]) / 2 / width - 0.5
+    cy = (xyxy[:, 1] + xyxy[:, 3]) / 2 / height - 0.5
+    dist = np.clip(np.hypot(cx, cy) / np.hypot(0.5, 0.5), 0, 1)
+    centrality = 1 - np.bincount(inv, weights=dist, minlength=P) / np.bincount(inv, minlength=P)
+    conf_sum = np.bincount(inv, weights=np.where(observed, conf, 0.0), minlength=P)
+    obs_count = np.bincount(inv, weights=observed.astype(float), minlength=P)
+    confidence = np.clip(np.divide(conf_sum, obs_count, out=np.zeros(P), where=obs_count > 0), 0, 1)
+
+    comp = np.stack([duration, coverage, size, centrality, confidence], 1)
+    score = comp @ w / w.sum()
+    best = np.lexsort((ids, -score))
+    return RankResult(
+        person=ids[best],
+        rank=np.arange(1, P + 1, dtype=np.int64),
+        score=score[best],
+        components={c: comp[best, k] for k, c in enumerate(COMPONENTS)},
+    )

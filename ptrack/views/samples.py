@@ -1,0 +1,175 @@
+"""Choosing which crops show a person: K time bins across their presence, the best box of each.
+
+"Best" prefers a confident, large box that no other detection of the same frame covers, so
+a preview shows the person and not the one walking in front of them. Only observed boxes
+(``source == 0``) have crops; interpolated ones are never sampled.
+
+Example::
+
+    boxes = store.person_boxes(video.id, 14)
+    picks = sample_person(boxes, store.detections(video.id), k=8)
+    images = load_crops(store, video.id, picks)   # [(sample, BGR image), ...]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+# Detections below this confidence never count as covering another box: low-score boxes are
+# often fragments or duplicates of the very person being sampled.
+MIN_OTHER_CONF = 0.25
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One chosen crop of a person."""
+
+    frame: int
+    det: int
+    xyxy: tuple[float, float, float, float]
+    conf: float
+    covered: float  # largest fraction of this box covered by another detection of the frame
+    quality: float  # the score it won its bin with
+    bin: int  # time bin index, 0..k-1
+
+
+def coverage_by_others(frame: np.ndarray, det: np.ndarray, xyxy: np.ndarray, conf: np.ndarray,
+                       min_other_conf: float = MIN_OTHER_CONF) -> np.ndarray:
+    """For each detection, the largest fraction of its area covered by another detection of the
+    same frame (0 = free, 1 = fully hidden behind another box).
+
+    Arrays must be sorted by frame (``store.detections`` is). Vectorised over pairs of rows at
+    the same distance in the sorted order, so the cost is N x (most boxes in one frame).
+
+    >>> f = np.array([0, 0, 1]); d = np.array([0, 1, 0])
+    >>> b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [0, 0, 10, 10]], float)
+    >>> coverage_by_others(f, d, b, np.ones(3)).tolist()
+    [0.5, 0.5, 0.0]
+    """
+    n = len(frame)
+    out = np.zeros(n, dtype=np.float64)
+    if n < 2:
+        return out
+    frame = np.asarray(frame)
+    xyxy = np.asarray(xyxy, dtype=np.float64)
+    conf = np.asarray(conf, dtype=np.float64)
+    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
+    area = np.maximum(area, 1e-9)
+    _, counts = np.unique(frame, return_counts=True)
+    for step in range(1, int(counts.max())):
+        a = np.arange(n - step)
+        b = a + step
+        same = frame[a] == frame[b]
+        if not same.any():
+            break
+        a, b = a[same], b[same]
+        ix = np.maximum(0, np.minimum(xyxy[a, 2], xyxy[b, 2]) - np.maximum(xyxy[a, 0], xyxy[b, 0]))
+        iy = np.maximum(0, np.minimum(xyxy[a, 3], xyxy[b, 3]) - np.maximum(xyxy[a, 1], xyxy[b, 1]))
+        inter = ix * iy
+        # b covers a only when b is a credible detection, and vice versa
+        cov_a = np.where(conf[b] >= min_other_conf, inter / area[a], 0.0)
+        cov_b = np.where(conf[a] >= min_other_conf, inter / area[b], 0.0)
+        np.maximum.at(out, a, cov_a)
+        np.maximum.at(out, b, cov_b)
+    return np.minimum(out, 1.0)
+
+
+def _covered_for(boxes: dict[str, np.ndarray], detections: Any | None,
+                 min_other_conf: float) -> np.ndarray:
+    """Coverage of each person box by the other detections of its frame."""
+    n = len(boxes["frame"])
+    if detections is None or len(detections) == 0 or n == 0:
+        return np.zeros(n)
+    cov = coverage_by_others(detections.frame, detections.det, detections.xyxy, detections.conf,
+                             min_other_conf)
+    key_all = detections.frame.astype(np.int64) * 1_000_000 + detections.det.astype(np.int64)
+    key = boxes["frame"].astype(np.int64) * 1_000_000 + boxes["det"].astype(np.int64)
+    pos = np.searchsorted(key_all, key)
+    pos = np.clip(pos, 0, len(key_all) - 1)
+    found = key_all[pos] == key
+    return np.where(found, cov[pos], 0.0)
+
+
+def quality(conf: np.ndarray, height: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Score of a box as a preview: confidence x relative height^0.5 x (1 - covered)^2."""
+    h = np.asarray(height, dtype=np.float64)
+    rel = h / max(float(h.max()), 1e-9) if len(h) else h
+    return np.asarray(conf, np.float64) * np.sqrt(rel) * (1.0 - np.asarray(covered)) ** 2
+
+
+def sample_person(boxes: dict[str, np.ndarray], detections: Any | None = None, k: int = 8,
+                  *, min_other_conf: float = MIN_OTHER_CONF, per_bin: int = 1,
+                  covered: np.ndarray | None = None) -> list[Sample] | list[list[Sample]]:
+    """Pick the best observed box in each of ``k`` equal time bins over the person's span.
+
+    ``boxes`` is ``store.person_boxes(video_id, person)``; ``detections`` is
+    ``store.detections(video_id)`` (or None to ignore overlaps). Bins without an observed box
+    are skipped, so fewer than ``k`` samples come back for a person with gaps or few frames.
+    With ``per_bin > 1`` each bin gives its best few (a list per bin), for callers that need a
+    fallback when a crop is missing. ``k <= 0`` means every observed box, in frame order.
+    """
+    source = boxes["source"]
+    keep = (source == 0) & (boxes["det"] >= 0)
+    if not keep.any():
+        return []
+    sub = {name: arr[keep] for name, arr in boxes.items()}
+    frames = sub["frame"]
+    xyxy = sub["xyxy"].astype(np.float64)
+    if covered is None:
+        cov = _covered_for(sub, detections, min_other_conf)
+    else:
+        cov = np.asarray(covered, np.float64)[keep]
+    score = quality(sub["conf"], xyxy[:, 3] - xyxy[:, 1], cov)
+    first, last = int(boxes["frame"].min()), int(boxes["frame"].max())
+    if k <= 0:
+        bins = np.arange(len(frames))
+    else:
+        span = last - first + 1
+        bins = np.minimum(((frames - first) * k) // max(span, 1), k - 1)
+    order = np.lexsort((frames, -score, bins))  # by bin, best first, earlier frame on ties
+    picked: list[list[Sample]] = []
+    current = -1
+    for i in order:
+        b = int(bins[i])
+        if b != current:
+            picked.append([])
+            current = b
+        if len(picked[-1]) < per_bin:
+            picked[-1].append(Sample(int(frames[i]), int(sub["det"][i]),
+                                     tuple(float(v) for v in xyxy[i]),  # type: ignore[arg-type]
+                                     float(sub["conf"][i]), float(cov[i]), float(score[i]), b))
+    if per_bin == 1:
+        return [group[0] for group in picked]
+    return picked
+
+
+def load_crops(store: Any, video_id: int, picks: Sequence[Sample] | Sequence[Sequence[Sample]],
+               *, decode: bool = True) -> list[tuple[Sample, Any]]:
+    """The crop of each pick as ``(sample, image)``; a bin given as a list falls back to its next
+    candidate when a crop is missing. Images are BGR arrays, or JPEG bytes with ``decode=False``.
+    Picks whose crops are all missing are left out.
+    """
+    groups = [list(p) if isinstance(p, (list, tuple)) and p and isinstance(p[0], Sample) else [p]
+              for p in picks]
+    flat = [s for g in groups for s in g]
+    data = store.crops([(video_id, s.frame, s.det) for s in flat])
+    found = {(s.frame, s.det): d for s, d in zip(flat, data)}
+    out = []
+    for g in groups:
+        for s in g:
+            jpeg = found.get((s.frame, s.det))
+            if jpeg:
+                if decode:
+                    from ptrack.crops import decode as _decode
+
+                    img = _decode(jpeg)
+                    if img is None:
+                        continue
+                    out.append((s, img))
+                else:
+                    out.append((s, jpeg))
+                break
+    return out

@@ -1,0 +1,156 @@
+"""`ptrack import | track | group | rank | eval` through the CLI on real temporary projects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ptrack.cli import app
+from ptrack.store import Store
+from tests.conftest import shared_file
+
+runner = CliRunner()
+
+
+def cli(project: Path, *args):
+    """Run ptrack with a short lost-track buffer, so a 1.2 s gap breaks a track."""
+    cfg = project.parent / "short-buffer.yaml"
+    cfg.write_text("track:\n  track_buffer_s: 0.5\n")
+    return runner.invoke(app, ["--project", str(project), "--config", str(cfg), *map(str, args)])
+
+
+def two_walkers(path: Path, gap: tuple[int, int] = (40, 70)) -> Path:
+    """MOT lines: person A walks right for 100 frames (missing in ``gap``), B walks left."""
+    lines = []
+    for f in range(100):
+        if not gap[0] <= f < gap[1]:
+            lines.append(f"{f + 1},-1,{100 + 4 * f},200,50,120,0.9,-1,-1,-1")
+        lines.append(f"{f + 1},-1,{900 - 3 * f},180,60,140,0.8,-1,-1,-1")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def gt_of_two_walkers(path: Path) -> Path:
+    lines = []
+    for f in range(100):
+        lines.append(f"{f + 1},1,{100 + 4 * f},200,50,120,1,-1,-1,-1")
+        lines.append(f"{f + 1},2,{900 - 3 * f},180,60,140,1,-1,-1,-1")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def imported(tmp_path: Path) -> Path:
+    proj = tmp_path / "proj"
+    result = cli(proj, "import", two_walkers(tmp_path / "det.txt"), "--video", "walkers",
+                 "--fps", "25", "--width", "1280", "--height", "720")
+    assert result.exit_code == 0, result.output
+    assert "walkers: import done" in result.output and "detections 170" in result.output
+    return proj
+
+
+def test_track_group_rank_join_the_broken_walker(imported: Path):
+    tr = cli(imported, "track")
+    assert tr.exit_code == 0, tr.output
+    assert "tracklets 3" in tr.output  # the 1.2 s gap breaks A's track
+    gr = cli(imported, "group")
+    assert gr.exit_code == 0, gr.output
+    assert "persons 2" in gr.output
+    rk = cli(imported, "rank")
+    assert rk.exit_code == 0, rk.output
+    with Store.open(imported, create=False) as store:
+        v = store.video("walkers")
+        persons = store.persons(v.id)
+        assert [p["rank"] for p in persons] == [1, 2]
+        assert sorted(p["n_frames"] for p in persons) == [100, 100]
+        a = next(p for p in persons if p["n_observed"] == 70)
+        boxes = store.person_boxes(v.id, a["id"])
+        filled = boxes["frame"][boxes["source"] == 1].tolist()
+        assert filled == list(range(40, 70))  # the gap is interpolated, and marked so
+        np.testing.assert_allclose(boxes["xyxy"][boxes["frame"] == 55][0], [320, 200, 370, 320], atol=0.5)
+        assert store.stage_state(v.id, "rank") == "done"
+
+
+def test_rerunning_track_marks_later_stages_stale_and_rank_catches_up(imported: Path):
+    assert cli(imported, "rank").exit_code == 0  # runs track and group first
+    assert cli(imported, "track").exit_code == 0
+    with Store.open(imported, create=False) as store:
+        v = store.video(None)
+        assert store.stage_state(v.id, "group") == "stale"
+        assert store.stage_state(v.id, "rank") == "stale"
+    result = cli(imported, "rank")
+    assert result.exit_code == 0
+    assert "group results are stale; running group first" in result.output
+
+
+def test_explain_prints_each_criterion(imported: Path):
+    assert cli(imported, "group").exit_code == 0
+    with Store.open(imported, create=False) as store:
+        links = store.person_tracklets(store.video(None).id)
+    a, b = sorted(links)[:2]
+    result = cli(imported, "group", "--explain", a, b)
+    assert result.exit_code == 0, result.output
+    for word in ("criterion", "threshold", "verdict", "gap seconds", "motion", "link"):
+        assert word in result.output
+
+
+def test_eval_known_answer(imported: Path, tmp_path: Path):
+    assert cli(imported, "group").exit_code == 0
+    result = cli(imported, "eval", gt_of_two_walkers(tmp_path / "gt.txt"), "--json")
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    persons = scores["persons"]
+    assert persons["IDSW"] == 0 and persons["subjects"] == 2
+    assert persons["coverage"] == pytest.approx(100.0)
+    assert persons["purity"] == pytest.approx(100.0)
+    assert persons["IDF1"] == pytest.approx(100.0)
+    assert scores["tracklets"]["coverage"] < 100.0
+
+
+def test_import_malformed_line_names_it(tmp_path: Path):
+    bad = tmp_path / "det.txt"
+    bad.write_text("1,-1,10,10,20,40,0.9,-1,-1,-1\n2,-1,abc,10,20,40,0.9,-1,-1,-1\n")
+    result = cli(tmp_path / "p", "import", bad, "--video", "x", "--fps", "25", "--width", "640",
+                 "--height", "480")
+    assert result.exit_code == 1
+    assert f"{bad}:2:" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_import_without_video_needs_geometry(tmp_path: Path):
+    result = cli(tmp_path / "p", "import", two_walkers(tmp_path / "d.txt"), "--video", "x")
+    assert result.exit_code == 2
+    assert "give --fps, --width and --height" in result.output
+
+
+def test_import_twice_needs_force(imported: Path, tmp_path: Path):
+    again = cli(imported, "import", two_walkers(tmp_path / "d2.txt"), "--video", "walkers")
+    assert again.exit_code == 1 and "--force" in again.output
+    forced = cli(imported, "import", two_walkers(tmp_path / "d2.txt"), "--video", "walkers", "--force")
+    assert forced.exit_code == 0
+
+
+def test_stage_without_detections_says_what_to_run(tmp_path: Path):
+    with Store.open(tmp_path / "p") as store:
+        store.add_video(name="v", path="/v.mp4", size=1, fingerprint="f", fps=25, width=10,
+                        height=10, frame_count=5)
+    result = cli(tmp_path / "p", "track")
+    assert result.exit_code == 1
+    assert "run `ptrack detect` or `ptrack import` first" in result.output
+
+
+def test_mot15_tud_campus_import_and_eval(tmp_path: Path):
+    seq = shared_file("mot15", "TUD-Campus")
+    proj = tmp_path / "p"
+    assert cli(proj, "import", seq / "det.txt", "--video", seq / "TUD-Campus.mp4").exit_code == 0
+    assert cli(proj, "group").exit_code == 0
+    result = cli(proj, "eval", seq / "gt.txt", "--json")
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    # grouping must not lose coverage against the tracker's own tracklets
+    assert scores["persons"]["coverage"] >= scores["tracklets"]["coverage"]
+    assert scores["persons"]["subjects"] == scores["tracklets"]["subjects"] > 0
