@@ -36,20 +36,22 @@ from scipy.sparse.csgraph import connected_components
 from ptrack.errors import PtrackError
 
 DEFAULTS: dict[str, float | int] = dict(
-    max_gap_s=8.0,  # longest gap between two tracklets of one person
+    max_gap_s=8.0,  # longest gap between two tracklets of one person when appearance backs the link
+    motion_max_gap_s=2.0,  # longest gap for a link on motion alone (no descriptors for the pair)
     handover_s=0.2,  # longest time overlap at a hand-over
     vel_window_s=1.0,  # track end/start used to estimate velocity
     max_speed=2.0,  # cap on the estimated speed, box heights per second
-    pos_tol=0.5,  # motion tolerance at zero gap, box heights
-    pos_tol_per_s=0.5,  # motion tolerance growth per second of gap, box heights
-    scale_tol=0.25,  # log box-height tolerance at zero gap
+    pos_noise=0.03,  # noise of a box position, box heights (sets how much short tracklets' velocity is trusted)
+    pos_tol=0.1,  # motion tolerance at zero gap, box heights
+    pos_tol_per_s=0.1,  # motion tolerance growth per second of gap, box heights
+    scale_tol=0.2,  # log box-height tolerance at zero gap
     scale_tol_per_s=0.25,  # log box-height tolerance growth per second of gap
     gap_cost_per_s=0.1,  # link cost added per second of gap (prefers short gaps)
-    no_link_cost=2.5,  # a link is made only if its cost is below this
+    no_link_cost=1.0,  # a link is made only if its cost is below this
     app_max=0.4,  # appearance distance allowed when motion agrees
     app_strong=0.25,  # appearance distance needed to link beyond the motion gate
     app_weight=1.0,  # weight of the appearance term in the link cost
-    interp_max_s=2.0,  # fill gaps up to this long by linear interpolation
+    interp_max_s=1.5,  # fill gaps up to this long by linear interpolation
     n_rounds=3,  # rounds of linking on the merged persons
 )
 
@@ -160,7 +162,8 @@ def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
     u = unit_of_row[rows]
     f = frame[rows]
     b = xyxy[rows].astype(np.float64)
-    y = np.column_stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, np.log(np.maximum(b[:, 3] - b[:, 1], 1.0))])
+    # position = top centre: occlusion by people or objects in front usually cuts the bottom of a box
+    y = np.column_stack([(b[:, 0] + b[:, 2]) / 2, b[:, 1], np.log(np.maximum(b[:, 3] - b[:, 1], 1.0))])
     units, first, counts = np.unique(u, return_index=True, return_counts=True)
     U = len(units)
     win = max(2.0, p["vel_window_s"] * fps)  # frames
@@ -189,10 +192,12 @@ def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
             speed = np.hypot(v[0], v[1]) / h
             if speed > vmax:
                 v[:2] *= vmax / speed
-            v[2] = np.clip(v[2], -vmax, vmax)
+            v[2] = 0.0  # no size trend: extrapolating a shrinking (occluded) box over a gap misleads
+            val[2] = np.median(yk[idx, 2])
             span = float(fk[idx[-1]] - fk[idx[0]])
             out[side][k], at[side][k] = v, val
-            w[side][k] = min(span, win) / win  # 0 for a single observation
+            # velocity uncertainty (box heights per frame): position noise over the span, at most the speed cap
+            w[side][k] = min(p["pos_noise"] * 2.0 / span, vmax) if span > 0 else vmax
     return _States(
         units=units,
         start=f[first],
@@ -218,20 +223,21 @@ def _link_features(S: _States, ia: np.ndarray, ib: np.ndarray, fps: float, p: di
     """Motion / scale errors and tolerances of links end(ia) -> start(ib), vectorised."""
     dt = (S.start[ib] - S.end[ia]).astype(float)  # frames; negative at an overlap
     gap_s = np.maximum(dt, 0.0) / fps
-    wa, wb = S.e_w[ia] + 1e-6, S.s_w[ib] + 1e-6
+    wa, wb = 1.0 / S.e_w[ia] ** 2, 1.0 / S.s_w[ib] ** 2  # inverse-variance weights of the two velocities
     v = (S.e_vel[ia] * wa[:, None] + S.s_vel[ib] * wb[:, None]) / (wa + wb)[:, None]
+    sigma_v = 1.0 / np.sqrt(wa + wb)
     h = np.exp((S.e_logh[ia] + S.s_logh[ib]) / 2)
     pred = S.e_pos[ia] + v[:, :2] * dt[:, None]
     motion = np.hypot(*(S.s_pos[ib] - pred).T) / h
-    motion_tol = p["pos_tol"] + p["pos_tol_per_s"] * gap_s
+    motion_tol = p["pos_tol"] + p["pos_tol_per_s"] * gap_s + sigma_v * np.abs(dt)
     scale = np.abs(S.s_logh[ib] - (S.e_logh[ia] + v[:, 2] * dt))
     scale_tol = p["scale_tol"] + p["scale_tol_per_s"] * gap_s
     return dict(dt=dt, gap_s=gap_s, motion=motion, motion_tol=motion_tol, scale=scale, scale_tol=scale_tol)
 
 
-def _candidates(S: _States, fps: float, p: dict) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(S: _States, fps: float, p: dict, with_app: bool) -> tuple[np.ndarray, np.ndarray]:
     over = int(round(p["handover_s"] * fps))
-    max_gap = int(round(p["max_gap_s"] * fps))
+    max_gap = int(round((max(p["max_gap_s"], p["motion_max_gap_s"]) if with_app else p["motion_max_gap_s"]) * fps))
     order = np.argsort(S.start, kind="stable")
     starts = S.start[order]
     lo = np.searchsorted(starts, S.end - over, side="left")
@@ -260,13 +266,16 @@ def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
             if da is not None and db is not None:
                 app[k] = appearance_distance(da, db)
     has_app = ~np.isnan(app)
+    motion_ok &= has_app | (feat["gap_s"] <= p["motion_max_gap_s"])
     app_ok_near = ~has_app | (app <= p["app_max"])
-    app_ok_far = has_app & (app <= p["app_strong"]) & (s <= 1.0 + feat["gap_s"])
+    app_ok_far = has_app & (app <= p["app_strong"]) & (feat["gap_s"] <= p["max_gap_s"])
     ok_near = motion_ok & app_ok_near
     ok_far = ~ok_near & app_ok_far
     a_norm = np.where(has_app, app / max(p["app_max"], 1e-9), 0.0)
     cost = np.where(ok_near, cost + p["app_weight"] * a_norm**2, np.inf)
-    far_cost = 1.0 + p["app_weight"] * (app / max(p["app_strong"], 1e-9)) ** 2 + p["gap_cost_per_s"] * feat["gap_s"]
+    # beyond the motion gate only appearance speaks: such links rank by appearance alone, in the upper
+    # half of the accepted cost range so that a motion-consistent alternative wins
+    far_cost = p["no_link_cost"] * (0.5 + 0.45 * (app / max(p["app_strong"], 1e-9)) ** 2)
     cost = np.where(ok_far, far_cost, cost)
     feat.update(app=app, cost=cost, motion_ok=motion_ok)
     return cost, feat
@@ -316,10 +325,13 @@ def _assign(ia, ib, cost, no_link_cost) -> list[tuple[int, int, float]]:
 
 
 class _Persons:
+    """Union-find over tracklets; each root keeps its members and their frame spans."""
+
     def __init__(self, tracklets: np.ndarray, frames_of: dict[int, np.ndarray]):
         self.parent = {int(t): int(t) for t in tracklets}
         self.members = {int(t): [int(t)] for t in tracklets}
-        self.frames = {int(t): frames_of[int(t)] for t in tracklets}
+        self.frames_of = frames_of
+        self.span = {int(t): (int(frames_of[int(t)][0]), int(frames_of[int(t)][-1])) for t in tracklets}
 
     def find(self, t: int) -> int:
         root = t
@@ -336,11 +348,18 @@ class _Persons:
         root, other = min(ra, rb), max(ra, rb)
         self.parent[other] = root
         self.members[root] += self.members.pop(other)
-        self.frames[root] = np.union1d(self.frames[root], self.frames.pop(other))
         return root
 
     def overlap(self, a: int, b: int) -> int:
-        return len(np.intersect1d(self.frames[self.find(a)], self.frames[self.find(b)], assume_unique=True))
+        """Frames in which both persons (of tracklets a and b) have a box."""
+        ma, mb = self.members[self.find(a)], self.members[self.find(b)]
+        sa = np.array([self.span[t] for t in ma])
+        sb = np.array([self.span[t] for t in mb])
+        hit = (sa[:, None, 0] <= sb[None, :, 1]) & (sb[None, :, 0] <= sa[:, None, 1])
+        total = 0
+        for i, j in zip(*np.nonzero(hit)):
+            total += len(np.intersect1d(self.frames_of[ma[i]], self.frames_of[mb[j]], assume_unique=True))
+        return total
 
     def forbidden(self, a: int, b: int, cannot: dict[int, set[int]]) -> bool:
         ma, mb = self.members[self.find(a)], set(self.members[self.find(b)])
@@ -437,8 +456,8 @@ def group_tracklets(
         unit = np.full(len(tid), -1, np.int64)
         unit[rows] = _roots(P, tid[rows])
         S = _states(unit, frame, xyxy, conf, rows, fps, p)
-        ia, ib = _candidates(S, fps, p)
         desc = _unit_descriptors(P, descriptors, S.units) if descriptors else None
+        ia, ib = _candidates(S, fps, p, bool(desc))
         cost, _ = _link_costs(S, ia, ib, fps, p, desc)
         links = _assign(ia, ib, cost, p["no_link_cost"])
         links.sort(key=lambda x: (x[2], S.units[x[0]], S.units[x[1]]))
@@ -543,7 +562,7 @@ def explain(
         desc = {a: descriptors[a], b: descriptors[b]}
     cost, f = _link_costs(S, ia, ib, fps, p, desc)
     over = int(round(p["handover_s"] * fps))
-    max_gap = int(round(p["max_gap_s"] * fps))
+    max_gap = int(round((p["max_gap_s"] if desc else p["motion_max_gap_s"]) * fps))
     overlap = len(np.intersect1d(S.frames[i], S.frames[j]))
     dt = int(f["dt"][0])
 
@@ -555,7 +574,7 @@ def explain(
     out = [
         row("order (later one starts and ends later)", float(order_ok), 1.0, order_ok),
         row("overlap frames", overlap, over, overlap <= over),
-        row("gap seconds", max(dt, 0) / fps, p["max_gap_s"], dt <= max_gap),
+        row("gap seconds", max(dt, 0) / fps, max_gap / fps, dt <= max_gap),
         row("motion error (box heights)", f["motion"][0], f["motion_tol"][0], f["motion"][0] <= f["motion_tol"][0]),
         row("scale error (log height)", f["scale"][0], f["scale_tol"][0], f["scale"][0] <= f["scale_tol"][0]),
     ]

@@ -80,8 +80,14 @@ _UPGRADES: list[str] = []
 
 def _write_error(what: str, path: Path, exc: Exception) -> PtrackError:
     """A one-line error for a failed write; the store keeps its last committed state."""
+    import shutil
+
     text = str(exc)
-    if "space" in text.lower() or "full" in text.lower():
+    try:
+        nearly_full = shutil.disk_usage(path.parent).free < (4 << 20)
+    except OSError:
+        nearly_full = False
+    if nearly_full or "space" in text.lower() or "full" in text.lower():
         text = "no space left on device"
     return PtrackError(f"writing the {what} {path} failed ({text}); everything committed before "
                        f"is intact: free space and run the same command again to resume")

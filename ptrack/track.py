@@ -12,12 +12,13 @@ import numpy as np
 
 from ptrack.errors import PtrackError
 
-# Ultralytics' bytetrack.yaml values, except the lost buffer which is in seconds here.
+# Tuned on MOT15 public detections (bench/tune_group.py); Ultralytics' bytetrack.yaml has
+# 0.25 / 0.1 / 0.25 / 30 frames / 0.8 / True. The lost buffer is in seconds here.
 DEFAULTS = dict(
-    track_high_thresh=0.25,
+    track_high_thresh=0.7,
     track_low_thresh=0.1,
-    new_track_thresh=0.25,
-    track_buffer_s=1.0,
+    new_track_thresh=0.7,
+    track_buffer_s=2.0,
     match_thresh=0.8,
     fuse_score=True,
 )

@@ -63,3 +63,19 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def walking_pair() -> Path:
     """A real 35-frame clip with two people (CC BY, Intel IoT devkit sample videos)."""
     return REPO / "tests" / "data" / "walking-pair.mp4"
+
+
+def make_video(path: Path, *, source: str = "testsrc=size=320x240:rate=25", seconds: float = 2.0,
+               faststart: bool = True) -> Path:
+    """Encode an H.264 test video with Debian's ffmpeg (skips when ffmpeg is absent)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
+    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-t", str(seconds),
+           "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    if faststart:
+        cmd += ["-movflags", "+faststart"]
+    subprocess.run([*cmd, str(path)], check=True)
+    return path

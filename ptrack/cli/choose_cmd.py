@@ -149,8 +149,8 @@ def register(app: typer.Typer) -> None:
                                   f"({int(p['first']) + 1}-{p['last']})", exit_code=2)
             tracklets = store.person_tracklets(v.id).get(p["id"], [])
             boxes = store.person_boxes(v.id, p["id"])
-            before = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f < at})
-            after = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f >= at})
+            before = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f < at and t >= 0})
+            after = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f >= at and t >= 0})
             cid = store.add_constraint(v.id, "split", tracklets, frame=at)
         fps = v.fps or 1.0
         typer.echo(f"recorded split #{cid}: P{p['id']} (tracklets {_ids_text(tracklets)}) is two "

@@ -255,7 +255,7 @@ def register(app: typer.Typer) -> None:
         video: VideoOpt = None,
         top: Annotated[Optional[int], typer.Option("--top", "-n", min=1, help="Only the N best ranked.")] = None,
         min_frames: Annotated[int, typer.Option("--min-frames", min=0, help="Only persons present in at least N frames.")] = 0,
-    ) -> Listing | None:
+    ) -> Listing:
         """Persons in rank order: frames present, span, coverage, tracklets, size, score.
 
         Example: ptrack list persons --top 10
@@ -265,8 +265,9 @@ def register(app: typer.Typer) -> None:
             try:
                 persons = require_persons(store, v)
             except NobodyFound as exc:
-                typer.echo(exc.message)
-                return None
+                persons, nobody = [], exc.message
+            else:
+                nobody = None
             notes = stale_notes(store, v)
         total = len(persons)
         persons = [p for p in persons if p["n_frames"] >= min_frames]
@@ -282,7 +283,7 @@ def register(app: typer.Typer) -> None:
                 Column("mean_conf", "conf", _f(".2f")), Column("score", "score", _f(".3f"))]
         title = f"{v.name}: {len(rows)} of {total} persons"
         return Listing(cols, rows, title=title, notes=notes,
-                       empty=f"no person of {v.name} matches (of {total}; lower --min-frames)")
+                       empty=nobody or f"no person of {v.name} matches (of {total}; lower --min-frames)")
 
     @list_app.command("tracklets")
     @handles_errors
@@ -382,6 +383,8 @@ def register(app: typer.Typer) -> None:
         console = Console(highlight=False)
         if graphics == "auto" and not console.is_terminal:
             graphics = "none"
+            typer.echo("note: output is not a terminal, so crops are not drawn "
+                       "(--graphics blocks draws them anyway)", err=True)
         with open_store(ctx) as store:
             v = store.video(video)
             chosen = resolve_ids(require_persons(store, v), ids)

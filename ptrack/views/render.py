@@ -69,7 +69,7 @@ def draw_frame(frame: np.ndarray, index: int, total: int, fps: float,
     import cv2
 
     h, w = frame.shape[:2]
-    scale = max(0.4, min(h, w) / 720)
+    scale = max(0.5, min(h, w) / 720)
     thick = max(1, round(2 * scale))
     font = cv2.FONT_HERSHEY_SIMPLEX
     for xyxy, colour, label, interpolated in items:
@@ -78,7 +78,7 @@ def draw_frame(frame: np.ndarray, index: int, total: int, fps: float,
         if interpolated:  # dashed outline: the box was not seen, only inferred
             _dashed_rect(frame, (x1, y1), (x2, y2), colour, t, max(4, round(10 * scale)))
         else:
-            cv2.rectangle(frame, (x1, y1), (x2, y2), colour, t, cv2.LINE_AA)
+            cv2.rectangle(frame, (x1, y1), (x2, y2), colour, t, cv2.LINE_8)
         fs = 0.55 * scale * 1.4
         (tw, th), base = cv2.getTextSize(label, font, fs, thick)
         ty = y1 - 4 if y1 - th - base - 4 >= 0 else y1 + th + base + 4

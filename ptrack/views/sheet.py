@@ -103,7 +103,7 @@ def _tile(jpeg: bytes):
     return tile
 
 
-COLUMNS = ("#", "person", "crops across time", "first frame", "last frame", "frames", "tracklets")
+COLUMNS = ("#", "person", "crops across time \u2192", "first frame", "last frame", "frames", "tracklets")
 
 
 def write_png(rows: Sequence[SheetRow], video: Any, path: Path, k: int, *,
@@ -117,7 +117,7 @@ def write_png(rows: Sequence[SheetRow], video: Any, path: Path, k: int, *,
     fps = float(video.fps)
     k = max(k, max((len(r.crops) for r in rows), default=0), 1)
     crops_w = k * TILE_W + (k - 1) * GAP
-    widths = [56, 96, max(crops_w, 200), 130, 130, 96, 104]
+    widths = [56, 96, max(crops_w, 200) + 24, 130, 130, 110, 104]
     label_h = SMALL_SIZE + 6
     row_h = TILE_H + label_h + 2 * PAD
     head_h = FONT_SIZE + 2 * PAD + 4

@@ -96,8 +96,22 @@ def stats_panel(person: dict, fps: float, samples: Sequence[Any] = ()):
     return Panel(grid, title=f"[bold]P{person['id']}[/]", title_align="left", expand=False)
 
 
+def _ensure_cell_size() -> None:
+    """textual-image divides by the terminal's reported size, which some pseudo terminals give
+    as 0; assume the common 10 x 20 pixel cell then instead of failing."""
+    try:
+        from textual_image._terminal import CellSize, get_cell_size
+    except ImportError:  # pragma: no cover - layout of another textual-image version
+        return
+    try:
+        get_cell_size()
+    except Exception:
+        setattr(get_cell_size, "_result", CellSize(10, 20))
+
+
 def image_renderable(image, width: int, height: int, graphics: str = "auto"):
     """A rich renderable drawing a PIL image in ``width`` x ``height`` cells."""
+    _ensure_cell_size()
     if graphics == "blocks":
         from textual_image.renderable.halfcell import Image as Cls
     elif graphics == "sixel":

@@ -1,0 +1,118 @@
+"""Selection and export files: merging persons, npz/JSON/CSV layouts, MOT lines."""
+
+from __future__ import annotations
+
+import csv
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ptrack.export import Track, atomic_path, merge_tracks, write_export, write_selection
+
+VIDEO = SimpleNamespace(path="/videos/match.mp4", name="match", fps=25.0, width=1920, height=1080,
+                        frame_count=500)
+
+
+def track(pid, frames, conf, tracklet=None, source=None, offset=0.0):
+    n = len(frames)
+    xyxy = np.array([[10 + f + offset, 20, 60 + f + offset, 220] for f in frames], float).reshape(-1, 4)
+    return Track(pid, np.asarray(frames, np.int64), xyxy, np.asarray(conf, float),
+                 np.zeros(n, np.int8) if source is None else np.asarray(source, np.int8),
+                 np.full(n, pid) if tracklet is None else np.asarray(tracklet))
+
+
+def test_merge_keeps_more_confident_box_and_counts_contested():
+    a = track(14, [0, 1, 2, 3], [0.9, 0.2, 0.5, 0.4], tracklet=[14, 14, 15, 15])
+    b = track(29, [2, 3, 4], [0.5, 0.6, 0.7], offset=100)
+    m, contested = merge_tracks([a, b])
+    assert m.person_id == 14 and contested == 2
+    assert m.frame.tolist() == [0, 1, 2, 3, 4]
+    assert m.tracklet.tolist() == [14, 14, 15, 29, 29]  # frame 2 ties: first-listed wins
+    assert m.conf.tolist() == [0.9, 0.2, 0.5, 0.6, 0.7]
+    assert m.xyxy[3].tolist() == [113.0, 20.0, 163.0, 220.0]
+
+
+def test_merge_single_and_disjoint():
+    a = track(3, [5, 6], [0.5, 0.5])
+    m, contested = merge_tracks([a])
+    assert contested == 0 and m.frame.tolist() == [5, 6]
+    m, contested = merge_tracks([track(9, [7], [0.1]), a], person_id=3)
+    assert contested == 0 and m.person_id == 3 and m.frame.tolist() == [5, 6, 7]
+    with pytest.raises(ValueError):
+        merge_tracks([])
+
+
+def test_npz_reads_like_the_old_pipeline(tmp_path):
+    t = track(14, [3, 4, 5], [0.9, 0.0, 0.8], source=[0, 1, 0], tracklet=[14, -1, 22])
+    path = write_selection(tmp_path / "primary_person.npz", "npz", t, VIDEO, [14, 22])
+    data = np.load(path, allow_pickle=True)
+    person = data["primary_person"].item()
+    assert person["person_id"] == 14
+    assert person["frame_numbers"].tolist() == [3, 4, 5]
+    assert person["frame_numbers"].dtype.kind == "i"
+    assert person["bboxes"].shape == (3, 4) and person["bboxes"].dtype == np.float64
+    assert person["bboxes"][0].tolist() == [13.0, 20.0, 63.0, 220.0]
+    assert person["confidences"].tolist() == [0.9, 0.0, 0.8]
+    assert person["sources"].tolist() == [0, 1, 0]
+    assert person["tracklets"].tolist() == [14, -1, 22]
+    data.close()
+    top = np.load(path)  # top-level arrays need no pickle
+    assert int(top["person_id"]) == 14 and top["person_ids"].tolist() == [14, 22]
+    assert top["frame_numbers"].tolist() == [3, 4, 5]
+    assert np.array_equal(top["bboxes"], t.xyxy)
+    assert str(top["video_path"]) == "/videos/match.mp4" and float(top["fps"]) == 25.0
+    assert (int(top["width"]), int(top["height"]), int(top["frame_count"])) == (1920, 1080, 500)
+    assert top["sources"].tolist() == [0, 1, 0] and top["tracklets"].tolist() == [14, -1, 22]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["primary_person.npz"]
+
+
+def test_json_and_csv_selection(tmp_path):
+    t = track(7, [0, 50], [0.5, 0.25])
+    doc = json.loads(write_selection(tmp_path / "p.json", "json", t, VIDEO, [7]).read_text())
+    assert doc["person_id"] == 7 and doc["frame_numbers"] == [0, 50]
+    assert doc["bboxes"] == [[10.0, 20.0, 60.0, 220.0], [60.0, 20.0, 110.0, 220.0]]
+    assert doc["times"] == [0.0, 2.0] and doc["fps"] == 25.0 and doc["sources"] == [0, 0]
+    rows = list(csv.reader((write_selection(tmp_path / "p.csv", "csv", t, VIDEO, [7])).open()))
+    assert rows[0] == ["person_id", "frame", "time", "x1", "y1", "x2", "y2", "conf", "source",
+                       "tracklet"]
+    assert rows[2] == ["7", "50", "2.0", "60.0", "20.0", "110.0", "220.0", "0.25", "0", "7"]
+
+
+def test_mot_export_is_one_based_and_sorted_by_frame(tmp_path):
+    a = track(14, [0, 1], [0.9, 0.8])
+    b = track(3, [1], [0.5], offset=0.5)
+    path, rows = write_export(tmp_path / "p.txt", "mot", [a, b], VIDEO)
+    assert rows == 3
+    assert path.read_text().splitlines() == [
+        "1,14,10.0,20.0,50.0,200.0,0.9,-1,-1,-1",
+        "2,3,11.5,20.0,50.0,200.0,0.5,-1,-1,-1",
+        "2,14,11.0,20.0,50.0,200.0,0.8,-1,-1,-1"]
+
+
+def test_csv_and_json_export(tmp_path):
+    a = track(14, [0, 1], [0.9, 0.8], source=[0, 1])
+    path, _ = write_export(tmp_path / "p.csv", "csv", [a], VIDEO, {14: 1})
+    rows = list(csv.reader(path.open()))
+    assert rows[0][:4] == ["person_id", "rank", "frame", "time"]
+    assert rows[2] == ["14", "1", "1", "0.04", "11.0", "20.0", "61.0", "220.0", "0.8", "1", "14"]
+    doc = json.loads(write_export(tmp_path / "p.json", "json", [a], VIDEO, {14: 1})[0].read_text())
+    assert doc["video_path"] == "/videos/match.mp4"
+    assert doc["persons"][0]["person_id"] == 14 and doc["persons"][0]["rank"] == 1
+    assert doc["persons"][0]["frame_numbers"] == [0, 1] and doc["persons"][0]["sources"] == [0, 1]
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.npz"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]

@@ -1,0 +1,318 @@
+"""ptrack.group: each grouping rule on small hand-built tracklets, plus properties on random ones."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ptrack.errors import PtrackError
+from ptrack.group import DEFAULTS, GroupResult, _assign, explain, group_tracklets
+
+FPS = 25.0
+
+
+class Scene:
+    """Collects tracklets as detection rows (tid, frame, xyxy, conf)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, list[float], float]] = []
+
+    def add(self, tid, frames, x0, y0, w, h, vx=0.0, vy=0.0, dh=0.0, conf=0.9):
+        """Tracklet ``tid`` over ``frames``: top-left (x0, y0) at the first frame, moving (vx, vy) px/frame,
+        height changing by dh px/frame (width keeps the aspect)."""
+        f0 = frames[0]
+        for f in frames:
+            t = f - f0
+            hh = h + dh * t
+            ww = w * hh / h
+            cx = x0 + w / 2 + vx * t
+            top = y0 + vy * t
+            self.rows.append((tid, int(f), [cx - ww / 2, top, cx + ww / 2, top + hh], conf))
+        return self
+
+    def arrays(self):
+        tid = np.array([r[0] for r in self.rows], np.int64)
+        frame = np.array([r[1] for r in self.rows], np.int64)
+        xyxy = np.array([r[2] for r in self.rows], np.float32)
+        conf = np.array([r[3] for r in self.rows], np.float32)
+        return tid, frame, xyxy, conf
+
+    def group(self, **kw) -> GroupResult:
+        tid, frame, xyxy, conf = self.arrays()
+        return group_tracklets(tid, frame, xyxy, conf, fps=kw.pop("fps", FPS), **kw)
+
+
+def person_of(g: GroupResult) -> dict[int, int]:
+    return dict(zip(g.tracklet_ids.tolist(), g.person_of_tracklet.tolist()))
+
+
+def assert_one_box_per_frame(g: GroupResult) -> None:
+    pairs = np.stack([g.person, g.frame], 1)
+    assert len(np.unique(pairs, axis=0)) == len(pairs)
+
+
+def test_empty_input_gives_empty_result():
+    g = group_tracklets(np.zeros(0), np.zeros(0), np.zeros((0, 4)), np.zeros(0), fps=FPS)
+    assert len(g.tracklet_ids) == 0 and len(g.person) == 0 and g.xyxy.shape == (0, 4)
+
+
+def test_untracked_rows_are_ignored():
+    s = Scene().add(3, range(0, 10), 100, 100, 50, 150).add(-1, range(0, 10), 300, 100, 50, 150)
+    g = s.group()
+    assert g.tracklet_ids.tolist() == [3]
+    assert (g.tracklet == 3).all() and len(g.person) == 10
+
+
+def test_continuation_after_short_gap_is_joined_and_gap_interpolated():
+    s = Scene().add(1, range(0, 30), 100, 100, 60, 180, vx=3)
+    s.add(2, range(40, 80), 100 + 3 * 40, 100, 60, 180, vx=3)  # 10 frames later, where the motion predicts
+    g = s.group()
+    assert person_of(g) == {1: 1, 2: 1}
+    inter = g.source == 1
+    assert g.frame[inter].tolist() == list(range(30, 40))
+    assert (g.row[inter] == -1).all() and (g.tracklet[inter] == -1).all() and (g.conf[inter] == 0).all()
+    # linear interpolation between the boxes at frames 29 and 40
+    k = np.flatnonzero(g.frame == 35)[0]
+    assert g.xyxy[k, 0] == pytest.approx(100 + 3 * 35, abs=1e-3)
+    assert (g.source[~inter] == 0).all() and (g.row[~inter] >= 0).all()
+
+
+def test_gap_longer_than_interp_max_is_not_filled():
+    s = Scene().add(1, range(0, 30), 100, 100, 60, 180, vx=2)
+    s.add(2, range(70, 100), 100 + 2 * 70, 100, 60, 180, vx=2)  # 1.6 s gap
+    g = s.group(interp_max_s=1.0)
+    assert person_of(g) == {1: 1, 2: 1}
+    assert not (g.source == 1).any()
+    g2 = s.group(interp_max_s=2.0)
+    assert (g2.source == 1).sum() == 40
+
+
+def test_motion_picks_the_start_where_the_motion_predicts():
+    s = Scene().add(1, range(0, 50), 200, 100, 60, 180, vx=4)  # walking right
+    s.add(2, range(75, 120), 200 + 4 * 75, 100, 60, 180, vx=4)  # ahead, on its path
+    s.add(3, range(75, 120), 200 + 4 * 50 - 4 * 25 - 60, 100, 60, 180, vx=-4)  # behind, walking back
+    g = s.group()
+    assert person_of(g) == {1: 1, 2: 1, 3: 3}
+
+
+def test_motion_rejects_a_start_far_from_the_prediction():
+    s = Scene().add(1, range(0, 50), 200, 100, 60, 180, vx=4)
+    s.add(2, range(60, 100), 200 + 4 * 60 + 250, 100, 60, 180, vx=4)  # 250 px (1.4 box heights) off
+    g = s.group()
+    assert person_of(g) == {1: 1, 2: 2}
+    ex = {e["criterion"].split(" ")[0]: e for e in explain(1, 2, *s.arrays(), fps=FPS)}
+    assert ex["motion"]["verdict"] == "fail" and ex["link"]["verdict"] == "fail"
+
+
+def test_motion_tolerance_grows_with_the_gap():
+    # the same 40 px offset: rejected after a short gap, accepted after a long one
+    s = Scene().add(1, range(0, 50), 200, 100, 60, 180, vx=2)
+    s.add(2, range(55, 100), 200 + 2 * 55 + 40, 100, 60, 180, vx=2)
+    assert person_of(s.group()) == {1: 1, 2: 2}
+    s = Scene().add(1, range(0, 50), 200, 100, 60, 180, vx=2)
+    s.add(2, range(90, 130), 200 + 2 * 90 + 40, 100, 60, 180, vx=2)
+    assert person_of(s.group()) == {1: 1, 2: 1}
+
+
+def test_hand_over_overlap_is_resolved_by_keeping_the_better_box():
+    s = Scene().add(1, range(0, 50), 100, 100, 60, 180, vx=3, conf=0.6)
+    s.add(2, range(47, 100), 100 + 3 * 47 + 2, 100, 60, 180, vx=3, conf=0.95)  # overlaps frames 47-49
+    g = s.group()
+    assert person_of(g) == {1: 1, 2: 1}
+    assert_one_box_per_frame(g)
+    for f in (47, 48, 49):
+        k = np.flatnonzero(g.frame == f)
+        assert len(k) == 1 and g.tracklet[k[0]] == 2 and g.conf[k[0]] == pytest.approx(0.95)
+    assert g.tracklet[g.frame == 46].tolist() == [1]
+
+
+def test_overlap_longer_than_the_hand_over_allowance_prevents_the_link():
+    s = Scene().add(1, range(0, 50), 100, 100, 60, 180, vx=3)
+    s.add(2, range(30, 100), 100 + 3 * 30, 100, 60, 180, vx=3)  # 20 frames together
+    assert person_of(s.group()) == {1: 1, 2: 2}
+    assert person_of(s.group(handover_s=1.0)) == {1: 1, 2: 1}
+
+
+def test_walking_away_large_scale_change_is_joined_when_motion_and_appearance_agree():
+    # A ends at 200 x 820 = 164,000 px2, shrinking and moving up the image; B starts 2 s later
+    # where the motion predicts at 144 x 590 = 84,960 px2 (ratio 0.52).
+    s = Scene().add(1, range(0, 50), 500, 100, 200 * 900 / 820, 900, vy=-1.0, dh=-80 / 49)
+    end = s.rows[-1][2]
+    assert (end[2] - end[0]) * (end[3] - end[1]) == pytest.approx(164_000, rel=0.01)
+    top_b = end[1] - 1.0 * 50  # keeps moving up 1 px/frame over the 50-frame gap
+    cx = (end[0] + end[2]) / 2
+    s.add(2, range(100, 150), cx - 72, top_b, 144, 590, vy=-1.0, dh=-0.5)
+    first_b = s.rows[50][2]
+    area_b = (first_b[2] - first_b[0]) * (first_b[3] - first_b[1])
+    assert area_b == pytest.approx(85_000, rel=0.01)
+    d = np.full(64, 1 / 64)
+    g = s.group(descriptors={1: d, 2: d})
+    assert person_of(g) == {1: 1, 2: 1}
+
+
+def test_same_spot_different_people_stay_apart_with_descriptors():
+    red = np.r_[np.full(8, 0.5 / 8), np.zeros(24), np.full(8, 0.5 / 8), np.zeros(24)]
+    blue = np.r_[np.zeros(24), np.full(8, 0.5 / 8), np.zeros(24), np.full(8, 0.5 / 8)]
+    s = Scene().add(1, range(0, 100), 300, 100, 60, 180).add(2, range(110, 200), 300, 100, 60, 180)
+    assert person_of(s.group(descriptors={1: red, 2: blue})) == {1: 1, 2: 2}
+    # the same two tracklets with matching appearance (or none) are one person
+    assert person_of(s.group(descriptors={1: red, 2: red})) == {1: 1, 2: 1}
+    assert person_of(s.group()) == {1: 1, 2: 1}
+
+
+def test_long_gap_return_is_joined_only_on_strong_appearance():
+    rng = np.random.default_rng(1)
+    me = rng.dirichlet(np.ones(64))
+    me_again = 0.9 * me + 0.1 * rng.dirichlet(np.ones(64))
+    other = rng.dirichlet(np.ones(64))
+    # leaves at the left edge, comes back 6 s later on the right: motion cannot explain it
+    s = Scene().add(1, range(0, 100), 100, 100, 60, 180, vx=-1)
+    s.add(2, range(250, 350), 500, 100, 60, 180, vx=-1)
+    assert person_of(s.group(descriptors={1: me, 2: me_again})) == {1: 1, 2: 1}
+    assert person_of(s.group(descriptors={1: me, 2: other})) == {1: 1, 2: 2}
+    assert person_of(s.group()) == {1: 1, 2: 2}  # no appearance: beyond the motion-only gap
+    assert person_of(s.group(descriptors={1: me, 2: me_again}, max_gap_s=4.0)) == {1: 1, 2: 2}
+
+
+def test_links_are_chosen_jointly_not_greedily():
+    # end 0 prefers start 10 (cost 0.1) but start 11 also suits it (0.2); end 1 can only take start 10.
+    ia, ib = np.array([0, 0, 1]), np.array([10, 11, 10])
+    links = _assign(ia, ib, np.array([0.1, 0.2, 0.3]), no_link_cost=1.0)
+    assert sorted((a, b) for a, b, _ in links) == [(0, 11), (1, 10)]
+
+
+def test_no_link_cost_bounds_links():
+    links = _assign(np.array([0]), np.array([1]), np.array([0.8]), no_link_cost=0.5)
+    assert links == []
+
+
+def test_chains_of_several_tracklets_become_one_person():
+    s = Scene()
+    for k in range(5):
+        s.add(10 - k, range(k * 30, k * 30 + 25), 100 + 2 * k * 30, 100, 60, 180, vx=2)
+    g = s.group()
+    assert set(person_of(g).values()) == {6}  # the smallest tracklet id names the person
+    assert_one_box_per_frame(g)
+    assert g.frame.tolist() == list(range(0, 145))
+
+
+def test_must_link_joins_and_cannot_link_splits():
+    s = Scene().add(1, range(0, 30), 100, 100, 60, 180, vx=2).add(2, range(35, 60), 170, 100, 60, 180, vx=2)
+    s.add(3, range(0, 30), 500, 300, 40, 120)
+    assert person_of(s.group()) == {1: 1, 2: 1, 3: 3}
+    assert person_of(s.group(cannot_link=[(1, 2)])) == {1: 1, 2: 2, 3: 3}
+    g = s.group(must_link=[(2, 3)], cannot_link=[(1, 2)])
+    assert person_of(g) == {1: 1, 2: 2, 3: 2}
+    assert_one_box_per_frame(g)
+
+
+def test_cannot_link_holds_across_a_chain():
+    s = Scene()
+    for k in range(3):
+        s.add(k + 1, range(k * 30, k * 30 + 25), 100 + 2 * k * 30, 100, 60, 180, vx=2)
+    assert set(person_of(s.group()).values()) == {1}
+    p = person_of(s.group(cannot_link=[(1, 3)]))
+    assert p[1] != p[3]
+
+
+def test_contradictory_or_unknown_constraints_raise():
+    s = Scene().add(1, range(0, 10), 100, 100, 60, 180).add(2, range(20, 30), 100, 100, 60, 180)
+    with pytest.raises(PtrackError, match="both merged and split"):
+        s.group(must_link=[(1, 2)], cannot_link=[(2, 1)])
+    with pytest.raises(PtrackError, match="unknown tracklet id 7"):
+        s.group(must_link=[(1, 7)])
+    with pytest.raises(PtrackError, match="unknown group setting"):
+        s.group(max_gap=3)
+
+
+def test_low_frame_rate_still_links():
+    # the same walk sampled at 5 fps: 3 frames missing (0.8 s between boxes), 15 px per frame
+    s = Scene().add(1, range(0, 10), 100, 100, 60, 180, vx=15).add(2, range(13, 25), 100 + 15 * 13, 100, 60, 180, vx=15)
+    g = s.group(fps=5.0)
+    assert person_of(g) == {1: 1, 2: 1}
+    assert (g.source == 1).sum() == 3
+
+
+def test_explain_lists_every_criterion():
+    s = Scene().add(1, range(0, 30), 100, 100, 60, 180, vx=2).add(2, range(35, 60), 170, 100, 60, 180, vx=2)
+    ex = explain(2, 1, *s.arrays(), fps=FPS)
+    names = [e["criterion"].split(" ")[0] for e in ex]
+    assert names == ["order", "overlap", "gap", "motion", "scale", "appearance", "link"]
+    assert all(set(e) == {"criterion", "value", "threshold", "verdict"} for e in ex)
+    assert ex[-1]["verdict"] == "pass" and ex[5]["verdict"] == "n/a"
+    assert ex[2]["value"] == pytest.approx(6 / FPS)  # frame 29 to frame 35
+
+
+# ---------------------------------------------------------------------------------------------
+# properties on random scenes
+
+
+@st.composite
+def scenes(draw):
+    n = draw(st.integers(1, 12))
+    s = Scene()
+    for t in range(1, n + 1):
+        f0 = draw(st.integers(0, 120))
+        length = draw(st.integers(1, 40))
+        x0 = draw(st.floats(0, 600))
+        y0 = draw(st.floats(0, 300))
+        h = draw(st.floats(40, 300))
+        vx = draw(st.floats(-6, 6))
+        conf = draw(st.floats(0.1, 1.0))
+        s.add(t, range(f0, f0 + length), x0, y0, h / 3, h, vx=vx, conf=conf)
+    return s
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenes())
+def test_properties_partition_one_box_per_frame_deterministic(s):
+    tid, frame, xyxy, conf = s.arrays()
+    g = group_tracklets(tid, frame, xyxy, conf, fps=FPS)
+    # every tracklet in exactly one person, named by its smallest tracklet
+    assert g.tracklet_ids.tolist() == sorted(set(tid.tolist()))
+    for p in np.unique(g.person_of_tracklet):
+        assert p == g.tracklet_ids[g.person_of_tracklet == p].min()
+    assert set(g.person.tolist()) == set(g.person_of_tracklet.tolist())
+    assert_one_box_per_frame(g)
+    # observed boxes point at their rows; interpolated ones at nothing
+    obs = g.source == 0
+    assert (tid[g.row[obs]] == g.tracklet[obs]).all()
+    assert np.array_equal(xyxy[g.row[obs]], g.xyxy[obs])
+    assert (g.row[~obs] == -1).all()
+    # deterministic, also when the rows come in another order
+    g2 = group_tracklets(tid, frame, xyxy, conf, fps=FPS)
+    for f in ("person_of_tracklet", "person", "frame", "xyxy", "row"):
+        assert np.array_equal(getattr(g, f), getattr(g2, f))
+    perm = np.random.default_rng(0).permutation(len(tid))
+    g3 = group_tracklets(tid[perm], frame[perm], xyxy[perm], conf[perm], fps=FPS)
+    assert np.array_equal(g.person_of_tracklet, g3.person_of_tracklet)
+    assert np.array_equal(g.xyxy, g3.xyxy) and np.array_equal(g.frame, g3.frame)
+
+
+def test_defaults_are_all_used_and_documented():
+    import pathlib
+
+    import yaml
+
+    cfg = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "configs" / "_algorithms.yaml").read_text())
+    assert cfg["group"] == DEFAULTS
+
+
+def test_thousands_of_tracklets_take_seconds():
+    rng = np.random.default_rng(0)
+    n_frames, people = 18_000, 6
+    fr = np.repeat(np.arange(n_frames), people)
+    k = np.tile(np.arange(people), n_frames)
+    x = 100 + k * 250 + 60 * np.sin(fr / 200 + k)
+    xyxy = np.c_[x, 100 + 0 * x, x + 60, 280 + 0 * x] + rng.normal(0, 1, (len(fr), 4))
+    drop = (fr % 100) >= 90
+    tid = np.where(drop, -1, k * 10_000 + fr // 100 + 1)
+    t0 = time.perf_counter()
+    g = group_tracklets(tid, fr, xyxy, np.full(len(fr), 0.9), fps=30.0)
+    elapsed = time.perf_counter() - t0
+    assert len(g.tracklet_ids) == 1080 and len(np.unique(g.person)) == people
+    assert elapsed < 5.0

@@ -1,0 +1,362 @@
+"""Reliability: interruption, bad input, concurrency, fuzz. Real processes, real files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from ptrack.cli import app
+from ptrack.store import Store
+from tests.conftest import REPO, make_video
+
+runner = CliRunner()
+MODEL = "pkg:fall_detection/models/best.pt"
+
+
+def cli(project: Path, *args, **kw):
+    return runner.invoke(app, ["--project", str(project), *map(str, args)], **kw)
+
+
+def ptrack_cmd(project: Path, *args) -> list[str]:
+    return [sys.executable, "-m", "ptrack", "--project", str(project), *map(str, args)]
+
+
+def snapshot(project: Path) -> str:
+    """A digest of everything the project holds (database rows and crop files)."""
+    h = hashlib.sha256()
+    if (project / "ptrack.db").exists():
+        conn = sqlite3.connect(project / "ptrack.db")
+        for line in conn.iterdump():
+            h.update(line.encode())
+        conn.close()
+    with Store.open(project, create=False) as store:
+        for v in store.videos():
+            h.update(repr(store.crop_keys(v.id)).encode())
+    return h.hexdigest()
+
+
+def state(project: Path):
+    """(frame, det, box, conf) rows, crop keys, integrity of a project's only video."""
+    with Store.open(project, create=False) as store:
+        v = store.video(None)
+        d = store.detections(v.id)
+        keys = store.crop_keys(v.id)
+        return d, keys, store.integrity_ok(), store.latest_run(v.id, "detect")
+
+
+def one_line_error(result, *fragments: str, code: int = 1) -> None:
+    assert result.exit_code == code, result.output
+    text = result.output.strip()
+    assert text.startswith("Error: ") and "Traceback" not in text
+    assert len(text.splitlines()) == 1, text
+    for f in fragments:
+        assert f in text, text
+
+
+def _wait_for_frames(project: Path, proc: subprocess.Popen, at_least: int = 1, timeout: float = 60) -> int:
+    """Poll the store until the running detect has committed ``at_least`` frames."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        try:
+            conn = sqlite3.connect(f"file:{project / 'ptrack.db'}?mode=ro", uri=True, timeout=1)
+            row = conn.execute("SELECT frames_done FROM runs WHERE stage='detect' ORDER BY id DESC").fetchone()
+            conn.close()
+            if row and row[0] >= at_least:
+                return row[0]
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    return -1
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, person_model):
+    """One uninterrupted torch run of 20 frames of the bundled clip, batch 2."""
+    proj = tmp_path_factory.mktemp("reference")
+    args = ["detect", REPO / "tests/data/walking-pair.mp4", "--model", MODEL, "--classes", "all",
+            "--backend", "torch", "--batch", "2", "--max-frames", "20"]
+    t0 = time.monotonic()
+    subprocess.run(ptrack_cmd(proj, *args), check=True, capture_output=True)
+    return proj, args, time.monotonic() - t0
+
+
+def test_kill_9_at_random_moments_resumes_to_identical_detections(tmp_path, reference):
+    ref_proj, args, wall = reference
+    ref_det, ref_keys, _, _ = state(ref_proj)
+    rng = random.Random(20261125)
+    mid_run = 0
+    for trial in range(10):
+        proj = tmp_path / f"trial{trial}"
+        proc = subprocess.Popen(ptrack_cmd(proj, *args), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        if trial % 2:  # half the trials: a random moment of the whole run
+            time.sleep(rng.uniform(0.3, wall))
+        else:  # the others: a random moment once frames are being committed
+            _wait_for_frames(proj, proc, rng.randint(1, 16))
+            time.sleep(rng.uniform(0, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if (proj / "ptrack.db").exists():
+            d, keys, ok, run = state(proj) if _has_video(proj) else (None, [], True, None)
+            assert ok
+            if run is not None and 0 < run.frames_done < 20:
+                mid_run += 1
+        done = subprocess.run(ptrack_cmd(proj, *args), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        d, keys, ok, run = state(proj)
+        assert ok and run.status == "done"
+        assert d.frame.tolist() == ref_det.frame.tolist()
+        np.testing.assert_allclose(d.xyxy, ref_det.xyxy, atol=1e-3)
+        np.testing.assert_allclose(d.conf, ref_det.conf, atol=1e-4)
+        assert keys == list(zip(d.frame.tolist(), d.det.tolist()))  # crop <=> detection
+    assert mid_run >= 3, f"only {mid_run} kills landed mid-detection"
+
+
+def _has_video(project: Path) -> bool:
+    with Store.open(project, create=False) as store:
+        return bool(store.videos())
+
+
+def test_ctrl_c_stops_quickly_commits_and_says_how_to_resume(tmp_path, reference):
+    _, args, _ = reference
+    proj = tmp_path / "p"
+    proc = subprocess.Popen(ptrack_cmd(proj, *args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert _wait_for_frames(proj, proc, 4) >= 4
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    stopped_in = time.monotonic() - t0
+    assert proc.returncode == 130, err
+    assert stopped_in < 3.0
+    assert "run the same command again to resume" in out + err
+    assert "Traceback" not in out + err
+    d, keys, ok, run = state(proj)
+    assert ok and run.status == "interrupted" and run.frames_done >= 4
+    assert d.frame.max() < run.frames_done and keys == list(zip(d.frame.tolist(), d.det.tolist()))
+
+
+def test_second_detect_of_same_video_is_refused_while_list_reads(tmp_path, reference):
+    _, args, _ = reference
+    proj = tmp_path / "p"
+    first = subprocess.Popen(ptrack_cmd(proj, *args), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert _wait_for_frames(proj, first, 2) >= 2
+    second = subprocess.run(ptrack_cmd(proj, *args), capture_output=True, text=True)
+    reader = subprocess.run(ptrack_cmd(proj, "list", "videos"), capture_output=True, text=True)
+    first.communicate(timeout=120)
+    assert second.returncode == 1
+    assert "another `ptrack detect` is already working on this video" in second.stderr
+    assert first.returncode == 0
+    if "No such command" not in reader.stderr:
+        assert reader.returncode == 0, reader.stderr
+        assert "walking-pair" in reader.stdout
+    d, keys, ok, run = state(proj)
+    assert ok and run.status == "done" and len(d) and keys == list(zip(d.frame.tolist(), d.det.tolist()))
+
+
+def test_interrupted_track_and_group_keep_previous_results(tmp_path, monkeypatch):
+    from tests.test_cli_persons import two_walkers
+
+    proj = tmp_path / "p"
+    assert cli(proj, "import", two_walkers(tmp_path / "d.txt"), "--video", "w", "--fps", "25",
+               "--width", "1280", "--height", "720").exit_code == 0
+    assert cli(proj, "rank").exit_code == 0
+    before = snapshot(proj)
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    import ptrack.group
+    import ptrack.track
+
+    monkeypatch.setattr(ptrack.group, "group_tracklets", boom)
+    result = cli(proj, "group")
+    assert result.exit_code == 130
+    monkeypatch.setattr(ptrack.track, "track_detections", boom)
+    assert cli(proj, "track").exit_code == 130
+    with Store.open(proj, create=False) as store:
+        v = store.video(None)
+        assert store.stage_state(v.id, "group") == "interrupted"
+        assert len(store.persons(v.id)) == 2  # previous persons intact
+        assert len(store.tracklet_boxes(v.id)[0]) == 170
+        rows = store.conn.execute("SELECT COUNT(*) FROM person_boxes").fetchone()[0]
+        assert rows == 200
+    assert before != snapshot(proj)  # only the run records differ
+    monkeypatch.undo()
+    again = cli(proj, "rank")
+    assert again.exit_code == 0 and "running track first" in again.output
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def test_truncated_video_detects_what_decodes_and_warns(tmp_path, person_model):
+    full = make_video(tmp_path / "full.mp4", seconds=4)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 55 // 100])
+    result = cli(tmp_path / "p", "detect", cut, "--model", MODEL, "--classes", "all", "--backend", "torch",
+                 "--batch", "16")
+    assert result.exit_code == 0, result.output
+    assert "warning: decoding stopped at frame" in result.output
+    with Store.open(tmp_path / "p", create=False) as store:
+        v = store.video(None)
+        assert 0 < v.frame_count < 100  # the frames that decoded, not the 100 announced
+
+
+def test_video_with_nobody_says_so_and_exits_0(tmp_path, person_model):
+    video = make_video(tmp_path / "empty-room.mp4", source="color=c=gray:size=320x240:rate=10",
+                       seconds=2)
+    proj = tmp_path / "p"
+    det = cli(proj, "detect", video, "--model", MODEL, "--classes", "all", "--conf", "0.5")
+    assert det.exit_code == 0, det.output
+    assert "detections  0" in det.output
+    for stage in ("track", "group", "rank"):
+        result = cli(proj, stage)
+        assert result.exit_code == 0, result.output
+    assert "nobody was found" in result.output
+
+
+def test_corrupt_model_file(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(os.urandom(4096))
+    before_dir = tmp_path / "p"
+    one_line_error(cli(before_dir, "detect", REPO / "tests/data/walking-pair.mp4", "--model", bad),
+                   "cannot load model")
+
+
+def test_unknown_video_name(tmp_path):
+    from tests.test_cli_persons import two_walkers
+
+    proj = tmp_path / "p"
+    assert cli(proj, "import", two_walkers(tmp_path / "d.txt"), "--video", "w", "--fps", "25",
+               "--width", "1280", "--height", "720").exit_code == 0
+    before = snapshot(proj)
+    one_line_error(cli(proj, "track", "--video", "nope"), "unknown video 'nope'", code=2)
+    assert snapshot(proj) == before
+
+
+def test_project_written_by_newer_schema(tmp_path):
+    proj = tmp_path / "p"
+    Store.open(proj).close()
+    conn = sqlite3.connect(proj / "ptrack.db")
+    conn.execute("UPDATE meta SET value='7' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    one_line_error(cli(proj, "track"), "written by a newer ptrack (schema 7")
+
+
+def test_project_directory_not_writable(tmp_path):
+    # root ignores permission bits, so the project lives on a read-only filesystem instead
+    proj = tmp_path / "locked"
+    proj.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(proj)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        one_line_error(cli(proj, "detect", REPO / "tests/data/walking-pair.mp4", "--model", MODEL),
+                       f"project directory {proj} is not writable")
+        assert list(proj.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(proj)], check=False)
+
+
+def test_changed_file_content_is_a_new_video(tmp_path, person_model):
+    clip = tmp_path / "match.mp4"
+    shutil.copy(REPO / "tests/data/walking-pair.mp4", clip)
+    proj = tmp_path / "p"
+    args = ("--model", MODEL, "--classes", "all", "--max-frames", "4")
+    assert cli(proj, "detect", clip, *args).exit_code == 0
+    with Store.open(proj, create=False) as store:
+        first = store.detections(store.video("match").id)
+    make_video(clip, seconds=1)  # same name, other content
+    result = cli(proj, "detect", clip, *args)
+    assert result.exit_code == 0, result.output
+    assert "content changed" in result.output
+    with Store.open(proj, create=False) as store:
+        names = [v.name for v in store.videos()]
+        assert names == ["match", "match~2"]
+        kept = store.detections(store.video("match").id)
+        assert kept.frame.tolist() == first.frame.tolist()  # old boxes untouched, not mixed
+
+
+def test_full_disk_keeps_the_store_consistent(tmp_path, person_model):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        proj = mnt / "p"
+        result = cli(proj, "detect", REPO / "tests/data/walking-pair.mp4", "--model", MODEL,
+                     "--classes", "all", "--backend", "torch", "--batch", "2")
+        one_line_error(result, "no space left on device", "run the same command again to resume")
+        d, keys, ok, run = state(proj)
+        assert ok
+        assert run.status in ("failed", "running")
+        assert set(zip(d.frame.tolist(), d.det.tolist())) <= set(keys)  # no detection lacks its crop
+        assert all(f < run.frames_done for f, _ in zip(d.frame.tolist(), d.det.tolist()))
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+# ------------------------------------------------------------------------------------ fuzz
+
+FUZZ = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@FUZZ
+@given(data=st.binary(min_size=1, max_size=4096))
+def test_fuzz_random_bytes_as_video(tmp_path, data):
+    video = tmp_path / "random.mp4"
+    video.write_bytes(data)
+    one_line_error(cli(tmp_path / "p", "detect", video, "--model", "absent.pt"))
+
+
+@FUZZ
+@given(lines=st.lists(st.text(alphabet="0123456789,.-e \tx", max_size=60), max_size=8))
+def test_fuzz_random_lines_as_mot_file(tmp_path, lines):
+    det = tmp_path / "det.txt"
+    det.write_text("\n".join(lines))
+    result = cli(tmp_path / "p", "import", det, "--video", "x", "--fps", "25", "--width", "640",
+                 "--height", "480", "--force")
+    if result.exit_code != 0:
+        one_line_error(result)
+
+
+yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                         st.text(max_size=10))
+yaml_docs = st.recursive(yaml_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.sampled_from(["detect", "crops", "track", "group", "rank", "conf", "model",
+                                     "quality", "x", "imgsz"]), inner, max_size=3)), max_leaves=8)
+
+
+@FUZZ
+@given(doc=yaml_docs)
+def test_fuzz_random_yaml_as_config(tmp_path, doc):
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    result = runner.invoke(app, ["--project", str(tmp_path / "p"), "--config", str(cfg), "detect",
+                                 str(tmp_path / "missing.mp4")])
+    one_line_error(result)  # a config error or, for a valid config, the missing video
