@@ -53,9 +53,12 @@ class Metric:
     bar: float | None = None
     op: str = ""  # ">=", "<=", "<"
     note: str = ""
+    error: str = ""  # the measured thing failed to run
 
     @property
     def verdict(self) -> str:
+        if self.error:
+            return "ERROR"
         if self.value is None:
             return "SKIP"
         if self.bar is None or not self.op:
@@ -77,8 +80,8 @@ class Report:
     seconds: float = 0.0
 
     def add(self, name: str, value: float | None, unit: str = "", bar: float | None = None,
-            op: str = "", note: str = "") -> Metric:
-        m = Metric(name, None if value is None else float(value), unit, bar, op, note)
+            op: str = "", note: str = "", error: str = "") -> Metric:
+        m = Metric(name, None if value is None else float(value), unit, bar, op, note, error)
         self.metrics.append(m)
         return m
 
@@ -127,8 +130,8 @@ def print_table(rows: Sequence[Metric], title: str = "") -> None:
     for r in rows:
         line = (f"{r.name.ljust(name_w)}  {fmt_value(r.value, r.unit).rjust(val_w)}  "
                 f"{fmt_bar(r).ljust(bar_w)}  {r.verdict}")
-        if r.note:
-            line += f"  ({r.note})"
+        if r.note or r.error:
+            line += f"  ({r.error or r.note})"
         print(line)
 
 

@@ -1,11 +1,13 @@
 """Score ptrack tracklets (track only) and persons (track + group) on MOTChallenge sequences.
 
-Usage: python bench/tune_group.py [--data DIR] [--seq NAME ...] [--subsample K] [--set section.key=value ...]
+Usage: python bench/tune_group.py [--data DIR] [--seq NAME ...] [--subsample K] [--appearance]
+                                  [--set section.key=value ...]
 
 Prints, per sequence, HOTA / IDF1 / coverage / purity / precision for the tracklets and the persons,
 next to the baseline (Ultralytics ByteTrack defaults on det.txt), and the means. Detections are the
 public ``det.txt``; no images, so grouping runs on motion and geometry alone (descriptors=None).
-``--subsample K`` keeps every K-th frame (and divides the frame rate by K) to check low-fps behaviour.
+``--appearance`` adds colour descriptors (ptrack.appearance) for sequences that come with a video
+(<seq>/<seq>.mp4). ``--subsample K`` keeps every K-th frame (and divides the frame rate by K) to check low-fps behaviour.
 """
 
 from __future__ import annotations
@@ -55,7 +57,34 @@ def subsample_gt(gt: MotBoxes, k: int) -> MotBoxes:
     return MotBoxes(**fields)
 
 
-def run_sequence(seq_dir: Path, cfg: dict, subsample: int = 1) -> dict:
+def tracklet_descriptors(video: Path, tid, frame, xyxy, conf, k: int = 8) -> dict[int, np.ndarray]:
+    """Appearance descriptors per tracklet from the sequence's video (k samples each)."""
+    import cv2
+
+    from ptrack.appearance import crop_descriptor, pick_descriptor_samples
+
+    want: dict[int, list[int]] = {}
+    for t in np.unique(tid[tid >= 0]):
+        rows = np.flatnonzero(tid == t)
+        pick = pick_descriptor_samples(frame[rows], xyxy[rows], conf[rows], k, frame_boxes=(frame, xyxy))
+        for r in rows[pick]:
+            want.setdefault(int(frame[r]), []).append(int(r))
+    crops: dict[int, list[np.ndarray]] = {}
+    cap = cv2.VideoCapture(str(video))
+    f = 0
+    while want:
+        ok, img = cap.read()
+        if not ok:
+            break
+        for r in want.pop(f, []):
+            x0, y0, x1, y1 = np.clip(xyxy[r], 0, [img.shape[1], img.shape[0]] * 2).astype(int)
+            if x1 - x0 >= 2 and y1 - y0 >= 4:
+                crops.setdefault(int(tid[r]), []).append(img[y0:y1, x0:x1])
+        f += 1
+    return {t: crop_descriptor(c) for t, c in crops.items()}
+
+
+def run_sequence(seq_dir: Path, cfg: dict, subsample: int = 1, appearance: bool = False) -> dict:
     ini = configparser.ConfigParser()
     ini.read(seq_dir / "seqinfo.ini")
     fps = float(ini["Sequence"]["frameRate"]) / subsample
@@ -69,7 +98,11 @@ def run_sequence(seq_dir: Path, cfg: dict, subsample: int = 1) -> dict:
     t0 = time.perf_counter()
     tid = track_detections(frame, xyxy, conf, None, fps=fps, **cfg["track"])
     t1 = time.perf_counter()
-    g = group_tracklets(tid, frame, xyxy, conf, fps=fps, **cfg["group"])
+    desc = None
+    video = seq_dir / f"{seq_dir.name}.mp4"
+    if appearance and video.exists() and subsample == 1:
+        desc = tracklet_descriptors(video, tid, frame, xyxy, conf)
+    g = group_tracklets(tid, frame, xyxy, conf, fps=fps, descriptors=desc, **cfg["group"])
     t2 = time.perf_counter()
     m = tid >= 0
     msf = max(5, 50 // subsample)  # a subject needs 50 frames at the original rate
@@ -84,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="/work/shared/data/mot15")
     ap.add_argument("--seq", nargs="*", default=SEQS)
     ap.add_argument("--subsample", type=int, default=1)
+    ap.add_argument("--appearance", action="store_true", help="use colour descriptors where the sequence has a video")
     ap.add_argument("--set", nargs="*", default=[], help="section.key=value overrides, e.g. group.max_gap_s=4")
     args = ap.parse_args(argv)
     cfg = load_config()
@@ -99,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     print(head)
     means = {"baseline": [], "tracklets": [], "persons": []}
     for name in args.seq:
-        r = run_sequence(Path(args.data) / name, cfg, args.subsample)
+        r = run_sequence(Path(args.data) / name, cfg, args.subsample, args.appearance)
         rows = [("baseline", BASELINE.get(name, (np.nan,) * 5), "", "")]
         rows.append(("tracklets", [r["tracklets"][k] for k in KEYS], r["n_tracklets"], r["t_track"]))
         rows.append(("persons", [r["persons"][k] for k in KEYS], r["n_persons"], r["t_group"]))

@@ -4,19 +4,24 @@ Pure: numpy arrays in, a frozen :class:`GroupResult` out. Every threshold is a k
 (see ``DEFAULTS``); durations are in seconds and converted with the video's fps.
 
 How it decides. Each tracklet (later: each partial person) has an *end state* and a *start state*:
-position (box centre), log box height and their velocities, estimated robustly (Theil-Sen) over the
-last / first ``vel_window_s`` seconds. A candidate link A -> B (B starts after A, overlapping A by at
-most ``handover_s``, starting at most ``max_gap_s`` after A ends) is scored by
+position (top centre of the box, which occlusion from below moves least), its velocity, estimated
+robustly (Theil-Sen) over the last / first ``vel_window_s`` seconds, how far that velocity can be
+trusted (``pos_noise`` over the time span it was measured on), and the median log box height. A
+candidate link A -> B (B starts after A, overlapping A by at most ``handover_s``, at most
+``motion_max_gap_s`` after A ends, or ``max_gap_s`` when both have appearance descriptors) is
+judged by
 
-* motion: the gap between where A's motion predicts the person at B's start and where B starts,
-  in box heights, against a tolerance ``pos_tol + pos_tol_per_s * gap``;
-* scale: the change of log box height not explained by the size trend, against
-  ``scale_tol + scale_tol_per_s * gap`` (no fixed area-ratio window: a person walking away over a
-  long gap may shrink a lot);
+* motion: the distance between where the person's motion across the gap predicts B's start
+  (constant velocity, the two ends' velocities combined by their reliability) and where B starts,
+  in box heights, against ``pos_tol + pos_tol_per_s * gap + velocity uncertainty * gap``;
+* scale: |log| of the box-height ratio against ``scale_tol + scale_tol_per_s * gap`` (no fixed
+  area-ratio window: a person walking away over a long gap may shrink a lot);
 * appearance (when both have descriptors): distance must be <= ``app_max`` when motion agrees, or
   <= ``app_strong`` for a link the motion gate rejects (a person who leaves and comes back).
 
-All candidate links are chosen jointly by a min-cost assignment (Hungarian with a no-link cost)
+A link's cost is the sum of the squared motion and scale ratios (each <= 1 inside the gates), the
+weighted squared appearance ratio and ``gap_cost_per_s`` per second of gap; links costing
+``no_link_cost`` or more are not made. All candidate links are chosen jointly by a min-cost assignment (Hungarian with a no-link cost)
 per connected group of candidates, then accepted in cost order subject to must-link / cannot-link
 constraints and the one-box-per-frame rule; this repeats (``n_rounds``) on the merged persons, whose
 longer histories give better motion estimates. Gaps up to ``interp_max_s`` are filled by linear
@@ -49,7 +54,7 @@ DEFAULTS: dict[str, float | int] = dict(
     gap_cost_per_s=0.1,  # link cost added per second of gap (prefers short gaps)
     no_link_cost=1.0,  # a link is made only if its cost is below this
     app_max=0.4,  # appearance distance allowed when motion agrees
-    app_strong=0.25,  # appearance distance needed to link beyond the motion gate
+    app_strong=0.15,  # appearance distance needed to link beyond the motion gate
     app_weight=1.0,  # weight of the appearance term in the link cost
     interp_max_s=1.5,  # fill gaps up to this long by linear interpolation
     n_rounds=3,  # rounds of linking on the merged persons

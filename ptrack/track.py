@@ -21,6 +21,7 @@ DEFAULTS = dict(
     track_buffer_s=2.0,
     match_thresh=0.8,
     fuse_score=True,
+    split_gap_s=0.7,
 )
 
 
@@ -54,7 +55,11 @@ def track_detections(
     Rows may come in any order. Every frame between the first and last detection is fed to the tracker
     (empty ones too) so lost tracks age in real time. ``track_buffer_s`` is converted with ``fps``.
     The first detection of a track (before ByteTrack confirms it) is given the track's id too.
-    Ids are renumbered 1..K in order of first appearance (frame, then row), so output is deterministic.
+    A track that ByteTrack re-finds after more than ``split_gap_s`` seconds without a box is cut
+    there into two tracklets: ByteTrack re-finds by IoU with a velocity-less prediction, and the
+    grouping step (``ptrack.group``) judges such joins better (0 = never cut).
+    Ids are renumbered 1..K in order of first appearance (frame, then left to right), so the output
+    does not depend on the order of the rows.
     """
     unknown = set(params) - set(DEFAULTS)
     if unknown:
@@ -79,6 +84,7 @@ def track_detections(
     from ultralytics.trackers.byte_tracker import BYTETracker
 
     buffer = max(1, int(round(float(p["track_buffer_s"]) * float(fps))))
+    split_gap = int(round(float(p["split_gap_s"]) * float(fps)))
     args = SimpleNamespace(
         tracker_type="bytetrack",
         track_high_thresh=float(p["track_high_thresh"]),
@@ -96,7 +102,8 @@ def track_detections(
         if hasattr(tracker, attr):
             setattr(tracker, attr, buffer)
 
-    order = np.lexsort((np.arange(n), frame))
+    # within a frame, feed boxes left to right (then top, conf, row): ids do not depend on row order
+    order = np.lexsort((np.arange(n), -conf, xyxy[:, 3], xyxy[:, 2], xyxy[:, 1], xyxy[:, 0], frame))
     f_sorted = frame[order]
     xywh = np.empty_like(xyxy)
     xywh[:, :2] = (xyxy[:, :2] + xyxy[:, 2:]) / 2
@@ -132,7 +139,13 @@ def track_detections(
             if not st.is_activated and st.frame_id == tracker.frame_id:
                 pending[int(st.track_id)] = a + int(st.idx)
 
-    # Renumber 1..K in order of first appearance (sorted order = frame, then input row).
+    if split_gap > 0:  # cut tracks at long internal gaps (raw ids stay unique: offsets past the max)
+        m = np.flatnonzero(raw >= 0)
+        o = m[np.lexsort((f_sorted[m], raw[m]))]
+        t, f = raw[o], f_sorted[o]
+        cut = np.r_[False, (t[1:] == t[:-1]) & (f[1:] - f[:-1] > split_gap)]
+        raw[o] = np.cumsum(np.r_[True, (t[1:] != t[:-1]) | cut[1:]])
+    # Renumber 1..K in order of first appearance (sorted order = frame, then left to right).
     valid = raw >= 0
     if valid.any():
         uniq, first = np.unique(raw[valid], return_index=True)

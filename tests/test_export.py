@@ -116,3 +116,30 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("killed")
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+
+
+def _tracks_strategy():
+    from hypothesis import strategies as st
+
+    one = st.dictionaries(st.integers(0, 30), st.floats(0, 1, allow_nan=False), min_size=1,
+                          max_size=12)
+    return st.lists(one, min_size=1, max_size=4)
+
+
+def test_merge_property_every_frame_once_with_best_conf():
+    from hypothesis import given, settings
+
+    @settings(max_examples=60, deadline=None)
+    @given(_tracks_strategy())
+    def check(specs):
+        tracks = [track(i + 1, sorted(d), [d[f] for f in sorted(d)]) for i, d in enumerate(specs)]
+        m, contested = merge_tracks(tracks)
+        frames = sorted(set().union(*specs))
+        assert m.frame.tolist() == frames
+        for f, c, pid in zip(m.frame.tolist(), m.conf.tolist(), m.tracklet.tolist()):
+            claims = [(d[f], -i) for i, d in enumerate(specs) if f in d]
+            best = max(claims)
+            assert c == best[0] and pid == -best[1] + 1
+        assert contested == sum(1 for f in frames if sum(f in d for d in specs) > 1)
+
+    check()

@@ -334,3 +334,32 @@ def test_draw_frame_labels_boxes():
     assert by_frame[1][0][3] is True
     img = draw_frame(np.zeros((200, 200, 3), np.uint8), 0, 2, 12.0, by_frame[0])
     assert (img[100, 10] == PALETTE[0]).all() and (img[100, 100] == PALETTE[1]).all()
+
+
+def test_coverage_matches_brute_force():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from ptrack.views.samples import coverage_by_others
+
+    box = st.tuples(st.integers(0, 3), st.integers(0, 50), st.integers(0, 50),
+                    st.integers(1, 30), st.integers(1, 30), st.sampled_from([0.1, 0.5, 0.9]))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(box, min_size=1, max_size=15))
+    def check(items):
+        items = sorted(items, key=lambda b: b[0])
+        frame = np.array([b[0] for b in items])
+        xyxy = np.array([[b[1], b[2], b[1] + b[3], b[2] + b[4]] for b in items], float)
+        conf = np.array([b[5] for b in items])
+        got = coverage_by_others(frame, np.arange(len(items)), xyxy, conf)
+        for i in range(len(items)):
+            want = 0.0
+            for j in range(len(items)):
+                if i != j and frame[i] == frame[j] and conf[j] >= 0.25:
+                    ix = max(0, min(xyxy[i, 2], xyxy[j, 2]) - max(xyxy[i, 0], xyxy[j, 0]))
+                    iy = max(0, min(xyxy[i, 3], xyxy[j, 3]) - max(xyxy[i, 1], xyxy[j, 1]))
+                    want = max(want, ix * iy / ((xyxy[i, 2] - xyxy[i, 0]) * (xyxy[i, 3] - xyxy[i, 1])))
+            assert abs(got[i] - min(want, 1.0)) < 1e-9
+
+    check()

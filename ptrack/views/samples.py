@@ -79,11 +79,16 @@ def coverage_by_others(frame: np.ndarray, det: np.ndarray, xyxy: np.ndarray, con
     return np.minimum(out, 1.0)
 
 
-def _covered_for(boxes: dict[str, np.ndarray], detections: Any | None,
+def covered_for(boxes: dict[str, np.ndarray], detections: Any | None,
                  min_other_conf: float) -> np.ndarray:
     """Coverage of each person box by the other detections of its frame."""
     n = len(boxes["frame"])
     if detections is None or len(detections) == 0 or n == 0:
+        return np.zeros(n)
+    near = np.isin(detections.frame, np.unique(boxes["frame"]))  # only frames that matter
+    if not near.all():
+        detections = detections[near]
+    if len(detections) == 0:
         return np.zeros(n)
     cov = coverage_by_others(detections.frame, detections.det, detections.xyxy, detections.conf,
                              min_other_conf)
@@ -121,7 +126,7 @@ def sample_person(boxes: dict[str, np.ndarray], detections: Any | None = None, k
     frames = sub["frame"]
     xyxy = sub["xyxy"].astype(np.float64)
     if covered is None:
-        cov = _covered_for(sub, detections, min_other_conf)
+        cov = covered_for(sub, detections, min_other_conf)
     else:
         cov = np.asarray(covered, np.float64)[keep]
     score = quality(sub["conf"], xyxy[:, 3] - xyxy[:, 1], cov)

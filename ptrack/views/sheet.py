@@ -46,9 +46,9 @@ def sheet_rows(store: Any, video: Any, persons: Sequence[dict], k: int,
     allboxes = store.person_boxes(video.id)
     covered = None
     if len(allboxes["frame"]):
-        from ptrack.views.samples import _covered_for
+        from ptrack.views.samples import covered_for
 
-        covered = _covered_for(allboxes, detections, 0.25)
+        covered = covered_for(allboxes, detections, 0.25)
     rows = []
     wanted = {int(p["id"]) for p in persons}
     starts = np.searchsorted(allboxes["person"], sorted(wanted)) if wanted else []
