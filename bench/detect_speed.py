@@ -46,6 +46,11 @@ def worker_e2e(video: str, project: str, max_frames: int, batch: int, overrides:
     from ptrack.store import Store
 
     extra = json.loads(overrides) if overrides else {}
+    fast = extra.pop("_fast", None)  # levers.py: bench/fastdet.py in place of the predictor
+    if fast is not None:
+        import fastdet
+
+        fastdet.install(**fast)
     cfg = common.detect_settings(max_frames=max_frames, batch=batch, **extra)
     with Store.open(project) as store:
         s = detect_video(store, Path(video), cfg, force=True, log=lambda m: None)
@@ -81,13 +86,18 @@ def worker_track(video: str, frames: int, imgsz: int) -> None:
 def worker_bare(video: str, project: str, frames: int, batch: int, width: int, height: int,
                 overrides: str) -> None:
     """load_detector on pre-decoded frames, batches of ``batch``; one warm-up batch."""
-    from ptrack.detector import load_detector
+    import ptrack.detector as D
 
     extra = json.loads(overrides) if overrides else {}
+    fast = extra.pop("_fast", None)
+    if fast is not None:
+        import fastdet
+
+        fastdet.install(**fast)
     images = common.read_frames(Path(video), frames)
     info = common.video_info(Path(video))
     cfg = common.detect_settings(batch=batch, **extra)["detect"]
-    det = load_detector(cfg, width=width or info["width"], height=height or info["height"],
+    det = D.load_detector(cfg, width=width or info["width"], height=height or info["height"],
                         project=Path(project))
     det(images[:batch])
     t0 = time.perf_counter()

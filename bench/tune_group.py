@@ -7,7 +7,8 @@ Prints, per sequence, HOTA / IDF1 / coverage / purity / precision for the trackl
 next to the baseline (Ultralytics ByteTrack defaults on det.txt), and the means. Detections are the
 public ``det.txt``; no images, so grouping runs on motion and geometry alone (descriptors=None).
 ``--appearance`` adds colour descriptors (ptrack.appearance) for sequences that come with a video
-(<seq>/<seq>.mp4). ``--subsample K`` keeps every K-th frame (and divides the frame rate by K) to check low-fps behaviour.
+(<seq>/<seq>.mp4). ``--subsample K`` keeps every K-th frame (and divides the frame rate by K) to
+check low-fps behaviour.
 """
 
 from __future__ import annotations

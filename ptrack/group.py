@@ -21,10 +21,11 @@ judged by
 
 A link's cost is the sum of the squared motion and scale ratios (each <= 1 inside the gates), the
 weighted squared appearance ratio and ``gap_cost_per_s`` per second of gap; links costing
-``no_link_cost`` or more are not made. All candidate links are chosen jointly by a min-cost assignment (Hungarian with a no-link cost)
-per connected group of candidates, then accepted in cost order subject to must-link / cannot-link
-constraints and the one-box-per-frame rule; this repeats (``n_rounds``) on the merged persons, whose
-longer histories give better motion estimates. Gaps up to ``interp_max_s`` are filled by linear
+``no_link_cost`` or more are not made. All candidate links are chosen jointly by a min-cost
+assignment (Hungarian with a no-link cost) per connected group of candidates, then accepted in cost
+order subject to must-link / cannot-link constraints and the hand-over overlap limit; this repeats
+(``n_rounds``) on the merged persons, whose longer histories give better motion estimates. A person
+keeps one box per frame (the most confident). Gaps up to ``interp_max_s`` are filled by linear
 interpolation (``source == 1``).
 """
 
@@ -453,7 +454,9 @@ def group_tracklets(
     P = _Persons(tracklets, frames_of)
     for a, b in sorted(must):
         if P.forbidden(a, b, cannot):
-            raise PtrackError(f"tracklets {a} and {b} are both merged and split", exit_code=2)
+            raise PtrackError(f"tracklets {a} and {b} are both merged and split by your corrections; "
+                              f"see `ptrack constraints` and remove one with "
+                              f"`ptrack constraints --delete ID`", exit_code=2)
         P.union(a, b)
 
     over = int(round(p["handover_s"] * fps))

@@ -123,9 +123,17 @@ def _descriptors(store: Store, video: Video, tid: np.ndarray, det, cfg: dict) ->
     return {t: appearance.crop_descriptor(imgs) for t, imgs in images.items()}
 
 
-def _constraint_links(store: Store, video: Video, tid: np.ndarray, frame: np.ndarray) -> tuple[list, list]:
-    """User merges/splits as must-link and cannot-link pairs of existing tracklets."""
+def _constraint_links(store: Store, video: Video, tid: np.ndarray,
+                      frame: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """User corrections as (tracklet ids, must-link pairs, cannot-link pairs).
+
+    ``merge`` links all its tracklets; ``unmerge`` keeps them pairwise apart; ``split`` keeps
+    the tracklets before its frame apart from those after, cutting a tracklet that spans the
+    frame in two (the second part gets a new id above the tracker's).
+    """
+    tid = tid.copy()
     known = set(np.unique(tid[tid >= 0]).tolist())
+    next_id = max(known, default=0) + 1
     must, cannot = [], []
     for c in store.constraints(video.id):
         ids = [i for i in c["ids"] if i in known]
@@ -134,18 +142,26 @@ def _constraint_links(store: Store, video: Video, tid: np.ndarray, frame: np.nda
         elif c["kind"] == "unmerge":
             cannot += [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
         elif c["kind"] == "split" and c["frame"] is not None:
-            before = [t for t in ids if frame[tid == t].min() < c["frame"]]
-            after = [t for t in ids if frame[tid == t].min() >= c["frame"]]
+            at = int(c["frame"])
+            for t in list(ids):
+                rows = tid == t
+                if frame[rows].min() < at <= frame[rows].max():
+                    tid[rows & (frame >= at)] = next_id
+                    ids.append(next_id)
+                    known.add(next_id)
+                    next_id += 1
+            before = [t for t in ids if frame[tid == t].min() < at]
+            after = [t for t in ids if frame[tid == t].min() >= at]
             cannot += [(a, b) for a in before for b in after]
-    return must, cannot
+    return tid, must, cannot
 
 
 def group_inputs(store: Store, video: Video, cfg: dict, *, appearance: bool = True):
     """Tracklet rows, descriptors and constraints as ``group`` takes them."""
     tid, det = store.tracklet_boxes(video.id)
+    tid, must, cannot = _constraint_links(store, video, tid, det.frame)
     desc = _descriptors(store, video, tid, det, cfg) if appearance and cfg["group"].get(
         "use_appearance", True) else None
-    must, cannot = _constraint_links(store, video, tid, det.frame)
     return tid, det, desc, must, cannot
 
 

@@ -139,7 +139,7 @@ def track_detections(
             if not st.is_activated and st.frame_id == tracker.frame_id:
                 pending[int(st.track_id)] = a + int(st.idx)
 
-    if split_gap > 0:  # cut tracks at long internal gaps (raw ids stay unique: offsets past the max)
+    if split_gap > 0:  # cut tracks at long internal gaps, then number the pieces
         m = np.flatnonzero(raw >= 0)
         o = m[np.lexsort((f_sorted[m], raw[m]))]
         t, f = raw[o], f_sorted[o]

@@ -154,3 +154,48 @@ def test_mot15_tud_campus_import_and_eval(tmp_path: Path):
     # grouping must not lose coverage against the tracker's own tracklets
     assert scores["persons"]["coverage"] >= scores["tracklets"]["coverage"]
     assert scores["persons"]["subjects"] == scores["tracklets"]["subjects"] > 0
+
+
+def test_user_corrections_are_kept_by_group(imported: Path):
+    assert cli(imported, "group").exit_code == 0
+    with Store.open(imported, create=False) as store:
+        v = store.video(None)
+        links = store.person_tracklets(v.id)
+        walker = next(p for p, ts in links.items() if len(ts) == 2)  # A, joined across its gap
+        other = next(p for p in links if p != walker)
+    # split A at frame 80: the frames from 80 on become another person, on every later run
+    assert cli(imported, "split", walker, "--at", 80).exit_code == 0
+    assert cli(imported, "group").exit_code == 0
+    with Store.open(imported, create=False) as store:
+        v = store.video(None)
+        persons = {p["id"]: p for p in store.persons(v.id)}
+        assert len(persons) == 3
+        assert persons[walker]["last"] == 79
+    # merge the two walkers although they cross the image in opposite directions
+    merged = cli(imported, "merge", walker, other)
+    assert merged.exit_code == 0, merged.output
+    assert cli(imported, "group").exit_code == 0
+    with Store.open(imported, create=False) as store:
+        v = store.video(None)
+        persons = store.person_tracklets(v.id)
+        assert len(persons) == 2  # A before 80 + B, and A from 80 on
+        assert min(walker, other) in persons
+        assert len(store.constraints(v.id)) == 2
+    # contradicting an earlier correction is a clear error, not a silent choice
+    assert cli(imported, "unmerge", min(walker, other)).exit_code == 0
+    clash = cli(imported, "group")
+    assert clash.exit_code == 2 and "Error: " in clash.output
+
+
+def test_export_mot_levels_round_trip(imported: Path, tmp_path: Path):
+    from ptrack.motio import read_mot
+
+    assert cli(imported, "group").exit_code == 0
+    for level, ids in (("tracklets", 3), ("persons", 2)):
+        out = tmp_path / f"{level}.txt"
+        result = cli(imported, "export", "--format", "mot", "--level", level, "--out", out)
+        assert result.exit_code == 0, result.output
+        boxes = read_mot(out)
+        assert len(set(boxes.ids.tolist())) == ids
+        assert boxes.frame.min() == 0 and boxes.frame.max() == 99  # 1-based in the file
+    assert len(read_mot(tmp_path / "persons.txt")) == 200  # 170 observed + 30 interpolated

@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ptrack import __version__
-from ptrack.cli import detect_cmd, persons_cmd
-from ptrack.cli import choose_cmd, views_cmd
+from ptrack.cli import choose_cmd, detect_cmd, persons_cmd, run_cmd, views_cmd
 from ptrack.cli.common import State
 
 app = typer.Typer(
@@ -46,6 +45,7 @@ def _global(
     ctx.obj = State(project=project_dir(project), config=config)
 
 
+run_cmd.register(app)
 detect_cmd.register(app)
 persons_cmd.register(app)
 views_cmd.register(app)

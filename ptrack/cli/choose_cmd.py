@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 
 from ptrack.cli.common import handles_errors, open_store
@@ -23,6 +24,29 @@ IdsArg = Annotated[list[int], typer.Argument(help="Person ids (see `ptrack list 
 
 def _ids_text(ids) -> str:
     return ", ".join(str(i) for i in ids)
+
+
+def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
+    """``export --level tracklets``: the tracker's own ids, observed boxes only."""
+    from ptrack.export import EXPORT_SUFFIX, Track, write_export
+
+    with open_store(ctx) as store:
+        v = store.video(video)
+        tid, det = store.tracklet_boxes(v.id)
+        if not len(tid):
+            raise PtrackError(f"{v.name} has no tracklets yet; run `ptrack track` first")
+        wanted = sorted(set(tid.tolist()) & set(ids)) if ids else sorted(set(tid.tolist()))
+        if ids and not wanted:
+            raise PtrackError(f"none of the tracklet ids {list(ids)} exist", exit_code=2)
+        tracks = []
+        for t in wanted:
+            sel = tid == t
+            tracks.append(Track(int(t), det.frame[sel], det.xyxy[sel].astype(np.float64),
+                                det.conf[sel].astype(np.float64),
+                                np.zeros(int(sel.sum()), np.int8), tid[sel]))
+        path = out if out is not None else store.output_dir(v) / f"tracklets{EXPORT_SUFFIX[fmt]}"
+        path, rows = write_export(path, fmt, tracks, v, {})
+    typer.echo(f"wrote {path} ({len(tracks)} tracklets, {rows} boxes, {fmt})")
 
 
 def register(app: typer.Typer) -> None:
@@ -82,9 +106,10 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", help="Output file. [default: <project>/outputs/<video>/persons.<txt|csv|json>]")] = None,
         observed_only: Annotated[bool, typer.Option("--observed-only", help="Leave out interpolated boxes.")] = False,
+        level: Annotated[str, typer.Option("--level", help="persons | tracklets (the tracker's raw ids).")] = "persons",
         video: VideoOpt = None,
     ) -> None:
-        """Write all persons' boxes for other tools. MOT rows are
+        """Write all persons' (or tracklets') boxes for other tools. MOT rows are
         frame (1-based), id, left, top, width, height, conf, -1, -1, -1.
 
         Example: ptrack export --format mot --out persons.txt
@@ -94,6 +119,11 @@ def register(app: typer.Typer) -> None:
         fmt = fmt.lower()
         if fmt not in EXPORT_FORMATS:
             raise PtrackError(f"--format must be one of {', '.join(EXPORT_FORMATS)}", exit_code=2)
+        if level not in ("persons", "tracklets"):
+            raise PtrackError("--level must be persons or tracklets", exit_code=2)
+        if level == "tracklets":
+            _export_tracklets(ctx, fmt, ids, out, video)
+            return
         with open_store(ctx) as store:
             v = store.video(video)
             persons = require_persons(store, v)
