@@ -1,0 +1,404 @@
+"""Speed levers: each measured on this machine, kept where it pays (see bench/PERFORMANCE.md).
+
+    shape     OpenVINO input shaped to the video (640x384 for 16:9, 640x480 for 4:3) vs the
+              640x640 square: bare inference frames/s, same frames.
+    hint      OpenVINO threading on 2 cores: LATENCY (1 stream x 2 threads, synchronous, what
+              Ultralytics compiles), LATENCY with 1 thread, THROUGHPUT (2 streams x 1 thread,
+              AsyncInferQueue); and bf16 (AMX, the CPU plugin's default here) vs f32. Bare
+              inference through bench/fastdet.py on pre-decoded frames.
+    pipeline  ``ptrack detect`` end to end as shipped vs with bench/fastdet.py swapped in
+              (direct OpenVINO, THROUGHPUT, preprocessing folded into the model), and with the
+              letterbox moved into the reader thread. The candidate for proposals/.
+    batch     ``ptrack detect --batch`` 1 / 8 / 16 end to end.
+    decode    the reader's decode rate alone (OpenCV/FFmpeg), 640x480 and 1080p.
+    stride    ``--stride`` 1 / 2 / 3 on TUD-Stadtmitte: detect rate, then ``track``, ``group``
+              and ``eval gt.txt``: what the skipped frames cost in coverage (persons level;
+              group interpolates the gaps).
+    overlap   the per-row overlap loop in ``appearance.pick_descriptor_samples`` (group's
+              descriptor sampling) vs a vectorised version, on the 54k-frame project.
+    inserts   SQLite: executemany in one transaction (Store.replace_detections) vs one
+              execute per row vs a commit per 8-frame batch (as detect commits).
+    imports   ``python -X importtime -c "import ptrack.cli"`` and what the heavy modules
+              would cost if the CLI imported them eagerly.
+
+Run: ``python bench/levers.py [--only shape,hint,...] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+import common  # noqa: E402
+import detect_speed as ds  # noqa: E402
+from common import Report, finish, median, python_worker, run_child  # noqa: E402
+
+SCRIPT = Path(__file__).resolve()
+ALL = ("shape", "hint", "pipeline", "batch", "decode", "stride", "overlap", "inserts", "imports")
+VIDEO_480 = common.TUD_STADTMITTE / "TUD-Stadtmitte.mp4"
+
+
+def best_of(fn, repeats: int) -> tuple[float, list[float]]:
+    """Median rate of ``repeats`` runs (and the runs)."""
+    runs = [fn() for _ in range(repeats)]
+    return median(runs), runs
+
+
+def project_for(label: str) -> Path:
+    """detect_speed's project (shares the OpenVINO export cache) or a fresh one."""
+    root = common.WORK / f"detect-{label}"
+    if not (root / "ptrack.db").exists():
+        root = common.fresh_project(f"detect-{label}")
+    return root
+
+
+def ensure_export(video: Path, project: Path, width: int = 0, height: int = 0) -> None:
+    ds.bare(video, project, 8, width=width, height=height)
+
+
+# ----------------------------------------------------------------------------- levers
+def lever_shape(report: Report, repeats: int) -> None:
+    for label, video in (("480p", VIDEO_480), ("1080p", common.make_1080p())):
+        if not video.exists():
+            continue
+        project = project_for(label)
+        info = common.video_info(video)
+        ensure_export(video, project)
+        ensure_export(video, project, 640, 640)
+        shaped, sq = [], []
+        for _ in range(repeats):  # interleaved
+            shaped.append(ds.bare(video, project, 160)["fps"])
+            sq.append(ds.bare(video, project, 160, width=640, height=640)["fps"])
+        from ptrack.detector import input_shape
+
+        h, w = input_shape(640, info["width"], info["height"])
+        report.add(f"shape {info['width']}x{info['height']}: input {w}x{h} vs 640x640",
+                   median(shaped) / median(sq), "x",
+                   note=f"{median(shaped):.1f} vs {median(sq):.1f} frames/s bare")
+
+
+def worker_hint(video: str, project: str, frames: int, spec: str) -> None:
+    """Bare inference with bench/fastdet.py compiled per ``spec``."""
+    import fastdet
+
+    opts = json.loads(spec)
+    images = common.read_frames(Path(video), frames)
+    info = common.video_info(Path(video))
+    cfg = common.detect_settings()["detect"]
+    det = fastdet.load_fast_detector(cfg, width=info["width"], height=info["height"],
+                                     project=Path(project), **opts)
+    det(images[:8])
+    t0 = time.perf_counter()
+    for i in range(0, len(images), 8):
+        det(images[i:i + 8])
+    dt = time.perf_counter() - t0
+    print(json.dumps({"fps": len(images) / dt, "requests": det.requests}))
+
+
+def lever_hint(report: Report, repeats: int) -> None:
+    video = VIDEO_480
+    project = project_for("480p")
+    ensure_export(video, project)
+    specs = {"LATENCY, 2 threads (Ultralytics' choice)": {"mode": "LATENCY"},
+             "LATENCY, 1 thread": {"mode": "LATENCY", "threads": 1},
+             "THROUGHPUT, 2 streams x 1 thread, async": {"mode": "THROUGHPUT"},
+             "THROUGHPUT, f32 instead of bf16": {"mode": "THROUGHPUT", "precision": "f32"},
+             "LATENCY, f32 instead of bf16": {"mode": "LATENCY", "precision": "f32"}}
+    rates: dict[str, list[float]] = {k: [] for k in specs}
+    for _ in range(repeats):
+        for name, spec in specs.items():
+            out = run_child(python_worker(SCRIPT, "hint", str(video), str(project), "160",
+                                          json.dumps(spec))).json()
+            rates[name].append(out["fps"])
+    base = median(rates["LATENCY, 2 threads (Ultralytics' choice)"])
+    ultra = median([ds.bare(video, project, 160)["fps"] for _ in range(repeats)])
+    report.add("hint 640x480: Ultralytics predictor (ptrack today), bare", ultra, "frames/s")
+    for name, r in rates.items():
+        report.add(f"hint 640x480: {name}", median(r), "frames/s",
+                   note=f"{median(r) / base:.2f}x LATENCY-2; runs " + ", ".join(f"{x:.1f}" for x in r))
+
+
+def lever_pipeline(report: Report, repeats: int) -> None:
+    variants = {"as shipped (Ultralytics predictor)": {},
+                "direct OpenVINO, THROUGHPUT": {"_fast": {"mode": "THROUGHPUT"}},
+                "direct OpenVINO, THROUGHPUT, letterbox in reader":
+                    {"_fast": {"mode": "THROUGHPUT", "prepare_in_reader": True}},
+                "direct OpenVINO, LATENCY": {"_fast": {"mode": "LATENCY"}}}
+    for label, video, frames in (("480p", VIDEO_480, 0), ("1080p", common.make_1080p(), 900)):
+        if not video.exists():
+            continue
+        project = common.fresh_project(f"levers-{label}")
+        ds.e2e(video, project, max_frames=8)
+        rates: dict[str, list[float]] = {k: [] for k in variants}
+        cpu: dict[str, list[float]] = {k: [] for k in variants}
+        bare = []
+        for _ in range(repeats):
+            for name, over in variants.items():
+                out = ds.e2e(video, project, max_frames=frames, overrides=over)
+                rates[name].append(out["fps"])
+                cpu[name].append(out["cpu_s"] / out["frames"] * 1000)
+            bare.append(ds.bare(video, project, 160, overrides={"_fast": {"mode": "THROUGHPUT"}})["fps"])
+        info = common.video_info(video)
+        base = median(rates["as shipped (Ultralytics predictor)"])
+        for name, r in rates.items():
+            report.add(f"pipeline {info['width']}x{info['height']}: {name}", median(r), "frames/s",
+                       note=f"{median(r) / base:.2f}x as shipped; ~{median(cpu[name]):.0f} CPU-ms/frame "
+                            f"incl. start-up; runs " + ", ".join(f"{x:.1f}" for x in r))
+        report.add(f"pipeline {info['width']}x{info['height']}: direct THROUGHPUT bare inference",
+                   median(bare), "frames/s", note="ceiling for the direct variants")
+
+
+def lever_batch(report: Report, repeats: int) -> None:
+    video = VIDEO_480
+    project = project_for("480p")
+    ds.e2e(video, project, max_frames=8)
+    rates: dict[int, list[float]] = {1: [], 8: [], 16: []}
+    for _ in range(repeats):
+        for b in rates:
+            rates[b].append(ds.e2e(video, project, batch=b)["fps"])
+    for b, r in rates.items():
+        report.add(f"batch {b} (ptrack detect 640x480)", median(r), "frames/s",
+                   note=f"{median(r) / median(rates[8]):.2f}x batch 8")
+
+
+def worker_decode(video: str, frames: int, threads: int) -> None:
+    import cv2
+
+    if threads:
+        cv2.setNumThreads(threads)
+    cap = cv2.VideoCapture(video)
+    t0 = time.perf_counter()
+    n = 0
+    while n < frames:
+        ok, _ = cap.read()
+        if not ok:
+            break
+        n += 1
+    print(json.dumps({"fps": n / (time.perf_counter() - t0), "frames": n}))
+
+
+def lever_decode(report: Report, repeats: int) -> None:
+    for video in (VIDEO_480, common.make_1080p()):
+        if not video.exists():
+            continue
+        info = common.video_info(video)
+        r = [run_child(python_worker(SCRIPT, "decode", str(video), "600", "0")).json()["fps"]
+             for _ in range(repeats)]
+        report.add(f"decode {info['width']}x{info['height']} (OpenCV, reader thread alone)",
+                   median(r), "frames/s")
+
+
+def lever_stride(report: Report, repeats: int) -> None:
+    gt = common.TUD_STADTMITTE / "gt.txt"
+    base_cov = None
+    for stride in (1, 2, 3):
+        project = common.fresh_project(f"levers-stride{stride}")
+        pre = ["--project", str(project)]
+        run_child(common.ptrack_cmd(*pre, "detect", str(VIDEO_480), "--model", common.MODEL,
+                                    "--classes", common.CLASSES, "--stride", str(stride)))
+        fps = [ds.e2e(VIDEO_480, project, overrides={"stride": stride})["fps"]
+               for _ in range(repeats)]
+        # the e2e runs redo the detections with the same settings: track, group, score them
+        run_child(common.ptrack_cmd(*pre, "track"))
+        run_child(common.ptrack_cmd(*pre, "group"))
+        res = json.loads(run_child(common.ptrack_cmd(*pre, "eval", str(gt), "--json")).stdout)
+        p = res.get("persons", {})
+        cov = float(p.get("coverage", float("nan")))
+        base_cov = cov if stride == 1 else base_cov
+        # detected frames per second of video: stride N processes 1 frame in N
+        report.add(f"stride {stride}: persons coverage (TUD-Stadtmitte)", cov, "%",
+                   note=f"HOTA {float(p.get('HOTA', float('nan'))):.1f}, IDF1 "
+                        f"{float(p.get('IDF1', float('nan'))):.1f}, IDSW {p.get('IDSW')}, "
+                        f"{cov - base_cov:+.1f} points vs stride 1")
+        report.add(f"stride {stride}: video frames/s covered", median(fps) * stride, "frames/s",
+                   note=f"{median(fps):.1f} detected frames/s x {stride}")
+
+
+def _covered_loop(frame, xyxy, of, ob):
+    """The loop of appearance.pick_descriptor_samples (today's code, copied for timing)."""
+    n = len(frame)
+    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
+    covered = np.zeros(n)
+    order = np.argsort(of, kind="stable")
+    of, ob = of[order], ob[order]
+    lo, hi = np.searchsorted(of, frame, "left"), np.searchsorted(of, frame, "right")
+    for i in range(n):
+        others = ob[lo[i]:hi[i]]
+        if len(others) == 0:
+            continue
+        same = np.all(np.abs(others - xyxy[i]) < 1e-3, axis=1)
+        others = others[~same]
+        if len(others) == 0:
+            continue
+        iw = np.clip(np.minimum(others[:, 2], xyxy[i, 2]) - np.maximum(others[:, 0], xyxy[i, 0]), 0, None)
+        ih = np.clip(np.minimum(others[:, 3], xyxy[i, 3]) - np.maximum(others[:, 1], xyxy[i, 1]), 0, None)
+        covered[i] = (iw * ih).sum() / max(area[i], 1e-9)
+    return covered
+
+
+def covered_vectorised(frame, xyxy, of, ob):
+    """Same numbers, no Python loop: all (row, other box of its frame) pairs at once."""
+    n = len(frame)
+    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
+    order = np.argsort(of, kind="stable")
+    of, ob = of[order], ob[order]
+    lo, hi = np.searchsorted(of, frame, "left"), np.searchsorted(of, frame, "right")
+    cnt = hi - lo
+    row = np.repeat(np.arange(n), cnt)
+    other = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    a, b = xyxy[row], ob[other]
+    keep = ~np.all(np.abs(b - a) < 1e-3, axis=1)
+    row, a, b = row[keep], a[keep], b[keep]
+    iw = np.clip(np.minimum(b[:, 2], a[:, 2]) - np.maximum(b[:, 0], a[:, 0]), 0, None)
+    ih = np.clip(np.minimum(b[:, 3], a[:, 3]) - np.maximum(b[:, 1], a[:, 1]), 0, None)
+    return np.bincount(row, weights=iw * ih, minlength=n) / np.maximum(area, 1e-9)
+
+
+def lever_overlap(report: Report, repeats: int) -> None:
+    import person_stages
+    from ptrack.store import Store
+
+    root = person_stages.project_path(person_stages.FRAMES, True)
+    if not (root / "ptrack.db").exists():
+        root, _ = person_stages.build(person_stages.FRAMES, True)
+    with Store.open(root, create=False) as store:
+        v = store.video()
+        if store.stage_state(v.id, "track") == "missing":
+            run_child(common.ptrack_cmd("--project", str(root), "track"))
+        tid, det = store.tracklet_boxes(v.id)
+        everyone = store.detections(v.id)
+    order = np.argsort(tid, kind="stable")
+    ids, starts = np.unique(tid[order], return_index=True)
+    groups = []
+    for t, rows in zip(ids.tolist(), np.split(order, starts[1:])):
+        if t < 0:
+            continue
+        lo, hi = np.searchsorted(everyone.frame, [det.frame[rows].min(), det.frame[rows].max() + 1])
+        groups.append((det.frame[rows], det.xyxy[rows].astype(np.float64),
+                       everyone.frame[lo:hi], everyone.xyxy[lo:hi].astype(np.float64)))
+    timings = {}
+    results = {}
+    for name, fn in (("loop", _covered_loop), ("vectorised", covered_vectorised)):
+        t0 = time.perf_counter()
+        results[name] = [fn(*g) for g in groups]
+        timings[name] = time.perf_counter() - t0
+    same = all(np.allclose(a, b) for a, b in zip(results["loop"], results["vectorised"]))
+    report.add("overlap test (group's descriptor sampling), 54k frames: loop", timings["loop"], "s",
+               note=f"{len(groups)} tracklets, {sum(len(g[0]) for g in groups):,} rows")
+    report.add("overlap test, vectorised", timings["vectorised"], "s",
+               note=f"{timings['loop'] / timings['vectorised']:.0f}x faster; identical: {same}")
+
+
+def lever_inserts(report: Report, repeats: int) -> None:
+    import tempfile
+
+    from ptrack.store import Store
+
+    rng = np.random.default_rng(0)
+    n = 348_776
+    frame = np.sort(rng.integers(0, 54_000, n))
+    det = np.arange(n) - np.searchsorted(frame, frame)
+    box = rng.random((n, 4)) * 600
+    rows = list(zip(frame.tolist(), det.tolist(), *(box[:, i].tolist() for i in range(4)),
+                    rng.random(n).tolist(), [0] * n))
+    out = {}
+    with tempfile.TemporaryDirectory(dir=common.WORK) as tmp:
+        with Store.open(Path(tmp) / "p") as store:
+            v = store.add_video(name="x", path="", size=0, fingerprint="x", fps=30, width=640,
+                                height=480, frame_count=54_000, has_crops=False)
+            t0 = time.perf_counter()
+            store.replace_detections(v.id, rows)
+            out["executemany, one transaction (Store.replace_detections)"] = time.perf_counter() - t0
+            conn = store.conn
+            t0 = time.perf_counter()
+            with conn:
+                conn.execute("DELETE FROM detections WHERE video_id = ?", (v.id,))
+                for r in rows:
+                    conn.execute("INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)", (v.id, *r))
+            out["execute per row, one transaction"] = time.perf_counter() - t0
+            with conn:
+                conn.execute("DELETE FROM detections WHERE video_id = ?", (v.id,))
+            t0 = time.perf_counter()
+            bounds = np.searchsorted(frame, np.arange(0, 54_000 + 8, 8))
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                with conn:
+                    conn.executemany("INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
+                                     [(v.id, *r) for r in rows[a:b]])
+            out["executemany, a commit per 8-frame batch (as detect)"] = time.perf_counter() - t0
+    base = out["executemany, one transaction (Store.replace_detections)"]
+    for name, secs in out.items():
+        report.add(f"inserts {n:,} detections: {name}", secs, "s",
+                   note=f"{secs / base:.1f}x the bulk insert; {n / secs:,.0f} rows/s")
+
+
+def lever_imports(report: Report, repeats: int) -> None:
+    child = run_child([sys.executable, "-X", "importtime", "-c", "import ptrack.cli"])
+    rows = []
+    for line in child.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+        if m:
+            rows.append((int(m.group(2)), len(m.group(3)), m.group(4)))
+    total = next((c for c, _, name in rows if name == "ptrack.cli"), None)
+    loaded = {name for _, _, name in rows}
+    heavy = [m for m in ("torch", "ultralytics", "cv2", "openvino", "scipy", "lmdb", "sqlite_utils",
+                         "numpy", "PIL") if m in loaded]
+    top = sorted((r for r in rows if "." not in r[2] and not r[2].startswith(("ptrack", "_"))
+                  and r[2] not in ("site", "encodings")), reverse=True)[:4]
+    report.add("imports: `import ptrack.cli`", total / 1000 if total else None, "ms",
+               note="heavy modules loaded: " + (", ".join(heavy) or "none") + "; biggest: "
+                    + ", ".join(f"{name} {c / 1000:.0f} ms" for c, _, name in top))
+    for mod in ("numpy", "cv2", "torch", "ultralytics", "openvino", "scipy.optimize"):
+        walls = [run_child([sys.executable, "-c", f"import {mod}"]).wall for _ in range(repeats)]
+        base = [run_child([sys.executable, "-c", "pass"]).wall for _ in range(repeats)]
+        report.add(f"imports: eager `import {mod}` would add", (median(walls) - median(base)) * 1000,
+                   "ms", note="kept lazy: imported inside the commands that need it")
+
+
+LEVERS = {"shape": lever_shape, "hint": lever_hint, "pipeline": lever_pipeline,
+          "batch": lever_batch, "decode": lever_decode, "stride": lever_stride,
+          "overlap": lever_overlap, "inserts": lever_inserts, "imports": lever_imports}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default=",".join(ALL))
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    chosen = [x.strip() for x in args.only.split(",") if x.strip()]
+    name = "levers" if set(chosen) == set(ALL) else "levers-" + "-".join(chosen)
+    report = Report(name)
+    report.details["load"] = common.load_note()
+    if not VIDEO_480.exists():
+        report.skipped = f"no {VIDEO_480}"
+        finish(report, t0)
+        return
+    for lever in chosen:
+        t = time.perf_counter()
+        print(f"\n-- lever {lever}", flush=True)
+        try:
+            LEVERS[lever](report, args.repeats)
+        except Exception as exc:  # one broken lever must not hide the others
+            report.add(f"{lever}", None, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        print(f"   ({time.perf_counter() - t:.0f} s)", flush=True)
+    finish(report, t0)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        kind, rest = sys.argv[2], sys.argv[3:]
+        if kind == "hint":
+            worker_hint(rest[0], rest[1], int(rest[2]), rest[3])
+        elif kind == "decode":
+            worker_decode(rest[0], int(rest[1]), int(rest[2]))
+        sys.exit(0)
+    main()
