@@ -11,12 +11,18 @@ Three rates on the same video, each measured in a fresh child process:
   ``.pt`` and image size, default settings otherwise: what a user would run instead. Timed from
   its first result to its ``--track-frames``-th (it is slow: a few hundred frames).
 * **bare inference** - ptrack's own backend (``ptrack.detector.load_detector``) called on
-  batches of ``detect.batch`` frames already decoded in memory: the ceiling for the pipeline.
+  batches of ``detect.batch`` frames already decoded in memory, timed from its first call as
+  ``detect_video``'s loop is (``--bare-frames`` frames, default 240, or the whole clip if shorter):
+  the ceiling for the pipeline.
 
 Bars: ptrack / model.track >= 5x, ptrack / bare >= 0.9x. Videos: TUD-Stadtmitte (640x480,
 179 frames, MOTChallenge, read from ../shared/data) and a 1920x1080 H.264 video generated once
 with ffmpeg from the CC BY clip ``one-by-one-person.mp4`` scaled and looped (2,788 frames,
 cached in ``bench/out``).
+
+When ``bench/proposals/fast-openvino.patch`` applies to the current code, ptrack with the patch
+applied (a patched copy under PTRACK_BENCH_WORK, first on PYTHONPATH) is measured in the same
+run, interleaved, and reported as information rows.
 
 Run: ``python bench/detect_speed.py [--repeats 3] [--track-frames 300] [--only 480p|1080p]``
 """
@@ -85,7 +91,8 @@ def worker_track(video: str, frames: int, imgsz: int) -> None:
 
 def worker_bare(video: str, project: str, frames: int, batch: int, width: int, height: int,
                 overrides: str) -> None:
-    """load_detector on pre-decoded frames, batches of ``batch``; one warm-up batch."""
+    """load_detector on pre-decoded frames, batches of ``batch``, timed from the first call
+    (no warm-up call, like the loop of ``detect_video``)."""
     import ptrack.detector as D
 
     extra = json.loads(overrides) if overrides else {}
@@ -99,8 +106,7 @@ def worker_bare(video: str, project: str, frames: int, batch: int, width: int, h
     cfg = common.detect_settings(batch=batch, **extra)["detect"]
     det = D.load_detector(cfg, width=width or info["width"], height=height or info["height"],
                         project=Path(project))
-    det(images[:batch])
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # no warm-up call: like detect_video's loop, timed from the first batch
     boxes = 0
     for i in range(0, len(images), batch):
         boxes += sum(len(r[0]) for r in det(images[i:i + batch]))
@@ -110,10 +116,15 @@ def worker_bare(video: str, project: str, frames: int, batch: int, width: int, h
 
 
 # ---------------------------------------------------------------------------- measuring
+def tree_env(tree: Path | None) -> dict | None:
+    """Child environment running ptrack from ``tree`` (a patched copy) instead of the repo."""
+    return {"PYTHONPATH": str(tree)} if tree else None
+
+
 def e2e(video: Path, project: Path, *, max_frames: int = 0, batch: int = 8,
-        overrides: dict | None = None) -> dict:
+        overrides: dict | None = None, tree: Path | None = None) -> dict:
     child = run_child(python_worker(SCRIPT, "e2e", str(video), str(project), str(max_frames),
-                                    str(batch), json.dumps(overrides or {})))
+                                    str(batch), json.dumps(overrides or {})), env=tree_env(tree))
     out = child.json()
     out["wall"] = child.wall
     out["maxrss_mb"] = child.maxrss_mb
@@ -121,10 +132,10 @@ def e2e(video: Path, project: Path, *, max_frames: int = 0, batch: int = 8,
 
 
 def bare(video: Path, project: Path, frames: int, *, batch: int = 8, width: int = 0,
-         height: int = 0, overrides: dict | None = None) -> dict:
+         height: int = 0, overrides: dict | None = None, tree: Path | None = None) -> dict:
     child = run_child(python_worker(SCRIPT, "bare", str(video), str(project), str(frames),
                                     str(batch), str(width), str(height),
-                                    json.dumps(overrides or {})))
+                                    json.dumps(overrides or {})), env=tree_env(tree))
     return child.json()
 
 
@@ -141,30 +152,36 @@ def cli_wall(video: Path, project: Path) -> float:
 
 
 def measure_video(report: Report, label: str, video: Path, *, repeats: int, track_frames: int,
-                  bare_frames: int, e2e_repeats: int) -> None:
+                  bare_frames: int, e2e_repeats: int, proposal: Path | None = None,
+                  proposal_name: str = "", max_frames: int = 0) -> None:
     info = common.video_info(video)
     project = common.fresh_project(f"detect-{label}")
     print(f"\n[{label}] {video.name}: {info['width']}x{info['height']}, {info['frames']} frames; "
           f"project {project}", flush=True)
     e2e(video, project, max_frames=8)  # warm-up: exports the OpenVINO model once (cached)
     rates, bares, runs = [], [], []
-    for r in range(max(repeats, e2e_repeats)):  # interleaved, so background load hits both alike
-        if r < e2e_repeats:
-            run = e2e(video, project)
-            runs.append(run)
-            rates.append(run["fps"])
-            print(f"  ptrack detect   {run['fps']:6.1f} frames/s  ({run['frames']} frames in "
-                  f"{run['seconds']:.1f} s, {run['cpu_s'] / run['frames'] * 1000:.0f} CPU-ms/frame, "
-                  f"{run['detections']} boxes, {run['backend']})", flush=True)
-        if r < repeats:
-            b = bare(video, project, bare_frames)
-            bares.append(b["fps"])
-            print(f"  bare inference  {b['fps']:6.1f} frames/s  ({b['frames']} frames, input "
-                  f"{b['imgsz'][1]}x{b['imgsz'][0]})", flush=True)
+    p_rates, p_bares, p_runs = [], [], []
+    for r in range(max(repeats, e2e_repeats)):  # interleaved, so background load hits all alike
+        for tree, rs, bs, rn, tag in ((None, rates, bares, runs, ""),
+                                      (proposal, p_rates, p_bares, p_runs, " +patch")):
+            if tree is None and tag:
+                continue
+            if r < e2e_repeats:
+                run = e2e(video, project, tree=tree, max_frames=max_frames)
+                rn.append(run)
+                rs.append(run["fps"])
+                print(f"  ptrack detect{tag:7s} {run['fps']:6.1f} frames/s  ({run['frames']} frames in "
+                      f"{run['seconds']:.1f} s, {run['detections']} boxes, {run['backend']})",
+                      flush=True)
+            if r < repeats:
+                b = bare(video, project, bare_frames, tree=tree)
+                bs.append(b["fps"])
+                print(f"  bare inference{tag:6s} {b['fps']:6.1f} frames/s  ({b['frames']} frames, input "
+                      f"{b['imgsz'][1]}x{b['imgsz'][0]})", flush=True)
     t = track(video, min(track_frames, info["frames"]))
     print(f"  model.track     {t['fps']:6.1f} frames/s  ({t['frames']} frames, torch threads "
           f"{t['torch_threads']})", flush=True)
-    wall = cli_wall(video, project)
+    wall = cli_wall(video, project) if not max_frames else float("nan")
     print(f"  CLI wall        {wall:6.1f} s for the whole `ptrack detect --force` "
           f"({info['frames'] / wall:.1f} frames/s including startup and model load)", flush=True)
     ours, ceiling = median(rates), median(bares)
@@ -177,6 +194,18 @@ def measure_video(report: Report, label: str, video: Path, *, repeats: int, trac
                note=f"{t['frames']} frames")
     report.add(f"detect {size}: ptrack / model.track", ours / t["fps"], "x", 5.0, ">=")
     report.add(f"detect {size}: ptrack / bare inference", ours / ceiling, "x", 0.9, ">=")
+    if p_rates:
+        pr, pb = median(p_rates), median(p_bares)
+        tag = f"with proposals/{proposal_name}.patch"
+        report.add(f"detect {size}: ptrack detect {tag}", pr, "frames/s",
+                   note=f"{pr / ours:.2f}x as shipped; runs " + ", ".join(f"{x:.1f}" for x in p_rates))
+        report.add(f"detect {size}: bare inference {tag}", pb, "frames/s",
+                   note="runs " + ", ".join(f"{x:.1f}" for x in p_bares))
+        report.add(f"detect {size}: ptrack / model.track {tag}", pr / t["fps"], "x",
+                   note="bar 5x applies once merged")
+        report.add(f"detect {size}: ptrack / bare inference {tag}", pr / pb, "x",
+                   note="bar 0.9x applies once merged")
+        report.details[label + "+patch"] = {"ptrack_runs": p_runs, "bare_fps": p_bares}
     report.details[label] = {"video": str(video), **info, "ptrack_runs": runs, "bare_fps": bares,
                              "track": t, "cli_wall_s": wall, "project": str(project)}
 
@@ -189,7 +218,13 @@ def main() -> None:
     ap.add_argument("--track-frames", type=int, default=300)
     ap.add_argument("--bare-frames", type=int, default=240, help="frames held in memory")
     ap.add_argument("--only", choices=["480p", "1080p"])
+    ap.add_argument("--max-frames", type=int, default=0, help="ptrack detect only the first N "
+                    "frames (a quick check; 0 = the whole video)")
+    ap.add_argument("--proposal", default="fast-openvino",
+                    help="also measure ptrack with bench/proposals/NAME.patch applied ('' = no)")
     args = ap.parse_args()
+    tree = common.patched_tree(args.proposal) if args.proposal else None
+    extra = {"proposal": tree, "proposal_name": args.proposal, "max_frames": args.max_frames}
     t0 = time.perf_counter()
     report = Report("detect_speed")
     report.details["load"] = common.load_note()
@@ -197,7 +232,7 @@ def main() -> None:
         video = common.TUD_STADTMITTE / "TUD-Stadtmitte.mp4"
         if video.exists():
             measure_video(report, "480p", video, repeats=args.repeats, track_frames=args.track_frames,
-                          bare_frames=args.bare_frames, e2e_repeats=args.e2e_repeats or 3)
+                          bare_frames=args.bare_frames, e2e_repeats=args.e2e_repeats or 3, **extra)
         else:
             report.skipped += f"no {video}; "
     if args.only != "480p":
@@ -205,7 +240,7 @@ def main() -> None:
             video = common.make_1080p()
             measure_video(report, "1080p", video, repeats=args.repeats,
                           track_frames=args.track_frames, bare_frames=args.bare_frames,
-                          e2e_repeats=args.e2e_repeats or 1)
+                          e2e_repeats=args.e2e_repeats or 1, **extra)
         else:
             report.skipped += f"no {common.CLIP_1080_SOURCE}; "
     finish(report, t0)

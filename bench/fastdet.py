@@ -202,7 +202,8 @@ def load_fast_detector(settings: dict, *, width: int, height: int, project: Path
     """``ptrack.detector.load_detector`` for the OpenVINO backend, without the predictor."""
     import ptrack.detector as D
 
-    base = D.load_detector(settings, width=width, height=height, project=project)  # export + checks
+    original = getattr(D, "_bench_original_load_detector", D.load_detector)
+    base = original(settings, width=width, height=height, project=project)  # export + checks
     if base.backend != "openvino":
         return base  # torch/CUDA: unchanged
     digest = D.file_hash(D.find_model(settings["model"], project))
@@ -227,6 +228,8 @@ def install(*, prepare_in_reader: bool = False, **options) -> None:
         state["det"] = det
         return det
 
+    if not hasattr(D, "_bench_original_load_detector"):
+        D._bench_original_load_detector = D.load_detector
     D.load_detector = loader
     if prepare_in_reader:
         base = video_mod.FrameReader

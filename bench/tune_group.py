@@ -40,15 +40,17 @@ KEYS = ("HOTA", "IDF1", "coverage", "purity", "precision")
 
 
 def load_config() -> dict:
-    """The track/group sections of configs/_algorithms.yaml (defaults if the file is missing)."""
-    path = Path(__file__).resolve().parents[1] / "configs" / "_algorithms.yaml"
+    """The track/group sections of configs/default.yaml (defaults if the file is missing)."""
+    path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
     try:
         import yaml
 
         cfg = yaml.safe_load(path.read_text()) or {}
     except (ImportError, OSError):
         cfg = {}
-    return {"track": dict(cfg.get("track") or {}), "group": dict(cfg.get("group") or {})}
+    group = {k: v for k, v in (cfg.get("group") or {}).items()
+             if k not in ("use_appearance", "appearance_samples")}
+    return {"track": dict(cfg.get("track") or {}), "group": group}
 
 
 def subsample_gt(gt: MotBoxes, k: int) -> MotBoxes:
@@ -141,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         for what, vals, n, t in rows:
             means[what].append(vals)
             ts = f"{t:6.2f}s" if t != "" else ""
-            print(f"{name:15s} {what:9s} " + " ".join(f"{v:6.1f}" for v in vals) + f" {n!s:>4s} {ts}")
+            print(f"{name:15s} {what:9s} " + " ".join(f"{v:6.2f}" for v in vals) + f" {n!s:>4s} {ts}")
     for what, vals in means.items():
-        print(f"{'MEAN':15s} {what:9s} " + " ".join(f"{v:6.1f}" for v in np.nanmean(np.array(vals, float), axis=0)))
+        print(f"{'MEAN':15s} {what:9s} " + " ".join(f"{v:6.2f}" for v in np.nanmean(np.array(vals, float), axis=0)))
     return 0
 
 

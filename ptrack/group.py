@@ -43,7 +43,7 @@ from ptrack.errors import PtrackError
 
 DEFAULTS: dict[str, float | int] = dict(
     max_gap_s=8.0,  # longest gap between two tracklets of one person when appearance backs the link
-    motion_max_gap_s=2.0,  # longest gap for a link on motion alone (no descriptors for the pair)
+    motion_max_gap_s=1.5,  # longest gap for a link on motion alone (no descriptors for the pair)
     handover_s=0.2,  # longest time overlap at a hand-over
     vel_window_s=1.0,  # track end/start used to estimate velocity
     max_speed=2.0,  # cap on the estimated speed, box heights per second
@@ -52,8 +52,8 @@ DEFAULTS: dict[str, float | int] = dict(
     pos_tol_per_s=0.1,  # motion tolerance growth per second of gap, box heights
     scale_tol=0.2,  # log box-height tolerance at zero gap
     scale_tol_per_s=0.25,  # log box-height tolerance growth per second of gap
-    gap_cost_per_s=0.1,  # link cost added per second of gap (prefers short gaps)
-    no_link_cost=1.0,  # a link is made only if its cost is below this
+    gap_cost_per_s=0.2,  # link cost added per second of gap (prefers short gaps)
+    no_link_cost=1.5,  # a link is made only if its cost is below this
     app_max=0.4,  # appearance distance allowed when motion agrees
     app_strong=0.15,  # appearance distance needed to link beyond the motion gate
     app_weight=1.0,  # weight of the appearance term in the link cost

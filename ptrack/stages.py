@@ -63,11 +63,12 @@ def _need_detections(store: Store, video: Video) -> None:
 
 def _ensure(store: Store, video: Video, stage: str, cfg: dict, log: Log) -> None:
     """Run ``stage`` first when its results are missing or stale."""
-    state = store.stage_state(video.id, stage)
-    if state == "done":
+    run = store.latest_run(video.id, stage)
+    state = "missing" if run is None else run.status
+    if state == "done" and run.settings == cfg[stage]:
         return
-    log(f"{video.name}: {stage} results are {'stale' if state == 'stale' else 'missing'}; "
-        f"running {stage} first")
+    why = {"done": "from other settings", "stale": "stale"}.get(state, "missing")
+    log(f"{video.name}: {stage} results are {why}; running {stage} first")
     RUNNERS[stage](store, video, cfg, log)
 
 

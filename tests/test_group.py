@@ -84,10 +84,10 @@ def test_continuation_after_short_gap_is_joined_and_gap_interpolated():
 def test_gap_longer_than_interp_max_is_not_filled():
     s = Scene().add(1, range(0, 30), 100, 100, 60, 180, vx=2)
     s.add(2, range(70, 100), 100 + 2 * 70, 100, 60, 180, vx=2)  # 1.6 s gap
-    g = s.group(interp_max_s=1.0)
+    g = s.group(interp_max_s=1.0, motion_max_gap_s=2.0)
     assert person_of(g) == {1: 1, 2: 1}
     assert not (g.source == 1).any()
-    g2 = s.group(interp_max_s=2.0)
+    g2 = s.group(interp_max_s=2.0, motion_max_gap_s=2.0)
     assert (g2.source == 1).sum() == 40
 
 
@@ -115,7 +115,7 @@ def test_motion_tolerance_grows_with_the_gap():
     assert person_of(s.group()) == {1: 1, 2: 2}
     s = Scene().add(1, range(0, 50), 200, 100, 60, 180, vx=2)
     s.add(2, range(90, 130), 200 + 2 * 90 + 40, 100, 60, 180, vx=2)
-    assert person_of(s.group()) == {1: 1, 2: 1}
+    assert person_of(s.group(motion_max_gap_s=2.0)) == {1: 1, 2: 1}
 
 
 def test_hand_over_overlap_is_resolved_by_keeping_the_better_box():
@@ -298,8 +298,9 @@ def test_defaults_are_all_used_and_documented():
 
     import yaml
 
-    cfg = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "configs" / "_algorithms.yaml").read_text())
-    assert cfg["group"] == DEFAULTS
+    cfg = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "configs" / "default.yaml").read_text())
+    own = {k: v for k, v in cfg["group"].items() if k not in ("use_appearance", "appearance_samples")}
+    assert own == DEFAULTS
 
 
 def test_thousands_of_tracklets_take_seconds():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ptrack.errors import PtrackError
-from ptrack.track import DEFAULTS, track_detections
+from ptrack.track import confidence_scale, DEFAULTS, track_detections
 
 
 def walkers(n_frames=40, people=2, skip=(), conf=0.9):
@@ -64,10 +64,26 @@ def test_lost_buffer_is_in_seconds():
 
 def test_low_confidence_boxes_do_not_start_tracks():
     frame, xyxy, conf = walkers(people=1, conf=0.5)
-    ids = track_detections(frame, xyxy, conf, None, fps=25, new_track_thresh=0.7)
+    absolute = dict(conf_reference_q=0.0)
+    ids = track_detections(frame, xyxy, conf, None, fps=25, new_track_thresh=0.7, **absolute)
     assert (ids == -1).all()
-    ids = track_detections(frame, xyxy, conf, None, fps=25, new_track_thresh=0.4, track_high_thresh=0.4)
+    ids = track_detections(frame, xyxy, conf, None, fps=25, new_track_thresh=0.4,
+                           track_high_thresh=0.4, **absolute)
     assert (ids == 1).all()
+
+
+def test_thresholds_are_relative_to_the_videos_confident_boxes():
+    # a detector that never scores above 0.5 still gets tracks ...
+    frame, xyxy, conf = walkers(people=1, conf=0.5)
+    assert (track_detections(frame, xyxy, conf, None, fps=25) == 1).all()
+    # ... while next to confident boxes (0.9) the same 0.5 boxes are too weak to start one
+    f2, x2, c2 = walkers(people=1, conf=0.9)
+    x2 = x2 + np.array([400, 0, 400, 0], np.float32)
+    ids = track_detections(np.concatenate([frame, f2]), np.concatenate([xyxy, x2]),
+                           np.concatenate([conf, c2]), None, fps=25)
+    assert (ids[: len(frame)] == -1).all() and (ids[len(frame):] >= 1).all()
+    assert confidence_scale(np.array([0.5, 0.9, 0.9, 0.9]), 0.9) == pytest.approx(0.9)
+    assert confidence_scale(np.array([0.5, 0.9]), 0.0) == 1.0
 
 
 def test_empty_input_and_bad_settings():
@@ -84,7 +100,7 @@ def test_defaults_match_the_config_fragment():
 
     import yaml
 
-    cfg = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "configs" / "_algorithms.yaml").read_text())
+    cfg = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "configs" / "default.yaml").read_text())
     assert cfg["track"] == DEFAULTS
 
 
@@ -98,3 +114,30 @@ def test_long_internal_gaps_are_cut_for_grouping_to_judge():
     assert (cut[frame < 15] == 1).all() and (cut[frame >= 35] == 2).all()
     longer = track_detections(frame, xyxy, conf, None, fps=25, track_buffer_s=2.0, split_gap_s=1.0)
     assert set(longer.tolist()) == {1}
+
+
+def test_random_scenes_one_box_per_id_per_frame_and_order_free():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 30))
+    def check(seed, people, n_frames):
+        rng = np.random.default_rng(seed)
+        frame = np.repeat(np.arange(n_frames), people)
+        x = rng.uniform(0, 500, people)[np.tile(np.arange(people), n_frames)] + rng.normal(0, 20, len(frame))
+        xyxy = np.c_[x, 100 + 0 * x, x + 50, 250 + 0 * x].astype(np.float32)
+        keep = rng.random(len(frame)) < 0.8
+        frame, xyxy = frame[keep], xyxy[keep]
+        conf = rng.uniform(0.3, 1.0, len(frame)).astype(np.float32)
+        ids = track_detections(frame, xyxy, conf, None, fps=10)
+        assert ids.min(initial=-1) >= -1
+        tracked = ids >= 0
+        pairs = np.stack([frame[tracked], ids[tracked]], 1)
+        assert len(np.unique(pairs, axis=0)) == len(pairs)
+        if tracked.any():  # numbered 1..K by first appearance
+            assert sorted(set(ids[tracked].tolist())) == list(range(1, ids.max() + 1))
+        perm = rng.permutation(len(frame))
+        assert np.array_equal(track_detections(frame[perm], xyxy[perm], conf[perm], None, fps=10), ids[perm])
+
+    check()
