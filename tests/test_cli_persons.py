@@ -199,3 +199,20 @@ def test_export_mot_levels_round_trip(imported: Path, tmp_path: Path):
         assert len(set(boxes.ids.tolist())) == ids
         assert boxes.frame.min() == 0 and boxes.frame.max() == 99  # 1-based in the file
     assert len(read_mot(tmp_path / "persons.txt")) == 200  # 170 observed + 30 interpolated
+
+
+def test_same_spot_different_people_stay_apart_on_real_video(tmp_path: Path, person_model):
+    """one-by-one-person.mp4: six people, one after another, at the same table."""
+    clip = shared_file("clips", "one-by-one-person.mp4")
+    proj = tmp_path / "p"
+    result = runner.invoke(app, ["--project", str(proj), "detect", str(clip), "--model",
+                                 "pkg:fall_detection/models/best.pt", "--classes", "all"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["--project", str(proj), "rank"]).exit_code == 0
+    with Store.open(proj, create=False) as store:
+        v = store.video(None)
+        people = sorted((p["first"], p["last"]) for p in store.persons(v.id) if p["n_frames"] >= 50)
+        assert store.latest_run(v.id, "group").stats["appearance"] is True
+    assert len(people) == 6
+    for (_, last), (first, _) in zip(people, people[1:]):
+        assert last < first  # nobody was merged with the next person at the table
