@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -261,20 +262,26 @@ def test_project_written_by_newer_schema(tmp_path):
     one_line_error(cli(proj, "track"), "written by a newer ptrack (schema 7")
 
 
-def test_project_directory_not_writable(tmp_path):
-    # root ignores permission bits, so the project lives on a read-only filesystem instead
-    proj = tmp_path / "locked"
-    proj.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(proj)],
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """A small filesystem of the test's own at ``path`` (skips where mounting is not allowed)."""
+    path.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
                           capture_output=True)
     if made.returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: needs root")
     try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_project_directory_not_writable(tmp_path):
+    # root ignores permission bits, so the project lives on a read-only filesystem instead
+    with tmpfs(tmp_path / "locked", "ro,size=64k") as proj:
         one_line_error(cli(proj, "detect", REPO / "tests/data/walking-pair.mp4", "--model", MODEL),
                        f"project directory {proj} is not writable")
         assert list(proj.iterdir()) == []
-    finally:
-        subprocess.run(["umount", "-l", str(proj)], check=False)
 
 
 def test_changed_file_content_is_a_new_video(tmp_path, person_model):
@@ -297,13 +304,7 @@ def test_changed_file_content_is_a_new_video(tmp_path, person_model):
 
 
 def test_full_disk_keeps_the_store_consistent(tmp_path, person_model):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)],
-                          capture_output=True)
-    if made.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    with tmpfs(tmp_path / "small", "size=400k") as mnt:
         proj = mnt / "p"
         result = cli(proj, "detect", REPO / "tests/data/walking-pair.mp4", "--model", MODEL,
                      "--classes", "all", "--backend", "torch", "--batch", "2")
@@ -313,8 +314,6 @@ def test_full_disk_keeps_the_store_consistent(tmp_path, person_model):
         assert run.status in ("failed", "running")
         assert set(zip(d.frame.tolist(), d.det.tolist())) <= set(keys)  # no detection lacks its crop
         assert all(f < run.frames_done for f, _ in zip(d.frame.tolist(), d.det.tolist()))
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 # ------------------------------------------------------------------------------------ fuzz
