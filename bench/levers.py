@@ -8,8 +8,8 @@
               inference through bench/fastdet.py on pre-decoded frames.
     pipeline  ``ptrack detect`` end to end as shipped vs with proposals/fast-openvino.patch
               (direct OpenVINO, THROUGHPUT + async requests, preprocessing folded into the
-              model, numpy NMS input), vs the same in LATENCY mode, vs with the letterbox moved
-              into the reader thread (bench/fastdet.py swapped in at run time).
+              model, numpy NMS input), vs the same with the letterbox moved into the reader
+              thread (bench/fastdet.py swapped in at run time).
     batch     ``ptrack detect --batch`` 1 / 8 / 16 end to end.
     decode    the reader's decode rate alone (OpenCV/FFmpeg), 640x480 and 1080p.
     stride    ``--stride`` 1 / 2 / 3 on TUD-Stadtmitte: detect rate, then ``track``, ``group``
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -133,7 +132,6 @@ def lever_pipeline(report: Report, repeats: int) -> None:
     tree = common.patched_tree("fast-openvino")
     variants = {"as shipped (Ultralytics predictor)": ({}, None),
                 "proposals/fast-openvino.patch (direct OpenVINO, THROUGHPUT)": ({}, tree),
-                "bench/fastdet.py, LATENCY": ({"_fast": {"mode": "LATENCY"}}, None),
                 "bench/fastdet.py, THROUGHPUT + letterbox in the reader thread":
                     ({"_fast": {"mode": "THROUGHPUT", "prepare_in_reader": True}}, None)}
     if tree is None:

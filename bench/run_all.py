@@ -1,11 +1,12 @@
 """Run every benchmark and print one summary table: each number next to its bar, PASS/FAIL.
 
-    python bench/run_all.py               # everything (about 20 minutes on 2 cores)
+    python bench/run_all.py               # everything (about 16 minutes on 2 cores)
     python bench/run_all.py --no-levers   # only the numbers that have bars
     python bench/run_all.py --summary     # reprint the table from bench/out/results/*.json
 
 Each script runs in its own process, in this order (later ones reuse what earlier ones built):
-detect_speed.py, crop_store.py, person_stages.py, answers.py, levers.py. The table is also
+detect_speed.py, crop_store.py, person_stages.py (with crops, and the stage proposals timed
+too; then --no-crops, the import-like project), answers.py, levers.py. The table is also
 written as Markdown to bench/out/summary.md. Exit status 0 whatever the verdicts (a benchmark
 is a measurement, not a test); 1 only when a script itself crashed.
 """
@@ -24,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import RESULTS, Metric, fmt_bar, fmt_value, machine_summary, print_table  # noqa: E402
 
-SCRIPTS = [("detect_speed", []), ("crop_store", []), ("person_stages", []), ("answers", []),
-           ("levers", [])]
+SCRIPTS = [("detect_speed", []), ("crop_store", []),
+           ("person_stages", ["--proposal", "stream-descriptors,vectorised-overlap"]),
+           ("person_stages", ["--no-crops"]), ("answers", []), ("levers", [])]
 
 
 def load_results(names: list[str] | None = None) -> list[dict]:
@@ -34,8 +36,10 @@ def load_results(names: list[str] | None = None) -> list[dict]:
         data = json.loads(path.read_text())
         if names is None or data["script"] in names:
             out.append(data)
-    order = {name: i for i, (name, _) in enumerate(SCRIPTS)}
-    return sorted(out, key=lambda d: (order.get(d["script"].split("-")[0], 99), d["script"]))
+    def rank(script: str) -> int:
+        return next((i for i, (name, _) in enumerate(SCRIPTS) if script.startswith(name)), 99)
+
+    return sorted(out, key=lambda d: (rank(d["script"]), d["script"]))
 
 
 def metrics_of(data: dict) -> list[Metric]:
@@ -78,12 +82,12 @@ def main() -> None:
     if not args.summary:
         t0 = time.perf_counter()
         print(f"load before the run: {common.load_note()}", flush=True)
-        for name, extra in SCRIPTS:
-            if name == "levers" and args.no_levers:
-                continue
+        plan = [(n, e) for n, e in SCRIPTS if not (n == "levers" and args.no_levers)]
+        for name in {n for n, _ in plan}:  # stale results of what runs now would mislead
             for old in RESULTS.glob(f"{name}*.json"):
                 old.unlink()
-            print(f"\n######## {name}", flush=True)
+        for name, extra in plan:
+            print(f"\n######## {name} {' '.join(extra)}", flush=True)
             rc = subprocess.call([sys.executable, str(Path(__file__).with_name(f"{name}.py")), *extra],
                                  env=common.child_env())
             if rc != 0:

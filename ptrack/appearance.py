@@ -136,17 +136,16 @@ def pick_descriptor_samples(
         order = np.argsort(of, kind="stable")
         of, ob = of[order], ob[order]
         lo, hi = np.searchsorted(of, frame, "left"), np.searchsorted(of, frame, "right")
-        for i in range(n):
-            others = ob[lo[i] : hi[i]]
-            if len(others) == 0:
-                continue
-            same = np.all(np.abs(others - xyxy[i]) < 1e-3, axis=1)
-            others = others[~same]
-            if len(others) == 0:
-                continue
-            iw = np.clip(np.minimum(others[:, 2], xyxy[i, 2]) - np.maximum(others[:, 0], xyxy[i, 0]), 0, None)
-            ih = np.clip(np.minimum(others[:, 3], xyxy[i, 3]) - np.maximum(others[:, 1], xyxy[i, 1]), 0, None)
-            covered[i] = (iw * ih).sum() / max(area[i], 1e-9)
+        # every (row, other box of its frame) pair at once, no Python loop
+        cnt = hi - lo
+        row = np.repeat(np.arange(n), cnt)
+        other = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        a, b = xyxy[row], ob[other]
+        keep = ~np.all(np.abs(b - a) < 1e-3, axis=1)  # the row's own box
+        row, a, b = row[keep], a[keep], b[keep]
+        iw = np.clip(np.minimum(b[:, 2], a[:, 2]) - np.maximum(b[:, 0], a[:, 0]), 0, None)
+        ih = np.clip(np.minimum(b[:, 3], a[:, 3]) - np.maximum(b[:, 1], a[:, 1]), 0, None)
+        covered = np.bincount(row, weights=iw * ih, minlength=n) / np.maximum(area, 1e-9)
     score = np.where(covered > max_overlap, score * 1e-3, score * (1 - 0.5 * covered))
     if n <= k:
         return np.arange(n, dtype=np.int64)

@@ -444,11 +444,18 @@ class Store:
         if (self.root / CROPS_NAME).exists():
             self.delete_crops(video_id, from_frame)
 
-    def detections(self, video_id: int) -> Detections:
-        """All detections of a video as column arrays."""
-        rows = self.conn.execute(
-            "SELECT frame, det, x1, y1, x2, y2, conf, cls FROM detections WHERE video_id = ? "
-            "ORDER BY frame, det", (video_id,)).fetchall()
+    def detections(self, video_id: int, frames: Iterable[int] | None = None) -> Detections:
+        """Detections of a video as column arrays: all, or only those in ``frames``."""
+        if frames is None:
+            rows = self.conn.execute(
+                "SELECT frame, det, x1, y1, x2, y2, conf, cls FROM detections WHERE video_id = ? "
+                "ORDER BY frame, det", (video_id,)).fetchall()
+        else:
+            wanted = json.dumps(sorted({int(f) for f in frames}))
+            rows = self.conn.execute(
+                "SELECT frame, det, x1, y1, x2, y2, conf, cls FROM detections WHERE video_id = ? "
+                "AND frame IN (SELECT value FROM json_each(?)) ORDER BY frame, det",
+                (video_id, wanted)).fetchall()
         return _as_detections(rows)
 
     def count_detections(self, video_id: int) -> int:

@@ -176,6 +176,17 @@ def test_sample_person_avoids_covered_boxes(project):
     assert all(p.covered < 0.05 for p in picks)
 
 
+def test_sampling_from_the_store_reads_few_frames_and_picks_alike(project):
+    from ptrack.views.samples import sample_person, sample_person_from_store
+
+    v = project.video()
+    boxes = project.person_boxes(v.id, 1)
+    full = sample_person(boxes, project.detections(v.id), k=4, per_bin=3)
+    fast = sample_person_from_store(project, v.id, boxes, 4, per_bin=3)
+    assert [[s.frame for s in g] for g in fast] == [[s.frame for s in g] for g in full]
+    assert 25 not in [g[0].frame for g in fast]  # the covered frame is still avoided
+
+
 def test_load_crops_falls_back_to_next_candidate(project):
     from ptrack.views.samples import load_crops, sample_person
 

@@ -375,7 +375,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from ptrack.views.samples import load_crops, sample_person
+        from ptrack.views.samples import load_crops, sample_person_from_store
         from ptrack.views.terminal import GRAPHICS, compare_view, person_view
 
         if graphics not in GRAPHICS:
@@ -388,10 +388,10 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx) as store:
             v = store.video(video)
             chosen = resolve_ids(require_persons(store, v), ids)
-            dets = store.detections(v.id)
             crops = []
             for p in chosen:
-                picks = sample_person(store.person_boxes(v.id, p["id"]), dets, k, per_bin=3)
+                boxes = store.person_boxes(v.id, p["id"])
+                picks = sample_person_from_store(store, v.id, boxes, k, per_bin=3)
                 crops.append(load_crops(store, v.id, picks))
         if len(chosen) == 1:
             beside = console.width >= 2 * (height + 1) + 46
@@ -423,7 +423,7 @@ def register(app: typer.Typer) -> None:
             v = store.video(video)
             [p] = resolve_ids(require_persons(store, v), [person])
             boxes = store.person_boxes(v.id, p["id"])
-            dets = store.detections(v.id) if k else None
+            dets = store.detections(v.id, frames=boxes["frame"]) if k else None
             picks = sample_person(boxes, dets, k or 0, per_bin=3 if k else 1)
             got = load_crops(store, v.id, picks, decode=False)
             target = out if out is not None else store.output_dir(v) / f"crops_p{p['id']}"

@@ -157,6 +157,29 @@ def sample_person(boxes: dict[str, np.ndarray], detections: Any | None = None, k
     return picked
 
 
+def sample_person_from_store(store: Any, video_id: int, boxes: dict[str, np.ndarray], k: int,
+                             *, per_bin: int = 3, shortlist: int = 12) -> list:
+    """:func:`sample_person` reading only the detections it needs.
+
+    A long-lived person has tens of thousands of boxes; the overlap test needs the other
+    boxes of a frame only for the few best candidates of each bin. So: shortlist by confidence
+    and size, read the detections of those frames, then choose as :func:`sample_person` does.
+    """
+    if k <= 0 or not len(boxes["frame"]):
+        return sample_person(boxes, store.detections(video_id, frames=boxes["frame"]), k,
+                             per_bin=per_bin)
+    pre = sample_person(boxes, None, k, per_bin=shortlist)
+    frames = sorted({s.frame for group in pre for s in group})
+    sel = np.isin(boxes["frame"], frames)
+    ends = [int(np.argmin(boxes["frame"])), int(np.argmax(boxes["frame"]))]
+    sub = {name: np.concatenate([arr[sel], arr[ends]]) for name, arr in boxes.items()}
+    sub["source"] = sub["source"].copy()
+    sub["source"][-2:] = 1  # the span's ends keep the time bins; they are not candidates
+    order = np.argsort(sub["frame"], kind="stable")
+    sub = {name: arr[order] for name, arr in sub.items()}
+    return sample_person(sub, store.detections(video_id, frames=frames), k, per_bin=per_bin)
+
+
 def load_crops(store: Any, video_id: int, picks: Sequence[Sample] | Sequence[Sequence[Sample]],
                *, decode: bool = True) -> list[tuple[Sample, Any]]:
     """The crop of each pick as ``(sample, image)``; a bin given as a list falls back to its next

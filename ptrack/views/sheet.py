@@ -41,9 +41,10 @@ class SheetRow:
 def sheet_rows(store: Any, video: Any, persons: Sequence[dict], k: int,
                detections: Any | None = None) -> list[SheetRow]:
     """Sample ``k`` crops across each person's presence and fetch their JPEG bytes."""
-    if detections is None:
-        detections = store.detections(video.id)
     allboxes = store.person_boxes(video.id)
+    if detections is None:  # only the frames of the persons shown
+        shown = np.isin(allboxes["person"], [int(p["id"]) for p in persons])
+        detections = store.detections(video.id, frames=allboxes["frame"][shown])
     covered = None
     if len(allboxes["frame"]):
         from ptrack.views.samples import covered_for

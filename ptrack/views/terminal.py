@@ -57,8 +57,9 @@ def fmt_time(seconds: float) -> str:
     if seconds >= 3600:
         h, rest = divmod(int(seconds), 3600)
         return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
-    m, s = divmod(seconds, 60.0)
-    return f"{int(m)}:{s:04.1f}"
+    tenths = int(round(seconds * 10))  # round first: 1799.97 s is 30:00.0, not 29:60.0
+    m, t = divmod(tenths, 600)
+    return f"{m}:{t // 10:02d}.{t % 10}"
 
 
 def person_stats(person: dict, fps: float) -> list[tuple[str, str]]:
