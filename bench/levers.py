@@ -277,21 +277,10 @@ def _covered_loop(frame, xyxy, of, ob):
 
 
 def covered_vectorised(frame, xyxy, of, ob):
-    """Same numbers, no Python loop: all (row, other box of its frame) pairs at once."""
-    n = len(frame)
-    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
-    order = np.argsort(of, kind="stable")
-    of, ob = of[order], ob[order]
-    lo, hi = np.searchsorted(of, frame, "left"), np.searchsorted(of, frame, "right")
-    cnt = hi - lo
-    row = np.repeat(np.arange(n), cnt)
-    other = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    a, b = xyxy[row], ob[other]
-    keep = ~np.all(np.abs(b - a) < 1e-3, axis=1)
-    row, a, b = row[keep], a[keep], b[keep]
-    iw = np.clip(np.minimum(b[:, 2], a[:, 2]) - np.maximum(b[:, 0], a[:, 0]), 0, None)
-    ih = np.clip(np.minimum(b[:, 3], a[:, 3]) - np.maximum(b[:, 1], a[:, 1]), 0, None)
-    return np.bincount(row, weights=iw * ih, minlength=n) / np.maximum(area, 1e-9)
+    """Same numbers, no Python loop: what ptrack ships (ptrack.appearance.covered_share)."""
+    from ptrack.appearance import covered_share
+
+    return covered_share(frame, xyxy, of, ob)
 
 
 def lever_overlap(report: Report, repeats: int) -> None:

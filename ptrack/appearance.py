@@ -96,6 +96,28 @@ def appearance_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(dists))
 
 
+def covered_share(frame: np.ndarray, xyxy: np.ndarray, other_frame: np.ndarray,
+                  other_xyxy: np.ndarray) -> np.ndarray:
+    """Share of each box's area covered by the other boxes of its frame (its own box skipped).
+
+    Vectorised over every (row, other box of its frame) pair; no Python loop.
+    """
+    n = len(frame)
+    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
+    order = np.argsort(other_frame, kind="stable")
+    of, ob = other_frame[order], other_xyxy[order]
+    lo, hi = np.searchsorted(of, frame, "left"), np.searchsorted(of, frame, "right")
+    cnt = hi - lo
+    row = np.repeat(np.arange(n), cnt)
+    other = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    a, b = xyxy[row], ob[other]
+    keep = ~np.all(np.abs(b - a) < 1e-3, axis=1)  # the row's own box
+    row, a, b = row[keep], a[keep], b[keep]
+    iw = np.clip(np.minimum(b[:, 2], a[:, 2]) - np.maximum(b[:, 0], a[:, 0]), 0, None)
+    ih = np.clip(np.minimum(b[:, 3], a[:, 3]) - np.maximum(b[:, 1], a[:, 1]), 0, None)
+    return np.bincount(row, weights=iw * ih, minlength=n) / np.maximum(area, 1e-9)
+
+
 def pick_descriptor_samples(
     frame: np.ndarray,
     xyxy: np.ndarray,
@@ -133,19 +155,7 @@ def pick_descriptor_samples(
     covered = np.zeros(n)
     if frame_boxes is not None:
         of, ob = np.asarray(frame_boxes[0], np.int64).reshape(-1), np.asarray(frame_boxes[1], np.float64).reshape(-1, 4)
-        order = np.argsort(of, kind="stable")
-        of, ob = of[order], ob[order]
-        lo, hi = np.searchsorted(of, frame, "left"), np.searchsorted(of, frame, "right")
-        # every (row, other box of its frame) pair at once, no Python loop
-        cnt = hi - lo
-        row = np.repeat(np.arange(n), cnt)
-        other = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-        a, b = xyxy[row], ob[other]
-        keep = ~np.all(np.abs(b - a) < 1e-3, axis=1)  # the row's own box
-        row, a, b = row[keep], a[keep], b[keep]
-        iw = np.clip(np.minimum(b[:, 2], a[:, 2]) - np.maximum(b[:, 0], a[:, 0]), 0, None)
-        ih = np.clip(np.minimum(b[:, 3], a[:, 3]) - np.maximum(b[:, 1], a[:, 1]), 0, None)
-        covered = np.bincount(row, weights=iw * ih, minlength=n) / np.maximum(area, 1e-9)
+        covered = covered_share(frame, xyxy, of, ob)
     score = np.where(covered > max_overlap, score * 1e-3, score * (1 - 0.5 * covered))
     if n <= k:
         return np.arange(n, dtype=np.int64)
