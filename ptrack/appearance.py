@@ -17,6 +17,12 @@ H_BINS, S_BINS, V_BINS = 8, 4, 4
 PART_DIM = H_BINS * S_BINS + V_BINS
 DIM = 2 * PART_DIM
 """Length of a descriptor: upper body then lower body."""
+MIN_SATURATION, MIN_VALUE = 0.2, 0.15
+"""A pixel counts as coloured (hue bins) above both; below, its hue is noise and it goes to a brightness bin."""
+MARGIN_X, MARGIN_Y = 0.2, 0.1
+"""Share of a crop's width (each side) and height (top and bottom) left out: background and neighbours dominate there."""
+MAX_OVERLAP = 0.3
+"""A box more than this share covered by another box is avoided as a descriptor sample (it shows the other person)."""
 
 
 def _bgr_to_hsv(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -36,7 +42,7 @@ def _bgr_to_hsv(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _part_hist(crop: np.ndarray) -> np.ndarray:
     h, s, v = _bgr_to_hsv(crop)
     h, s, v = h.ravel(), s.ravel(), v.ravel()
-    coloured = (s > 0.2) & (v > 0.15)
+    coloured = (s > MIN_SATURATION) & (v > MIN_VALUE)
     hi = np.minimum((h * H_BINS).astype(int), H_BINS - 1)
     si = np.minimum((s * S_BINS).astype(int), S_BINS - 1)
     vi = np.minimum((v * V_BINS).astype(int), V_BINS - 1)
@@ -46,7 +52,8 @@ def _part_hist(crop: np.ndarray) -> np.ndarray:
     return hist / total if total > 0 else np.full(PART_DIM, 1.0 / PART_DIM)
 
 
-def crop_descriptor(crops: list[np.ndarray], *, margin_x: float = 0.2, margin_y: float = 0.1) -> np.ndarray:
+def crop_descriptor(crops: list[np.ndarray], *, margin_x: float = MARGIN_X,
+                    margin_y: float = MARGIN_Y) -> np.ndarray:
     """Appearance descriptor (float64, ``DIM``) of one tracklet from several BGR crops of it.
 
     Each crop loses ``margin_x`` of its width on each side and ``margin_y`` of its height at top
@@ -96,76 +103,48 @@ def appearance_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(dists))
 
 
-def covered_share(frame: np.ndarray, xyxy: np.ndarray, other_frame: np.ndarray,
-                  other_xyxy: np.ndarray) -> np.ndarray:
-    """Share of each box's area covered by the other boxes of its frame (its own box skipped).
-
-    Vectorised over every (row, other box of its frame) pair; no Python loop.
-    """
-    n = len(frame)
-    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
-    order = np.argsort(other_frame, kind="stable")
-    of, ob = other_frame[order], other_xyxy[order]
-    lo, hi = np.searchsorted(of, frame, "left"), np.searchsorted(of, frame, "right")
-    cnt = hi - lo
-    row = np.repeat(np.arange(n), cnt)
-    other = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    a, b = xyxy[row], ob[other]
-    keep = ~np.all(np.abs(b - a) < 1e-3, axis=1)  # the row's own box
-    row, a, b = row[keep], a[keep], b[keep]
-    iw = np.clip(np.minimum(b[:, 2], a[:, 2]) - np.maximum(b[:, 0], a[:, 0]), 0, None)
-    ih = np.clip(np.minimum(b[:, 3], a[:, 3]) - np.maximum(b[:, 1], a[:, 1]), 0, None)
-    return np.bincount(row, weights=iw * ih, minlength=n) / np.maximum(area, 1e-9)
-
-
 def pick_descriptor_samples(
     frame: np.ndarray,
     xyxy: np.ndarray,
     conf: np.ndarray,
     k: int,
     *,
-    frame_boxes: tuple[np.ndarray, np.ndarray] | None = None,
-    max_overlap: float = 0.3,
+    covered: np.ndarray | None = None,
+    max_overlap: float = MAX_OVERLAP,
 ) -> np.ndarray:
     """Indices (into the tracklet's rows) of up to ``k`` good observations to describe a tracklet.
 
     Good = confident, large, not overlapped by another box of the same frame, and spread over
-    the tracklet's time span: the span is cut into ``k`` equal time slices and the best row of
-    each slice is taken (score = conf * sqrt(box area), halved... zeroed when overlapped by more than
-    ``max_overlap`` of its area), then empty slices are filled by the next-best rows.
+    the tracklet's time span: :func:`ptrack.sampling.pick_spread` takes the best row of each of
+    ``k`` equal time slices (score = conf * sqrt(box area), times ``1 - covered / 2``, or almost
+    zero when covered by more than ``max_overlap``), then empty slices are filled by the
+    next-best rows.
 
     Args:
         frame, xyxy, conf: The tracklet's rows.
         k: How many samples.
-        frame_boxes: ``(frame, xyxy)`` of *all* boxes of the frames concerned (other persons
-            included) for the overlap test; the tracklet's own boxes are recognised and skipped.
+        covered: Share of each row's box covered by another box of its frame
+            (:func:`ptrack.sampling.covered_share` over all boxes of the frames), or None.
         max_overlap: Share of a box's area covered by another box above which it is avoided.
 
     Returns:
         Sorted int64 indices, at most ``k``.
     """
+    from ptrack.sampling import pick_spread
+
     frame = np.asarray(frame, dtype=np.int64).reshape(-1)
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     conf = np.asarray(conf, dtype=np.float64).reshape(-1)
     n = len(frame)
     if n == 0 or k <= 0:
         return np.zeros(0, np.int64)
-    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
-    score = conf * np.sqrt(area)
-    covered = np.zeros(n)
-    if frame_boxes is not None:
-        of, ob = np.asarray(frame_boxes[0], np.int64).reshape(-1), np.asarray(frame_boxes[1], np.float64).reshape(-1, 4)
-        covered = covered_share(frame, xyxy, of, ob)
-    score = np.where(covered > max_overlap, score * 1e-3, score * (1 - 0.5 * covered))
     if n <= k:
         return np.arange(n, dtype=np.int64)
-    f0, f1 = frame.min(), frame.max()
-    slot = np.minimum(((frame - f0) * k) // max(f1 - f0 + 1, 1), k - 1)
-    chosen: list[int] = []
-    for s in range(k):
-        idx = np.flatnonzero(slot == s)
-        if len(idx):
-            chosen.append(int(idx[np.lexsort((idx, -score[idx]))[0]]))
+    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
+    score = conf * np.sqrt(area)
+    cov = np.zeros(n) if covered is None else np.asarray(covered, np.float64).reshape(n)
+    score = np.where(cov > max_overlap, score * 1e-3, score * (1 - 0.5 * cov))
+    chosen = [int(rows[0]) for _, rows in pick_spread(frame, score, k)]
     if len(chosen) < k:
         rest = np.setdiff1d(np.arange(n), chosen)
         rest = rest[np.lexsort((rest, -score[rest]))]

@@ -1,14 +1,19 @@
-"""Settings: ``configs/default.yaml`` overlaid by a user file and by command flags.
+"""Settings: the shipped ``ptrack/default.yaml`` overlaid by a user file and by command flags.
 
-Every tunable value lives in the default file with a one-line comment. A user file may hold
-any subset of the same layout; unknown keys and wrong types raise :class:`PtrackError` naming
-the key. The result is a plain nested dict (JSON-serialisable, stored with each run).
+Every tunable value lives in the default file with a one-line comment; ``configs/default.yaml``
+is the documented copy of it (a test keeps the two identical). A user file may hold any subset
+of the same layout; unknown keys, wrong types, NaN/infinity and out-of-range values raise
+:class:`PtrackError` naming the key (the checks are :mod:`ptrack.settings`'). YAML anchors and
+aliases are refused, so an alias bomb costs nothing. The result is a plain nested dict
+(JSON-serialisable, stored with each run); :meth:`ptrack.settings.Settings.from_dict` turns it
+into the frozen objects the stages and algorithms take.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,17 +21,38 @@ import yaml
 
 from ptrack.errors import PtrackError
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-_PACKAGED = Path(__file__).resolve().parent / "default.yaml"
+DEFAULT_NAME = "default.yaml"
+"""The defaults, shipped inside the package (``importlib.resources``): a wheel has them too."""
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config file read: the full default file is under 8 KB."""
 
 
-def _default_file() -> Path:
-    # Source checkout: configs/default.yaml; installed wheel: the copy shipped inside the package.
-    return DEFAULT_PATH if DEFAULT_PATH.exists() else _PACKAGED
+def _default_file():
+    return resources.files("ptrack").joinpath(DEFAULT_NAME)
+
+
+def _parse(text: str, where: str) -> Any:
+    """YAML text to data, refusing anchors/aliases (an alias bomb expands exponentially)."""
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                mark = event.start_mark
+                raise PtrackError(f"config file {where} line {mark.line + 1} uses a YAML anchor or "
+                                  f"alias (& or *); write the values out")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise PtrackError(f"config file {where}{line} is not valid YAML") from None
+    except RecursionError:
+        raise PtrackError(f"config file {where} is nested too deeply") from None
 
 
 def _read_yaml(path: Path) -> Any:
     try:
+        if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+            raise PtrackError(f"config file {path} is larger than {MAX_CONFIG_BYTES >> 20} MB; "
+                              f"a ptrack config is a few KB")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PtrackError(f"config file not found: {path}") from None
@@ -34,19 +60,18 @@ def _read_yaml(path: Path) -> Any:
         raise PtrackError(f"config path is a directory, not a file: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PtrackError(f"cannot read config file {path}: {exc}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        raise PtrackError(f"config file {path}{line} is not valid YAML") from None
+    return _parse(text, str(path))
 
 
 def load_defaults() -> dict[str, Any]:
     """The shipped defaults as a nested dict."""
-    data = _read_yaml(_default_file())
+    try:
+        text = _default_file().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PtrackError(f"the default settings shipped with ptrack cannot be read: {exc}") from None
+    data = _parse(text, f"ptrack/{DEFAULT_NAME}")
     if not isinstance(data, dict):
-        raise PtrackError(f"default config {_default_file()} is damaged")
+        raise PtrackError(f"the default settings ptrack/{DEFAULT_NAME} are damaged")
     return data
 
 
@@ -100,7 +125,12 @@ def overlay(base: Mapping[str, Any], extra: Mapping[str, Any], prefix: str = "")
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults, then the user file at ``path``, then ``overrides`` (``{"detect": {"conf": 0.2}}``)."""
+    """Defaults, then the user file at ``path``, then ``overrides`` (``{"detect": {"conf": 0.2}}``).
+
+    The result is validated as a whole (:class:`ptrack.settings.Settings`) before it is returned.
+    """
+    from ptrack.settings import Settings
+
     settings = load_defaults()
     if path is not None:
         data = _read_yaml(Path(path))
@@ -109,6 +139,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     if overrides:
         clean = {s: {k: v for k, v in sec.items() if v is not None} for s, sec in overrides.items()}
         settings = overlay(settings, clean)
+    Settings.from_dict(settings)  # types, ranges, NaN/infinity: one-line errors naming the key
     return settings
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ptrack.errors import PtrackError
-from ptrack.motio import MotBoxes
+from ptrack.boxes import Boxes
 
 IGNORE_IOU = 0.5
 """IoU at which a result box counts as lying on an ignored ground-truth box (as MOTChallenge)."""
@@ -103,7 +103,7 @@ def match_boxes(similarity: np.ndarray, threshold: float) -> tuple[np.ndarray, n
 
 
 def evaluate(
-    gt: MotBoxes,
+    gt: Boxes,
     res_frame: np.ndarray,
     res_ids: np.ndarray,
     res_xyxy: np.ndarray,
@@ -167,7 +167,7 @@ def _frame_slices(frame: np.ndarray, num_frames: int) -> list[np.ndarray]:
 
 
 def _prepare(
-    gt: MotBoxes,
+    gt: Boxes,
     res_frame: np.ndarray,
     res_ids: np.ndarray,
     res_xyxy: np.ndarray,
@@ -177,14 +177,15 @@ def _prepare(
     num_frames = int(max(gt.frame.max(initial=-1), res_frame.max(initial=-1))) + 1
     gt_idx = _frame_slices(gt.frame.astype(np.int64), num_frames)
     res_idx = _frame_slices(res_frame, num_frames)
-    gt_labels, gt_contig = np.unique(gt.ids[gt.keep], return_inverse=True)
+    gt_keep = gt.data["keep"]
+    gt_labels, gt_contig = np.unique(gt.tracklet[gt_keep], return_inverse=True)
     gt_map = np.full(len(gt), -1, dtype=np.int64)
-    gt_map[gt.keep] = gt_contig
+    gt_map[gt_keep] = gt_contig
     kept_res = np.ones(len(res_frame), dtype=bool)
     gt_ids, similarity = [], []
     for g, r in zip(gt_idx, res_idx):
         sim = iou_matrix(gt.xyxy[g], res_xyxy[r])
-        keep_g = gt.keep[g]
+        keep_g = gt_keep[g]
         rows, cols = match_boxes(sim, IGNORE_IOU)
         drop = cols[~keep_g[rows]] if drop_results_on_ignored else cols[:0]
         kept_res[r[drop]] = False

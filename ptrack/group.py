@@ -1,7 +1,8 @@
 """Join broken tracklets into whole persons.
 
 Pure: numpy arrays in, a frozen :class:`GroupResult` out. Every threshold is a keyword parameter
-(see ``DEFAULTS``); durations are in seconds and converted with the video's fps.
+(a :class:`ptrack.settings.GroupSettings`); durations are in seconds and converted with the
+video's fps.
 
 How it decides. Each tracklet (later: each partial person) has an *end state* and a *start state*:
 position (top centre of the box, which occlusion from below moves least), its velocity, estimated
@@ -39,27 +40,14 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError
+from ptrack.settings import GroupSettings
 
-DEFAULTS: dict[str, float | int] = dict(
-    max_gap_s=8.0,  # longest gap between two tracklets of one person when appearance backs the link
-    motion_max_gap_s=1.5,  # longest gap for a link on motion alone (no descriptors for the pair)
-    handover_s=0.2,  # longest time overlap at a hand-over
-    vel_window_s=1.0,  # track end/start used to estimate velocity
-    max_speed=2.0,  # cap on the estimated speed, box heights per second
-    pos_noise=0.03,  # noise of a box position, box heights (sets how much short tracklets' velocity is trusted)
-    pos_tol=0.1,  # motion tolerance at zero gap, box heights
-    pos_tol_per_s=0.1,  # motion tolerance growth per second of gap, box heights
-    scale_tol=0.2,  # log box-height tolerance at zero gap
-    scale_tol_per_s=0.25,  # log box-height tolerance growth per second of gap
-    gap_cost_per_s=0.2,  # link cost added per second of gap (prefers short gaps)
-    no_link_cost=1.5,  # a link is made only if its cost is below this
-    app_max=0.4,  # appearance distance allowed when motion agrees
-    app_strong=0.15,  # appearance distance needed to link beyond the motion gate
-    app_weight=1.0,  # weight of the appearance term in the link cost
-    interp_max_s=1.5,  # fill gaps up to this long by linear interpolation
-    n_rounds=3,  # rounds of linking on the merged persons
-)
+VEL_MAX_SAMPLES = 12
+"""Most boxes of a velocity window fed to Theil-Sen (O(n^2) pairs); spread evenly, 12 fit a 1 s window's slope as well as all 25."""
+FAR_COST_BASE, FAR_COST_SPAN = 0.5, 0.45
+"""A link beyond the motion gate costs ``no_link_cost * (BASE + SPAN * (app / app_strong)^2)``: inside the accepted range, above any motion-consistent link's typical cost, so a motion-consistent alternative wins."""
 
 
 @dataclass(frozen=True)
@@ -91,20 +79,27 @@ class GroupResult:
         """Sorted unique person ids."""
         return np.unique(self.person_of_tracklet)
 
+    @property
+    def boxes(self) -> Boxes:
+        """The person boxes as one :class:`ptrack.boxes.Boxes` (person, frame, xyxy, conf, source,
+        tracklet, row columns)."""
+        return Boxes(self.frame, self.xyxy, self.conf, person=self.person, source=self.source,
+                     tracklet=self.tracklet, row=self.row)
+
 
 # ---------------------------------------------------------------------------------------------
 # parameters and inputs
 
 
-def _params(params: dict) -> dict:
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise PtrackError(f"unknown group setting(s): {', '.join(sorted(unknown))}")
-    p = {**DEFAULTS, **params}
-    for k, v in p.items():
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-            raise PtrackError(f"group setting {k} must be a non-negative number, got {v!r}")
-    return p
+def _settings(settings) -> GroupSettings:
+    if not isinstance(settings, GroupSettings):
+        raise PtrackError(f"group settings must be a GroupSettings, got {type(settings).__name__}")
+    return settings
+
+
+def _handover_ok(overlap_frames: int, over: int) -> bool:
+    """Two persons may share at most ``over`` frames (a hand-over) to be joined."""
+    return overlap_frames <= over
 
 
 def _inputs(tid, frame, xyxy, conf):
@@ -172,13 +167,12 @@ def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
     y = np.column_stack([(b[:, 0] + b[:, 2]) / 2, b[:, 1], np.log(np.maximum(b[:, 3] - b[:, 1], 1.0))])
     units, first, counts = np.unique(u, return_index=True, return_counts=True)
     U = len(units)
-    win = max(2.0, p["vel_window_s"] * fps)  # frames
-    max_k = 12
+    win = max(2.0, p.vel_window_s * fps)  # frames
     out = {k: np.zeros((U, 3)) for k in ("s", "e")}
     at = {k: np.zeros((U, 3)) for k in ("s", "e")}
     w = {k: np.zeros(U) for k in ("s", "e")}
     frames = []
-    vmax = p["max_speed"] / fps  # box heights per frame
+    vmax = p.max_speed / fps  # box heights per frame
     for k in range(U):
         a, n = first[k], counts[k]
         fk, yk = f[a : a + n], y[a : a + n]
@@ -191,8 +185,8 @@ def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
                 m = fk <= fk[0] + win
                 t0 = fk[0]
             idx = np.flatnonzero(m)
-            if len(idx) > max_k:  # spread the samples over the window
-                idx = idx[np.linspace(0, len(idx) - 1, max_k).round().astype(int)]
+            if len(idx) > VEL_MAX_SAMPLES:  # spread the samples over the window
+                idx = idx[np.linspace(0, len(idx) - 1, VEL_MAX_SAMPLES).round().astype(int)]
             v, val = _theil_sen(fk[idx], yk[idx], t0)
             h = np.exp(val[2])
             speed = np.hypot(v[0], v[1]) / h
@@ -203,7 +197,7 @@ def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
             span = float(fk[idx[-1]] - fk[idx[0]])
             out[side][k], at[side][k] = v, val
             # velocity uncertainty (box heights per frame): position noise over the span, at most the speed cap
-            w[side][k] = min(p["pos_noise"] * 2.0 / span, vmax) if span > 0 else vmax
+            w[side][k] = min(p.pos_noise * 2.0 / span, vmax) if span > 0 else vmax
     return _States(
         units=units,
         start=f[first],
@@ -235,15 +229,28 @@ def _link_features(S: _States, ia: np.ndarray, ib: np.ndarray, fps: float, p: di
     h = np.exp((S.e_logh[ia] + S.s_logh[ib]) / 2)
     pred = S.e_pos[ia] + v[:, :2] * dt[:, None]
     motion = np.hypot(*(S.s_pos[ib] - pred).T) / h
-    motion_tol = p["pos_tol"] + p["pos_tol_per_s"] * gap_s + sigma_v * np.abs(dt)
+    motion_tol = p.pos_tol + p.pos_tol_per_s * gap_s + sigma_v * np.abs(dt)
     scale = np.abs(S.s_logh[ib] - (S.e_logh[ia] + v[:, 2] * dt))
-    scale_tol = p["scale_tol"] + p["scale_tol_per_s"] * gap_s
+    scale_tol = p.scale_tol + p.scale_tol_per_s * gap_s
     return dict(dt=dt, gap_s=gap_s, motion=motion, motion_tol=motion_tol, scale=scale, scale_tol=scale_tol)
 
 
-def _candidates(S: _States, fps: float, p: dict, with_app: bool) -> tuple[np.ndarray, np.ndarray]:
-    over = int(round(p["handover_s"] * fps))
-    max_gap = int(round((max(p["max_gap_s"], p["motion_max_gap_s"]) if with_app else p["motion_max_gap_s"]) * fps))
+def _window(p, fps: float, with_app: bool) -> tuple[int, int]:
+    """(most overlap, longest gap) in frames of a candidate link; appearance allows longer gaps."""
+    over = int(round(p.handover_s * fps))
+    longest = max(p.max_gap_s, p.motion_max_gap_s) if with_app else p.motion_max_gap_s
+    return over, int(round(longest * fps))
+
+
+def _in_window(S: _States, ia, ib, over: int, max_gap: int) -> dict[str, np.ndarray]:
+    """The order and gap criteria of links end(ia) -> start(ib) (B starts and ends later)."""
+    order = (ia != ib) & (S.start[ib] > S.start[ia]) & (S.end[ib] > S.end[ia])
+    gap = (S.start[ib] >= S.end[ia] - over) & (S.start[ib] <= S.end[ia] + max_gap)
+    return dict(order_ok=order, window_ok=gap)
+
+
+def _candidates(S: _States, fps: float, p, with_app: bool) -> tuple[np.ndarray, np.ndarray]:
+    over, max_gap = _window(p, fps, with_app)
     order = np.argsort(S.start, kind="stable")
     starts = S.start[order]
     lo = np.searchsorted(starts, S.end - over, side="left")
@@ -252,17 +259,18 @@ def _candidates(S: _States, fps: float, p: dict, with_app: bool) -> tuple[np.nda
     ia = np.repeat(np.arange(len(S.units)), cnt)
     offs = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     ib = order[np.repeat(lo, cnt) + offs]
-    ok = (ia != ib) & (S.start[ib] > S.start[ia]) & (S.end[ib] > S.end[ia])
+    w = _in_window(S, ia, ib, over, max_gap)
+    ok = w["order_ok"] & w["window_ok"]
     return ia[ok], ib[ok]
 
 
 def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
-    """Cost of each candidate link; inf where a gate rejects it."""
+    """Cost of each candidate link; inf where a gate rejects it. ``feat`` holds every criterion."""
     feat = _link_features(S, ia, ib, fps, p)
     m = feat["motion"] / feat["motion_tol"]
     s = feat["scale"] / feat["scale_tol"]
-    motion_ok = (m <= 1.0) & (s <= 1.0)
-    cost = m**2 + s**2 + p["gap_cost_per_s"] * feat["gap_s"]
+    motion_fit = (m <= 1.0) & (s <= 1.0)
+    cost = m**2 + s**2 + p.gap_cost_per_s * feat["gap_s"]
     app = np.full(len(ia), np.nan)
     if desc is not None:
         from ptrack.appearance import appearance_distance
@@ -272,18 +280,21 @@ def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
             if da is not None and db is not None:
                 app[k] = appearance_distance(da, db)
     has_app = ~np.isnan(app)
-    motion_ok &= has_app | (feat["gap_s"] <= p["motion_max_gap_s"])
-    app_ok_near = ~has_app | (app <= p["app_max"])
-    app_ok_far = has_app & (app <= p["app_strong"]) & (feat["gap_s"] <= p["max_gap_s"])
+    motion_gap_ok = has_app | (feat["gap_s"] <= p.motion_max_gap_s)  # no appearance: short gaps only
+    motion_ok = motion_fit & motion_gap_ok
+    app_ok_near = ~has_app | (app <= p.app_max)
+    far_gap_ok = feat["gap_s"] <= p.max_gap_s
+    app_ok_far = has_app & (app <= p.app_strong) & far_gap_ok
     ok_near = motion_ok & app_ok_near
     ok_far = ~ok_near & app_ok_far
-    a_norm = np.where(has_app, app / max(p["app_max"], 1e-9), 0.0)
-    cost = np.where(ok_near, cost + p["app_weight"] * a_norm**2, np.inf)
+    a_norm = np.where(has_app, app / max(p.app_max, 1e-9), 0.0)
+    cost = np.where(ok_near, cost + p.app_weight * a_norm**2, np.inf)
     # beyond the motion gate only appearance speaks: such links rank by appearance alone, in the upper
-    # half of the accepted cost range so that a motion-consistent alternative wins
-    far_cost = p["no_link_cost"] * (0.5 + 0.45 * (app / max(p["app_strong"], 1e-9)) ** 2)
+    # part of the accepted cost range so that a motion-consistent alternative wins
+    far_cost = p.no_link_cost * (FAR_COST_BASE + FAR_COST_SPAN * (app / max(p.app_strong, 1e-9)) ** 2)
     cost = np.where(ok_far, far_cost, cost)
-    feat.update(app=app, cost=cost, motion_ok=motion_ok)
+    feat.update(app=app, has_app=has_app, cost=cost, motion_ok=motion_ok, motion_gap_ok=motion_gap_ok,
+                far_gap_ok=far_gap_ok, ok_near=ok_near, ok_far=ok_far)
     return cost, feat
 
 
@@ -400,7 +411,7 @@ def group_tracklets(
     descriptors: dict[int, np.ndarray] | None = None,
     must_link: Iterable[tuple[int, int]] = (),
     cannot_link: Iterable[tuple[int, int]] = (),
-    **params,
+    settings: GroupSettings,
 ) -> GroupResult:
     """Join tracklets into persons.
 
@@ -409,11 +420,11 @@ def group_tracklets(
         frame: 0-based frame of each row.
         xyxy: Boxes (N x 4) in pixels.
         conf: Detection confidence of each row.
-        fps: The video's frame rate (durations in ``params`` are seconds).
+        fps: The video's frame rate (durations in ``settings`` are seconds).
         descriptors: Optional appearance descriptor per tracklet id (see ``ptrack.appearance``).
         must_link: Pairs of tracklet ids that must end up in one person (user merges).
         cannot_link: Pairs of tracklet ids that must end up in different persons (user splits).
-        **params: Overrides of ``DEFAULTS``.
+        settings: The ``group:`` settings (``ptrack.settings.defaults().group`` for the shipped ones).
 
     Returns:
         A :class:`GroupResult`. Deterministic for the same input.
@@ -422,10 +433,11 @@ def group_tracklets(
         PtrackError: Bad settings, inconsistent arrays, unknown ids or contradictory constraints.
 
     Example:
-        >>> g = group_tracklets(tid, frame, xyxy, conf, fps=25.0)  # doctest: +SKIP
+        >>> g = group_tracklets(tid, frame, xyxy, conf, fps=25.0,
+        ...                     settings=defaults().group)  # doctest: +SKIP
         >>> g.person_of_tracklet  # doctest: +SKIP
     """
-    p = _params(params)
+    p = _settings(settings)
     if not fps or fps <= 0:
         raise PtrackError(f"fps must be positive, got {fps}")
     fps = float(fps)
@@ -459,20 +471,21 @@ def group_tracklets(
                               f"`ptrack constraints --delete ID`", exit_code=2)
         P.union(a, b)
 
-    over = int(round(p["handover_s"] * fps))
-    for _ in range(max(1, int(p["n_rounds"]))):
+    over = int(round(p.handover_s * fps))
+    for _ in range(max(1, int(p.n_rounds))):
         unit = np.full(len(tid), -1, np.int64)
         unit[rows] = _roots(P, tid[rows])
         S = _states(unit, frame, xyxy, conf, rows, fps, p)
         desc = _unit_descriptors(P, descriptors, S.units) if descriptors else None
         ia, ib = _candidates(S, fps, p, bool(desc))
         cost, _ = _link_costs(S, ia, ib, fps, p, desc)
-        links = _assign(ia, ib, cost, p["no_link_cost"])
+        links = _assign(ia, ib, cost, p.no_link_cost)
         links.sort(key=lambda x: (x[2], S.units[x[0]], S.units[x[1]]))
         made = 0
         for a, b, _c in links:
             ua, ub = int(S.units[a]), int(S.units[b])
-            if P.find(ua) == P.find(ub) or P.forbidden(ua, ub, cannot) or P.overlap(ua, ub) > over:
+            if P.find(ua) == P.find(ub) or P.forbidden(ua, ub, cannot) \
+                    or not _handover_ok(P.overlap(ua, ub), over):
                 continue
             P.union(ua, ub)
             made += 1
@@ -506,7 +519,7 @@ def _person_boxes(tracklets, person_of, tid, frame, xyxy, conf, rows, fps, p) ->
     pers, fr = person_row[keep], frame[keep]
     box = xyxy[keep]
     # interpolation
-    max_fill = int(round(p["interp_max_s"] * fps))
+    max_fill = int(round(p.interp_max_s * fps))
     nxt = np.r_[pers[1:] == pers[:-1], False]
     gap = np.r_[fr[1:] - fr[:-1], 0]
     fill = np.flatnonzero(nxt & (gap > 1) & (gap - 1 <= max_fill))
@@ -547,15 +560,18 @@ def explain(
     *,
     fps: float,
     descriptors: dict[int, np.ndarray] | None = None,
-    **params,
+    settings: GroupSettings,
 ) -> list[dict]:
-    """Why tracklets ``a`` and ``b`` would or would not be linked directly (earlier one first).
+    """Why tracklets (or persons) ``a`` and ``b`` would or would not be linked directly.
 
-    Returns a list of ``{"criterion", "value", "threshold", "verdict"}`` dicts, verdict one of
-    ``"pass"``, ``"fail"`` or ``"n/a"``; the last entry, ``"link"``, sums up (value = link cost,
-    threshold = no-link cost). Looks at the two tracklets alone, not at competing links.
+    Every criterion comes from the functions linking itself uses (``_window``/``_in_window`` as
+    in ``_candidates``, ``_link_costs``, ``_handover_ok``), so explain and linking cannot
+    disagree. Returns ``{"criterion", "value", "threshold", "verdict"}`` dicts, verdict one of
+    ``"pass"``, ``"fail"`` or ``"n/a"``, earlier one first; the last entry, ``"link"``, sums up
+    (value = link cost, threshold = no-link cost). Looks at the two alone, not at competing links
+    (the first round of linking).
     """
-    p = _params(params)
+    p = _settings(settings)
     fps = float(fps)
     tid, frame, xyxy, conf = _inputs(tid, frame, xyxy, conf)
     for x in (a, b):
@@ -565,33 +581,50 @@ def explain(
     S = _states(tid, frame, xyxy, conf, rows, fps, p)
     i, j = (0, 1) if (S.start[0], S.end[0]) <= (S.start[1], S.end[1]) else (1, 0)
     ia, ib = np.array([i]), np.array([j])
-    desc = None
-    if descriptors and a in descriptors and b in descriptors:
-        desc = {a: descriptors[a], b: descriptors[b]}
+    desc = _unit_descriptors_plain(descriptors, (a, b))
+    # linking's window depends on whether the video has descriptors at all, as in group_tracklets
+    over, max_gap = _window(p, fps, bool(descriptors))
+    w = _in_window(S, ia, ib, over, max_gap)
     cost, f = _link_costs(S, ia, ib, fps, p, desc)
-    over = int(round(p["handover_s"] * fps))
-    max_gap = int(round((p["max_gap_s"] if desc else p["motion_max_gap_s"]) * fps))
     overlap = len(np.intersect1d(S.frames[i], S.frames[j]))
-    dt = int(f["dt"][0])
+    order_ok, window_ok = bool(w["order_ok"][0]), bool(w["window_ok"][0])
+    handover_ok = _handover_ok(overlap, over)
+    has_app = bool(f["has_app"][0])
 
     def row(name, value, thr, ok):
         return {"criterion": name, "value": float(value), "threshold": float(thr),
                 "verdict": "n/a" if ok is None else ("pass" if ok else "fail")}
 
-    order_ok = bool(S.start[j] > S.start[i] and S.end[j] > S.end[i])
+    gap_s = float(f["gap_s"][0])
     out = [
         row("order (later one starts and ends later)", float(order_ok), 1.0, order_ok),
-        row("overlap frames", overlap, over, overlap <= over),
-        row("gap seconds", max(dt, 0) / fps, max_gap / fps, dt <= max_gap),
-        row("motion error (box heights)", f["motion"][0], f["motion_tol"][0], f["motion"][0] <= f["motion_tol"][0]),
-        row("scale error (log height)", f["scale"][0], f["scale_tol"][0], f["scale"][0] <= f["scale_tol"][0]),
+        row("overlap frames", overlap, over, handover_ok),
+        row("gap seconds", gap_s, max_gap / fps, window_ok),
+        row("gap without appearance (s)", gap_s, p.motion_max_gap_s,
+            None if has_app else bool(f["motion_gap_ok"][0])),
+        row("motion error (box heights)", f["motion"][0], f["motion_tol"][0],
+            bool(f["motion"][0] <= f["motion_tol"][0])),
+        row("scale error (log height)", f["scale"][0], f["scale_tol"][0],
+            bool(f["scale"][0] <= f["scale_tol"][0])),
     ]
     app = f["app"][0]
-    if np.isnan(app):
-        out.append(row("appearance distance", np.nan, p["app_max"], None))
-    else:
-        thr = p["app_max"] if f["motion_ok"][0] else p["app_strong"]
-        out.append(row("appearance distance", app, thr, app <= thr))
-    c = float(cost[0]) if order_ok and overlap <= over and dt <= max_gap else np.inf
-    out.append(row("link", c, p["no_link_cost"], bool(np.isfinite(c) and c < p["no_link_cost"])))
+    if not has_app:
+        out.append(row("appearance distance", np.nan, p.app_max, None))
+    elif f["motion_ok"][0]:
+        out.append(row("appearance distance", app, p.app_max, bool(f["ok_near"][0])))
+    else:  # beyond the motion gate: appearance alone, within max_gap_s
+        out.append(row("appearance distance (no motion support)", app, p.app_strong,
+                       bool(app <= p.app_strong)))
+        out.append(row("gap for an appearance-only link (s)", gap_s, p.max_gap_s,
+                       bool(f["far_gap_ok"][0])))
+    made = order_ok and window_ok and handover_ok and bool(np.isfinite(cost[0])) \
+        and bool(cost[0] < p.no_link_cost)
+    c = float(cost[0]) if order_ok and window_ok and handover_ok else np.inf
+    out.append(row("link", c, p.no_link_cost, made))
     return out
+
+
+def _unit_descriptors_plain(descriptors, ids) -> dict | None:
+    if not descriptors or any(x not in descriptors for x in ids):
+        return None
+    return {x: descriptors[x] for x in ids}

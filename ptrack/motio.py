@@ -10,12 +10,12 @@ scanned line by line, to name the first bad line in the error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError
 
 MIN_COLUMNS = 6
@@ -27,41 +27,26 @@ PEDESTRIAN_CLASS = 1
 _ROW_FORMAT = "%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,-1,-1,-1"
 
 
-@dataclass(frozen=True)
-class MotBoxes:
-    """Boxes read from a MOTChallenge file, one entry per line.
+def mot_boxes(frame, ids, xyxy, conf=None, *, keep=None, cls=None, visibility=None) -> Boxes:
+    """MOTChallenge boxes as a :class:`ptrack.boxes.Boxes`.
 
-    Attributes:
-        frame: 0-based frame numbers, int32, shape (N,).
-        ids: Track or ground-truth ids, int64, shape (N,); -1 in detection files.
-        xyxy: Boxes as ``x1, y1, x2, y2`` in pixels, float32, shape (N, 4).
-        conf: Column 7, float32, shape (N,): detection confidence, or in ground truth the
-            "consider" flag (1 = score this box, 0 = ignore it). 1 when the column is absent.
-        keep: Boolean mask, shape (N,): the boxes that count when scoring. All True for
-            detections; for ground truth, ``conf != 0`` and (9-column files) class pedestrian.
-        cls: Class column of 9-column ground truth, int32, shape (N,); -1 when absent.
-        visibility: Visibility column of 9-column ground truth, float32, shape (N,); -1 when absent.
+    The MOT id (track or ground-truth id, -1 in detection files) is the ``tracklet`` column;
+    ``conf`` is column 7 (detection confidence, or in ground truth the "consider" flag);
+    ``cls`` the class column of 9-column ground truth (-1 when absent). Two ``data`` columns:
+    ``keep`` (bool: the boxes that count when scoring) and ``visibility`` (float32, -1 when
+    absent).
     """
-
-    frame: np.ndarray
-    ids: np.ndarray
-    xyxy: np.ndarray
-    conf: np.ndarray
-    keep: np.ndarray
-    cls: np.ndarray
-    visibility: np.ndarray
-
-    def __len__(self) -> int:
-        """Number of boxes."""
-        return int(self.frame.shape[0])
-
-    @classmethod
-    def empty(cls) -> MotBoxes:
-        """Return a MotBoxes holding no boxes."""
-        return _boxes_from_rows(np.zeros((0, 10)), kind="det")
+    frame = np.asarray(frame, np.int64).reshape(-1)
+    n = len(frame)
+    conf = np.ones(n, np.float32) if conf is None else conf
+    keep = np.ones(n, bool) if keep is None else np.asarray(keep, bool)
+    visibility = np.full(n, -1.0, np.float32) if visibility is None else visibility
+    return Boxes(frame, np.asarray(xyxy, np.float32).reshape(n, 4), conf,
+                 None if cls is None else np.asarray(cls, np.int64), tracklet=ids,
+                 data={"keep": keep, "visibility": np.asarray(visibility, np.float32)})
 
 
-def read_mot(path: str | Path, *, kind: Literal["det", "gt"] = "det") -> MotBoxes:
+def read_mot(path: str | Path, *, kind: Literal["det", "gt"] = "det") -> Boxes:
     """Read a MOTChallenge detection, ground-truth or result file.
 
     Args:
@@ -71,7 +56,8 @@ def read_mot(path: str | Path, *, kind: Literal["det", "gt"] = "det") -> MotBoxe
             column 8 decide ``keep``).
 
     Returns:
-        The boxes, in file order, with 0-based frames. An empty file gives empty arrays.
+        The boxes (:func:`mot_boxes`: ids in ``tracklet``, ``keep`` and ``visibility`` in
+        ``data``), in file order, with 0-based frames. An empty file gives no boxes.
 
     Raises:
         PtrackError: ``"<path>:<line>: <what is wrong>"`` for the first bad line, or when the
@@ -235,26 +221,20 @@ def _describe_row(row: np.ndarray) -> str:
     return ", ".join(f"{name}={value:g}" for name, value in zip(names, row[:MIN_COLUMNS]))
 
 
-def _boxes_from_rows(rows: np.ndarray, kind: str) -> MotBoxes:
-    """Build MotBoxes from a checked table of at least 6 columns."""
+def _boxes_from_rows(rows: np.ndarray, kind: str) -> Boxes:
+    """Build the boxes from a checked table of at least 6 columns."""
     n = rows.shape[0]
     left, top, width, height = rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5]
     xyxy = np.column_stack([left, top, left + width, top + height]).astype(np.float32)
     conf = rows[:, 6] if rows.shape[1] > 6 else np.ones(n)
     has_class = kind == "gt" and rows.shape[1] == 9
-    cls = rows[:, 7].astype(np.int32) if has_class else np.full(n, -1, dtype=np.int32)
+    cls = rows[:, 7].astype(np.int64) if has_class else np.full(n, -1, dtype=np.int64)
     visibility = rows[:, 8] if has_class else np.full(n, -1.0)
     keep = np.ones(n, dtype=bool)
     if kind == "gt":
         keep = conf != 0
         if has_class:
             keep &= cls == PEDESTRIAN_CLASS
-    return MotBoxes(
-        frame=(rows[:, 0] - 1).astype(np.int32),
-        ids=rows[:, 1].astype(np.int64),
-        xyxy=xyxy.reshape(n, 4),
-        conf=conf.astype(np.float32),
-        keep=keep,
-        cls=cls,
-        visibility=visibility.astype(np.float32),
-    )
+    return mot_boxes((rows[:, 0] - 1).astype(np.int64), rows[:, 1].astype(np.int64),
+                     xyxy.reshape(n, 4), conf.astype(np.float32), keep=keep, cls=cls,
+                     visibility=visibility.astype(np.float32))

@@ -1,7 +1,7 @@
 """Rank persons so a user can pick the one they want (usually the main subject of the video).
 
 Pure: person box arrays in, a frozen :class:`RankResult` out. The score is a weighted mean of
-components in [0, 1]; weights are keyword parameters (``DEFAULTS``).
+components in [0, 1]; the weights are a :class:`ptrack.settings.RankSettings`.
 """
 
 from __future__ import annotations
@@ -11,18 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptrack.errors import PtrackError
+from ptrack.settings import RankSettings
 
 COMPONENTS = ("duration", "coverage", "size", "centrality", "confidence")
-
-DEFAULTS: dict[str, float] = dict(
-    w_duration=3.0,  # on screen for a large part of the video
-    w_coverage=1.0,  # seen in most frames of its own span (few gaps)
-    w_size=2.0,  # large (close to the camera)
-    w_centrality=1.0,  # near the image centre
-    w_confidence=0.5,  # confidently detected
-    size_full=0.5,  # box height / image height that counts as full size (size = 1)
-)
-
 
 @dataclass(frozen=True)
 class RankResult:
@@ -59,7 +50,7 @@ def rank_persons(
     n_frames: int,
     width: int,
     height: int,
-    **weights,
+    settings: RankSettings,
 ) -> RankResult:
     """Score and rank persons from their boxes.
 
@@ -72,18 +63,14 @@ def rank_persons(
 
     Ties in score are broken by the lower person id, so the order is deterministic.
 
+    ``settings`` holds the weights (validated when built: finite, non-negative, one positive).
+
     Raises:
-        PtrackError: Unknown weight names, negative weights, all-zero weights, or bad sizes.
+        PtrackError: Settings of the wrong type, or bad sizes.
     """
-    unknown = set(weights) - set(DEFAULTS)
-    if unknown:
-        raise PtrackError(f"unknown rank setting(s): {', '.join(sorted(unknown))}")
-    p = {**DEFAULTS, **weights}
-    if any(v < 0 for v in p.values()):
-        raise PtrackError("rank weights must be non-negative")
-    w = np.array([p["w_" + c] for c in COMPONENTS], dtype=np.float64)
-    if w.sum() <= 0:
-        raise PtrackError("at least one rank weight must be positive")
+    if not isinstance(settings, RankSettings):
+        raise PtrackError(f"rank settings must be a RankSettings, got {type(settings).__name__}")
+    w = np.array([getattr(settings, "w_" + c) for c in COMPONENTS], dtype=np.float64)
     if n_frames <= 0 or width <= 0 or height <= 0:
         raise PtrackError(f"n_frames, width and height must be positive, got {n_frames}, {width}, {height}")
 
@@ -116,7 +103,7 @@ def rank_persons(
     order = np.lexsort((h, inv))
     bounds = np.searchsorted(inv[order], np.arange(P + 1))
     med_h = np.array([np.median(h[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])])
-    size = np.clip(med_h / (max(p["size_full"], 1e-9) * height), 0, 1)
+    size = np.clip(med_h / (settings.size_full * height), 0, 1)
     cx = (xyxy[:, 0] + xyxy[:, 2]) / 2 / width - 0.5
     cy = (xyxy[:, 1] + xyxy[:, 3]) / 2 / height - 0.5
     dist = np.clip(np.hypot(cx, cy) / np.hypot(0.5, 0.5), 0, 1)

@@ -1,9 +1,12 @@
-"""The person stages wired to the store: track, group, rank and MOT import.
+"""The person stages wired to the store: track, group, rank, and keeping them current.
 
 Each stage reads the store, runs a pure algorithm module (``track``, ``group``, ``rank``) and
 replaces its results in one transaction, so an interrupted run leaves the previous results
-intact. A new run marks the later stages stale; a stage whose input is missing or stale runs
-it first (and says so through ``log``).
+intact. A stage's results are current when its newest run is done, used today's settings of
+that stage, was made from the newest run of the stage before it, and (``group``) from the
+user's corrections as they stand. :func:`ensure_current` re-runs whatever is not, in stage
+order, saying so through ``log``. Helpers live elsewhere: :mod:`ptrack.constraints` (user
+corrections), :mod:`ptrack.descriptors` (appearance), :mod:`ptrack.mot_import` (``import``).
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
+from ptrack.constraints import compile_constraints, fingerprint
 from ptrack.errors import PtrackError
+from ptrack.settings import Settings
 from ptrack.store import Store, Video
 
 Log = Callable[[str], None]
+
+PERSON_STAGES = ("track", "group", "rank")
+UPSTREAM = {"track": "detect", "group": "track", "rank": "group"}
 
 
 @dataclass
@@ -61,15 +68,48 @@ def _need_detections(store: Store, video: Video) -> None:
         raise PtrackError(f"{video.name} has no finished detections; {hint}")
 
 
-def _ensure(store: Store, video: Video, stage: str, cfg: dict, log: Log) -> None:
-    """Run ``stage`` first when its results are missing or stale."""
+def stale_reason(store: Store, video: Video, stage: str, cfg: dict) -> str | None:
+    """Why ``stage``'s results for the video are not current (None when they are)."""
     run = store.latest_run(video.id, stage)
-    state = "missing" if run is None else run.status
-    if state == "done" and run.settings == cfg[stage]:
-        return
-    why = {"done": "from other settings", "stale": "stale"}.get(state, "missing")
-    log(f"{video.name}: {stage} results are {why}; running {stage} first")
-    RUNNERS[stage](store, video, cfg, log)
+    if run is None:
+        return "missing"
+    if run.status != "done":
+        return {"stale": "stale", "failed": "from a failed run"}.get(run.status, "unfinished")
+    if run.settings != cfg[stage]:
+        return "from other settings"
+    upstream = store.latest_run(video.id, UPSTREAM[stage])
+    if upstream is None or run.input_run != upstream.id:
+        return f"older than the {UPSTREAM[stage]} results"
+    if stage == "group":
+        made_with = run.stats.get(CONSTRAINTS_KEY, fingerprint([]))
+        if made_with != fingerprint(store.constraints(video.id)):
+            return "older than your corrections (merge/split/unmerge)"
+    return None
+
+
+def ensure_current(store: Store, video: Video, cfg: dict, upto_stage: str,
+                   log: Log = print) -> list[StageSummary]:
+    """Re-run every stage up to and including ``upto_stage`` whose results are missing or stale.
+
+    Stages are checked in order (track, group, rank), each against its own settings, the run
+    of the stage before it and, for group, the user's corrections; a re-run stage makes the
+    later ones stale, so they re-run too. Each re-run is announced through ``log``. Nothing
+    heavy is imported when every stage is current.
+
+    Raises:
+        PtrackError: The video has no finished detections.
+    """
+    if upto_stage not in PERSON_STAGES:
+        raise PtrackError(f"unknown stage '{upto_stage}' (one of {', '.join(PERSON_STAGES)})")
+    _need_detections(store, video)
+    done = []
+    for stage in PERSON_STAGES[:PERSON_STAGES.index(upto_stage) + 1]:
+        why = stale_reason(store, video, stage, cfg)
+        if why is None:
+            continue
+        log(f"{video.name}: {stage} results are {why}; running {stage} first")
+        done.append(_RUN[stage](store, video, cfg, log))
+    return done
 
 
 def _detect_stride(store: Store, video: Video) -> int:
@@ -83,9 +123,14 @@ def _detect_stride(store: Store, video: Video) -> int:
 
 def run_track(store: Store, video: Video, cfg: dict, log: Log = print) -> StageSummary:
     """ByteTrack over the stored detections -> tracklets."""
+    _need_detections(store, video)
+    return _run_track(store, video, cfg, log)
+
+
+def _run_track(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
     from ptrack.track import track_detections
 
-    _need_detections(store, video)
+    settings = Settings.from_dict(cfg)
     t0 = time.perf_counter()
     det = store.detections(video.id)
     stride = _detect_stride(store, video)
@@ -94,8 +139,9 @@ def run_track(store: Store, video: Video, cfg: dict, log: Log = print) -> StageS
         # `detect --stride N` run as empty ones, it drops every new track before the second
         # match that confirms it (coverage on TUD-Stadtmitte fell from 78% to 29% at stride 2;
         # with this, 80%; bench/levers.py --only stride)
+        # TODO(lead): when ptrack.track takes `settings=`, pass settings.track itself
         tid = track_detections(det.frame // stride, det.xyxy, det.conf, det.cls,
-                               fps=video.fps / stride, **cfg["track"])
+                               fps=video.fps / stride, **settings.track.as_dict())
         store.replace_tracklets(video.id, det.frame, det.det, tid)
         n_tracklets = int(len(np.unique(tid[tid >= 0])))
         counts = {"detections": len(det), "tracked": int((tid >= 0).sum()),
@@ -105,112 +151,77 @@ def run_track(store: Store, video: Video, cfg: dict, log: Log = print) -> StageS
     return StageSummary("track", video.name, time.perf_counter() - t0, counts)
 
 
-def _descriptors(store: Store, video: Video, tid: np.ndarray, det, cfg: dict) -> dict | None:
-    """Appearance descriptor per tracklet from its best stored crops (None without crops)."""
-    if not video.has_crops or not len(tid):
-        return None
-    from ptrack import appearance, crops
-
-    k = int(cfg["group"].get("appearance_samples", 6))
-    everyone = store.detections(video.id)  # sorted by frame: the overlap test sees all boxes
-    order = np.argsort(tid, kind="stable")
-    ids, starts = np.unique(tid[order], return_index=True)
-    keys, owners = [], []
-    for t, rows in zip(ids.tolist(), np.split(order, starts[1:])):
-        if t < 0:
-            continue
-        lo, hi = np.searchsorted(everyone.frame, [det.frame[rows].min(), det.frame[rows].max() + 1])
-        picked = appearance.pick_descriptor_samples(
-            det.frame[rows], det.xyxy[rows], det.conf[rows], k,
-            frame_boxes=(everyone.frame[lo:hi], everyone.xyxy[lo:hi]))
-        for r in rows[picked]:
-            keys.append((video.id, int(det.frame[r]), int(det.det[r])))
-            owners.append(t)
-    if not keys:
-        return None
-    blobs = store.crops(keys)
-    # one tracklet's crops decoded at a time (owners are contiguous): decoding them all first
-    # held ~100 KB of pixels per sample, 1.3 GB on a 30-minute video (bench/person_stages.py)
-    out: dict[int, np.ndarray] = {}
-    start = 0
-    for end in range(1, len(owners) + 1):
-        if end == len(owners) or owners[end] != owners[start]:
-            imgs = [crops.decode(b) for b in blobs[start:end] if b]
-            if imgs:
-                out[owners[start]] = appearance.crop_descriptor(imgs)
-            start = end
-    return out or None
-
-
-def _constraint_links(store: Store, video: Video, tid: np.ndarray,
-                      frame: np.ndarray) -> tuple[np.ndarray, list, list]:
-    """User corrections as (tracklet ids, must-link pairs, cannot-link pairs).
-
-    ``merge`` links all its tracklets; ``unmerge`` keeps them pairwise apart; ``split`` keeps
-    the tracklets before its frame apart from those after, cutting a tracklet that spans the
-    frame in two (the second part gets a new id above the tracker's).
-    """
-    tid = tid.copy()
-    known = set(np.unique(tid[tid >= 0]).tolist())
-    next_id = max(known, default=0) + 1
-    must, cannot = [], []
-    for c in store.constraints(video.id):
-        ids = [i for i in c["ids"] if i in known]
-        if c["kind"] == "merge":
-            must += [(ids[0], other) for other in ids[1:]]
-        elif c["kind"] == "unmerge":
-            cannot += [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
-        elif c["kind"] == "split" and c["frame"] is not None:
-            at = int(c["frame"])
-            for t in list(ids):
-                rows = tid == t
-                if frame[rows].min() < at <= frame[rows].max():
-                    tid[rows & (frame >= at)] = next_id
-                    ids.append(next_id)
-                    known.add(next_id)
-                    next_id += 1
-            before = [t for t in ids if frame[tid == t].min() < at]
-            after = [t for t in ids if frame[tid == t].min() >= at]
-            cannot += [(a, b) for a in before for b in after]
-    return tid, must, cannot
-
-
-def group_inputs(store: Store, video: Video, cfg: dict, *, appearance: bool = True):
+def group_inputs(store: Store, video: Video, settings: Settings, *, appearance: bool = True):
     """Tracklet rows, descriptors and constraints as ``group`` takes them."""
+    from ptrack.descriptors import tracklet_descriptors
+
     tid, det = store.tracklet_boxes(video.id)
-    tid, must, cannot = _constraint_links(store, video, tid, det.frame)
-    desc = _descriptors(store, video, tid, det, cfg) if appearance and cfg["group"].get(
-        "use_appearance", True) else None
+    tid, must, cannot = compile_constraints(store.constraints(video.id), tid, det.frame)
+    desc = tracklet_descriptors(store, video, tid, det, settings.group) \
+        if appearance and settings.group.use_appearance else None
     return tid, det, desc, must, cannot
 
 
-def _group_params(cfg: dict) -> dict:
-    return {k: v for k, v in cfg["group"].items() if k not in ("appearance_samples", "use_appearance")}
+CONSTRAINTS_KEY = "constraints_fingerprint"
+"""Key of the run stats that records which user corrections a group run kept."""
 
 
 def run_group(store: Store, video: Video, cfg: dict, log: Log = print) -> StageSummary:
     """Tracklets (+ crops, + user constraints) -> persons with boxes and provenance."""
+    ensure_current(store, video, cfg, "track", log)
+    return _run_group(store, video, cfg, log)
+
+
+def _run_group(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
     from ptrack.group import group_tracklets
 
-    _need_detections(store, video)
-    _ensure(store, video, "track", cfg, log)
+    settings = Settings.from_dict(cfg)
     t0 = time.perf_counter()
-    tid, det, desc, must, cannot = group_inputs(store, video, cfg)
+    recorded = store.constraints(video.id)
+    tid, det, desc, must, cannot = group_inputs(store, video, settings)
     with _stage_run(store, video, "group", cfg["group"], "track") as run:
         result = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=video.fps,
                                  descriptors=desc, must_link=must, cannot_link=cannot,
-                                 **_group_params(cfg))
+                                 settings=settings.group)
         persons, boxes, links = _person_rows(result, det)
         store.replace_persons(video.id, persons, boxes, links)
         counts = {"tracklets": int(len(result.tracklet_ids)), "persons": len(persons),
                   "interpolated": int((result.source == 1).sum()),
-                  "appearance": desc is not None, "constraints": len(must) + len(cannot)}
-        store.finish_run(run.id, "done", counts)
+                  "appearance": "yes" if desc is not None else "no",
+                  "constraints": len(recorded)}
+        store.finish_run(run.id, "done", {**counts, CONSTRAINTS_KEY: fingerprint(recorded)})
     store.mark_stale(video.id, "group")
     summary = StageSummary("group", video.name, time.perf_counter() - t0, counts)
     if not persons:
         summary.notes.append("nobody was found in this video (no tracked person boxes)")
     return summary
+
+
+def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int) -> list[dict]:
+    """``group --explain A B``: :func:`ptrack.group.explain` on the stored tracklets.
+
+    A person id stands for all its tracklets (they are relabelled with the person's id and
+    their descriptors averaged), so ``A`` and ``B`` may be tracklets or persons.
+    """
+    from ptrack.group import explain
+
+    if store.stage_state(video.id, "track") == "missing":
+        raise PtrackError("no tracklets yet; run `ptrack track` first")
+    settings = Settings.from_dict(cfg)
+    tid, det, desc, _, _ = group_inputs(store, video, settings)
+    links = store.person_tracklets(video.id)
+    label = tid.copy()
+    for ref in (a, b):
+        label[np.isin(tid, links.get(ref, [ref]))] = ref
+    if desc is not None:
+        desc = dict(desc)
+        for ref in (a, b):
+            members = [t for t in links.get(ref, [ref]) if t in desc]
+            if members:
+                merged = np.mean([desc[t] for t in members], axis=0)
+                desc[ref] = merged / max(merged.sum(), 1e-12)
+    return explain(a, b, label, det.frame, det.xyxy, det.conf, fps=video.fps,
+                   descriptors=desc, settings=settings.group)
 
 
 def _person_rows(result, det) -> tuple[list[dict], list[tuple], list[tuple]]:
@@ -242,16 +253,20 @@ def _person_rows(result, det) -> tuple[list[dict], list[tuple], list[tuple]]:
 
 def run_rank(store: Store, video: Video, cfg: dict, log: Log = print) -> StageSummary:
     """Score and rank the persons."""
+    ensure_current(store, video, cfg, "group", log)
+    return _run_rank(store, video, cfg, log)
+
+
+def _run_rank(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
     from ptrack.rank import rank_persons
 
-    _need_detections(store, video)
-    _ensure(store, video, "group", cfg, log)
+    settings = Settings.from_dict(cfg)
     t0 = time.perf_counter()
     with _stage_run(store, video, "rank", cfg["rank"], "group") as run:
         pb = store.person_boxes(video.id)
         result = rank_persons(pb["person"], pb["frame"], pb["xyxy"], pb["conf"], pb["source"],
                               n_frames=video.frame_count, width=video.width,
-                              height=video.height, **cfg["rank"])
+                              height=video.height, settings=settings.rank)
         ranking = [(int(p), int(r), float(s), {k: float(v[i]) for k, v in result.components.items()})
                    for i, (p, r, s) in enumerate(zip(result.person, result.rank, result.score))]
         store.set_ranking(video.id, ranking)
@@ -267,55 +282,12 @@ def run_rank(store: Store, video: Video, cfg: dict, log: Log = print) -> StageSu
 
 RUNNERS: dict[str, Callable[..., StageSummary]] = {
     "track": run_track, "group": run_group, "rank": run_rank}
+_RUN: dict[str, Callable[..., StageSummary]] = {
+    "track": _run_track, "group": _run_group, "rank": _run_rank}
 
 
-def import_mot(store: Store, path: Path, *, video_ref: str, fps: float | None, width: int | None,
-               height: int | None, force: bool, log: Log = print) -> StageSummary:
-    """Load MOTChallenge detections as a video's detections (no crops)."""
-    from ptrack.motio import read_mot
-    from ptrack.video import fingerprint, probe
+def import_mot(*args, **kwargs) -> StageSummary:
+    """Moved to :func:`ptrack.mot_import.import_mot` (kept so existing callers work)."""
+    from ptrack.mot_import import import_mot as _import
 
-    t0 = time.perf_counter()
-    boxes = read_mot(path, kind="det")
-    file = Path(video_ref)
-    video = None
-    if file.is_file():
-        info = probe(file)
-        video = store.find_video_by_fingerprint(info.fingerprint)
-        if video is None:
-            video = store.add_video(name=info.name, path=str(info.path), size=info.size,
-                                    fingerprint=info.fingerprint, fps=fps or info.fps,
-                                    width=width or info.width, height=height or info.height,
-                                    frame_count=info.frame_count, has_crops=False)
-    else:
-        known = {v.name: v for v in store.videos()} | {str(v.id): v for v in store.videos()}
-        video = known.get(video_ref)
-        if video is None:
-            if not (fps and width and height):
-                raise PtrackError(f"'{video_ref}' is neither a video file nor a video of the "
-                                  f"project; give --fps, --width and --height to import boxes "
-                                  f"without a video", exit_code=2)
-            frames = int(boxes.frame.max()) + 1 if len(boxes) else 0
-            video = store.add_video(name=Path(video_ref).stem, path="", size=0,
-                                    fingerprint=f"import:{fingerprint(Path(path))}", fps=fps,
-                                    width=width, height=height, frame_count=max(frames, 1),
-                                    has_crops=False)
-    if store.count_detections(video.id) and not force:
-        raise PtrackError(f"{video.name} already has detections; use --force to replace them")
-    frames = int(boxes.frame.max()) + 1 if len(boxes) else 0
-    if frames > video.frame_count:
-        store.update_video(video.id, frame_count=frames)
-    order = np.lexsort((np.arange(len(boxes)), boxes.frame))
-    frame_sorted = boxes.frame[order]
-    det_index = np.arange(len(order)) - np.searchsorted(frame_sorted, frame_sorted)
-    rows = [(int(f), int(d), float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(c), 0)
-            for f, d, b, c in zip(frame_sorted, det_index, boxes.xyxy[order], boxes.conf[order])]
-    run = store.start_run(video.id, "detect", {"import": str(Path(path).resolve()),
-                                               "fingerprint": fingerprint(Path(path))})
-    store.discard_detections(video.id, 0)
-    n = store.replace_detections(video.id, rows)
-    store.update_video(video.id, has_crops=0)
-    store.finish_run(run.id, "done", {"detections": n, "frames_covered": frames})
-    store.mark_stale(video.id, "detect")
-    return StageSummary("import", video.name, time.perf_counter() - t0,
-                        {"detections": n, "frames": frames})
+    return _import(*args, **kwargs)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ptrack.appearance import DIM, appearance_distance, crop_descriptor, pick_descriptor_samples
+from ptrack.sampling import covered_share, pick_spread
 from ptrack.errors import PtrackError
 
 RED, BLUE, GREEN, GREY = (30, 30, 200), (200, 60, 30), (40, 180, 40), (128, 128, 128)
@@ -69,8 +70,9 @@ def test_pick_samples_spread_confident_large_unoverlapped():
     assert picks.tolist() == [5, 40, 90]
     # frame 40 is covered by another person's box: its slice picks another row
     others = (np.array([40]), np.float32([[110, 100, 170, 280]]))
-    fb = (np.r_[frame, others[0]], np.r_[xyxy, others[1]])
-    picks = pick_descriptor_samples(frame, xyxy, conf, 3, frame_boxes=fb)
+    covered = covered_share(np.r_[frame, others[0]], np.r_[xyxy, others[1]])[:100]
+    assert covered[40] > 0.5 and covered[39] == 0
+    picks = pick_descriptor_samples(frame, xyxy, conf, 3, covered=covered)
     assert 40 not in picks.tolist() and len(picks) == 3 and {5, 90} <= set(picks.tolist())
     # larger boxes win at equal confidence
     xyxy2 = xyxy.copy()
@@ -82,3 +84,27 @@ def test_pick_samples_spread_confident_large_unoverlapped():
 def test_pick_samples_small_tracklets():
     assert pick_descriptor_samples(np.arange(2), np.ones((2, 4)), np.ones(2), 5).tolist() == [0, 1]
     assert pick_descriptor_samples(np.zeros(0), np.zeros((0, 4)), np.zeros(0), 5).tolist() == []
+
+
+def test_covered_share_is_the_largest_cover_by_one_credible_other_box():
+    frame = np.array([0, 0, 0, 1])
+    xyxy = np.float32([[0, 0, 10, 10], [0, 0, 5, 10], [5, 0, 10, 10], [0, 0, 10, 10]])
+    # box 0 is half covered by each of two boxes: the largest single cover, not their sum
+    assert covered_share(frame, xyxy).tolist() == [0.5, 1.0, 1.0, 0.0]
+    # low-confidence boxes cover nothing
+    got = covered_share(frame, xyxy, np.array([0.9, 0.1, 0.1, 0.9]), min_other_conf=0.25)
+    assert got.tolist() == [0.0, 1.0, 1.0, 0.0]
+    # order of rows does not matter
+    perm = np.array([3, 1, 0, 2])
+    assert covered_share(frame[perm], xyxy[perm]).tolist() == [0.0, 1.0, 0.5, 1.0]
+
+
+def test_pick_spread_bins_span_and_per_bin():
+    frame = np.arange(10)
+    score = np.array([1, 5, 2, 2, 0, 0, 0, 0, 9, 3], float)
+    got = [(b, r.tolist()) for b, r in pick_spread(frame, score, 2, per_bin=2)]
+    assert got == [(0, [1, 2]), (1, [8, 9])]
+    # a wider span leaves the late bins empty: they are left out
+    got = [(b, r.tolist()) for b, r in pick_spread(frame, score, 4, span=(0, 39))]
+    assert got == [(0, [8])]
+    assert pick_spread(frame[:0], score[:0], 3) == []

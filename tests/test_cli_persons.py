@@ -196,7 +196,7 @@ def test_export_mot_levels_round_trip(imported: Path, tmp_path: Path):
         result = cli(imported, "export", "--format", "mot", "--level", level, "--out", out)
         assert result.exit_code == 0, result.output
         boxes = read_mot(out)
-        assert len(set(boxes.ids.tolist())) == ids
+        assert len(set(boxes.tracklet.tolist())) == ids
         assert boxes.frame.min() == 0 and boxes.frame.max() == 99  # 1-based in the file
     assert len(read_mot(tmp_path / "persons.txt")) == 200  # 170 observed + 30 interpolated
 

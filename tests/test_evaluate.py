@@ -9,7 +9,8 @@ import pytest
 
 from ptrack.errors import PtrackError
 from ptrack.evaluate import evaluate, iou_matrix, match_boxes
-from ptrack.motio import MotBoxes, read_mot
+from ptrack.boxes import Boxes
+from ptrack.motio import mot_boxes, read_mot
 
 MOT15 = Path(__file__).parents[2] / "shared/data/mot15"
 
@@ -18,19 +19,12 @@ BOX_B = [100.0, 0.0, 110.0, 20.0]
 BOX_FAR = [500.0, 500.0, 510.0, 520.0]
 
 
-def _gt(frame, ids, xyxy, keep=None) -> MotBoxes:
+def _gt(frame, ids, xyxy, keep=None) -> Boxes:
     """Ground truth from literal lists."""
     n = len(frame)
     keep = np.ones(n, bool) if keep is None else np.asarray(keep, bool)
-    return MotBoxes(
-        frame=np.asarray(frame, np.int32),
-        ids=np.asarray(ids, np.int64),
-        xyxy=np.asarray(xyxy, np.float32).reshape(n, 4),
-        conf=keep.astype(np.float32),
-        keep=keep,
-        cls=np.full(n, -1, np.int32),
-        visibility=np.full(n, -1, np.float32),
-    )
+    return mot_boxes(frame, ids, np.asarray(xyxy, np.float32).reshape(n, 4),
+                     keep.astype(np.float32), keep=keep)
 
 
 def _track(frames, ident, box):
@@ -183,8 +177,8 @@ def test_real_gt_against_itself_scores_100(sequence):
     if not path.is_file():
         pytest.skip(f"MOT15 data not found at {path}")
     gt = read_mot(path, kind="gt")
-    k = gt.keep  # the boxes to score, as a perfect tracker would output them
-    scores = evaluate(gt, gt.frame[k], gt.ids[k], gt.xyxy[k])
+    k = gt.data["keep"]  # the boxes to score, as a perfect tracker would output them
+    scores = evaluate(gt, gt.frame[k], gt.tracklet[k], gt.xyxy[k])
     for key in ("HOTA", "MOTA", "IDF1", "coverage", "purity", "precision"):
         assert scores[key] == pytest.approx(100.0), key
     assert scores["IDSW"] == 0

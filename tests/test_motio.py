@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ptrack.errors import PtrackError
-from ptrack.motio import MotBoxes, read_mot, write_mot
+from ptrack.boxes import Boxes
+from ptrack.motio import mot_boxes, read_mot, write_mot
 
 
 def _write(tmp_path: Path, text: str, name: str = "mot.txt") -> Path:
@@ -33,18 +33,19 @@ def _write(tmp_path: Path, text: str, name: str = "mot.txt") -> Path:
 def test_read_one_line(tmp_path, line, kind, frame, ident, xyxy, conf, keep):
     boxes = read_mot(_write(tmp_path, line + "\n"), kind=kind)
     assert len(boxes) == 1
-    assert boxes.frame.dtype == np.int32 and boxes.frame[0] == frame
-    assert boxes.ids.dtype == np.int64 and boxes.ids[0] == ident
+    assert boxes.frame.dtype == np.int64 and boxes.frame[0] == frame
+    assert isinstance(boxes, Boxes)
+    assert boxes.tracklet.dtype == np.int64 and boxes.tracklet[0] == ident
     assert boxes.xyxy.dtype == np.float32
     np.testing.assert_allclose(boxes.xyxy[0], xyxy, rtol=1e-6)
     assert boxes.conf[0] == pytest.approx(conf)
-    assert bool(boxes.keep[0]) is keep
+    assert bool(boxes.data["keep"][0]) is keep
 
 
 def test_nine_column_gt_reads_class_and_visibility(tmp_path):
     boxes = read_mot(_write(tmp_path, "1,2,0,0,4,5,1,7,0.25\n"), kind="gt")
     assert boxes.cls[0] == 7
-    assert boxes.visibility[0] == pytest.approx(0.25)
+    assert boxes.data["visibility"][0] == pytest.approx(0.25)
 
 
 def test_ten_column_gt_has_no_class(tmp_path):
@@ -57,7 +58,7 @@ def test_empty_file_gives_empty_arrays(tmp_path, text):
     boxes = read_mot(_write(tmp_path, text))
     assert len(boxes) == 0
     assert boxes.xyxy.shape == (0, 4)
-    assert boxes.frame.dtype == np.int32
+    assert boxes.frame.dtype == np.int64
 
 
 def test_blank_lines_are_skipped(tmp_path):
@@ -65,8 +66,11 @@ def test_blank_lines_are_skipped(tmp_path):
     assert boxes.frame.tolist() == [0, 1]
 
 
-def test_empty_constructor():
-    assert len(MotBoxes.empty()) == 0
+def test_mot_boxes_defaults():
+    b = mot_boxes([0, 1], [3, 4], [[0, 0, 1, 1], [0, 0, 2, 2]])
+    assert b.conf.tolist() == [1.0, 1.0] and b.cls.tolist() == [-1, -1]
+    assert b.data["keep"].tolist() == [True, True] and b.tracklet.tolist() == [3, 4]
+    assert len(mot_boxes([], [], np.zeros((0, 4)))) == 0
 
 
 GOOD = "1,-1,0,0,1,1,1,-1,-1,-1\n"
@@ -127,7 +131,7 @@ def test_round_trip_sorts_and_converts(tmp_path):
     back = read_mot(path)
     order = np.lexsort((ids, frame))
     assert back.frame.tolist() == frame[order].tolist()
-    assert back.ids.tolist() == ids[order].tolist()
+    assert back.tracklet.tolist() == ids[order].tolist()
     np.testing.assert_allclose(back.xyxy, xyxy[order], atol=0.011)
     np.testing.assert_allclose(back.conf, conf[order], atol=0.006)
 
@@ -144,7 +148,7 @@ def test_write_rejects_mismatched_lengths(tmp_path):
         write_mot(tmp_path / "x.txt", np.zeros(2), np.zeros(3), np.zeros((2, 4)), np.zeros(2))
 
 
-def test_reading_100k_lines_is_fast(tmp_path):
+def test_reading_100k_lines_round_trips(tmp_path):
     n = 100_000
     rng = np.random.default_rng(0)
     frame = np.repeat(np.arange(n // 10), 10)
@@ -153,8 +157,7 @@ def test_reading_100k_lines_is_fast(tmp_path):
     xyxy = np.concatenate([xy, xy + rng.uniform(1, 100, (n, 2))], axis=1)
     path = tmp_path / "big.txt"
     write_mot(path, frame, ids, xyxy, rng.uniform(0, 1, n))
-    start = time.perf_counter()
-    boxes = read_mot(path, kind="gt")
-    elapsed = time.perf_counter() - start
+    boxes = read_mot(path, kind="gt")  # speed: bench/, not a wall-clock assert here
     assert len(boxes) == n
-    assert elapsed < 1.0, f"reading {n} lines took {elapsed:.2f}s"
+    assert boxes.tracklet.tolist() == ids.tolist() and boxes.frame.tolist() == frame.tolist()
+    np.testing.assert_allclose(boxes.xyxy, xyxy, atol=0.011)

@@ -40,22 +40,11 @@ def _explain(ctx: typer.Context, video: str | None, a: int, b: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ptrack.group import explain
-    from ptrack.stages import _group_params, group_inputs
+    from ptrack.stages import explain_link
 
     cfg = settings(ctx)
     with open_store(ctx) as store:
-        v = store.video(video)
-        if store.stage_state(v.id, "track") == "missing":
-            raise PtrackError("no tracklets yet; run `ptrack track` first")
-        tid, det, desc, _, _ = group_inputs(store, v, cfg)
-        links = store.person_tracklets(v.id)
-        # a person id stands for its tracklets: relabel them all with the person's id
-        label = tid.copy()
-        for ref in (a, b):
-            label[np.isin(tid, links.get(ref, [ref]))] = ref
-        rows = explain(a, b, label, det.frame, det.xyxy, det.conf, fps=v.fps,
-                       descriptors=_merge_desc(desc, links, a, b), **_group_params(cfg))
+        rows = explain_link(store, store.video(video), cfg, a, b)
     table = Table(title=f"group --explain {a} {b}", title_justify="left")
     for col in ("criterion", "value", "threshold", "verdict"):
         table.add_column(col)
@@ -68,18 +57,6 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
-
-
-def _merge_desc(desc, links, a, b):
-    """Descriptors for persons a and b: the mean of their tracklets' descriptors."""
-    if desc is None:
-        return None
-    out = dict(desc)
-    for ref in (a, b):
-        members = [t for t in links.get(ref, [ref]) if t in desc]
-        if members:
-            out[ref] = np.mean([desc[t] for t in members], axis=0)
-    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ptrack.sampling import covered_share, pick_spread, rows_of
+
 # Detections below this confidence never count as covering another box: low-score boxes are
 # often fragments or duplicates of the very person being sampled.
 MIN_OTHER_CONF = 0.25
@@ -40,47 +42,19 @@ class Sample:
 
 def coverage_by_others(frame: np.ndarray, det: np.ndarray, xyxy: np.ndarray, conf: np.ndarray,
                        min_other_conf: float = MIN_OTHER_CONF) -> np.ndarray:
-    """For each detection, the largest fraction of its area covered by another detection of the
-    same frame (0 = free, 1 = fully hidden behind another box).
-
-    Arrays must be sorted by frame (``store.detections`` is). Vectorised over pairs of rows at
-    the same distance in the sorted order, so the cost is N x (most boxes in one frame).
+    """:func:`ptrack.sampling.covered_share` with the views' credibility threshold: for each
+    detection, the largest share of its area covered by another detection of its frame.
 
     >>> f = np.array([0, 0, 1]); d = np.array([0, 1, 0])
     >>> b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [0, 0, 10, 10]], float)
     >>> coverage_by_others(f, d, b, np.ones(3)).tolist()
     [0.5, 0.5, 0.0]
     """
-    n = len(frame)
-    out = np.zeros(n, dtype=np.float64)
-    if n < 2:
-        return out
-    frame = np.asarray(frame)
-    xyxy = np.asarray(xyxy, dtype=np.float64)
-    conf = np.asarray(conf, dtype=np.float64)
-    area = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
-    area = np.maximum(area, 1e-9)
-    _, counts = np.unique(frame, return_counts=True)
-    for step in range(1, int(counts.max())):
-        a = np.arange(n - step)
-        b = a + step
-        same = frame[a] == frame[b]
-        if not same.any():
-            break
-        a, b = a[same], b[same]
-        ix = np.maximum(0, np.minimum(xyxy[a, 2], xyxy[b, 2]) - np.maximum(xyxy[a, 0], xyxy[b, 0]))
-        iy = np.maximum(0, np.minimum(xyxy[a, 3], xyxy[b, 3]) - np.maximum(xyxy[a, 1], xyxy[b, 1]))
-        inter = ix * iy
-        # b covers a only when b is a credible detection, and vice versa
-        cov_a = np.where(conf[b] >= min_other_conf, inter / area[a], 0.0)
-        cov_b = np.where(conf[a] >= min_other_conf, inter / area[b], 0.0)
-        np.maximum.at(out, a, cov_a)
-        np.maximum.at(out, b, cov_b)
-    return np.minimum(out, 1.0)
+    return covered_share(frame, xyxy, conf, min_other_conf=min_other_conf)
 
 
 def covered_for(boxes: dict[str, np.ndarray], detections: Any | None,
-                 min_other_conf: float) -> np.ndarray:
+                 min_other_conf: float = MIN_OTHER_CONF) -> np.ndarray:
     """Coverage of each person box by the other detections of its frame."""
     n = len(boxes["frame"])
     if detections is None or len(detections) == 0 or n == 0:
@@ -90,14 +64,10 @@ def covered_for(boxes: dict[str, np.ndarray], detections: Any | None,
         detections = detections[near]
     if len(detections) == 0:
         return np.zeros(n)
-    cov = coverage_by_others(detections.frame, detections.det, detections.xyxy, detections.conf,
-                             min_other_conf)
-    key_all = detections.frame.astype(np.int64) * 1_000_000 + detections.det.astype(np.int64)
-    key = boxes["frame"].astype(np.int64) * 1_000_000 + boxes["det"].astype(np.int64)
-    pos = np.searchsorted(key_all, key)
-    pos = np.clip(pos, 0, len(key_all) - 1)
-    found = key_all[pos] == key
-    return np.where(found, cov[pos], 0.0)
+    cov = covered_share(detections.frame, detections.xyxy, detections.conf,
+                        min_other_conf=min_other_conf)
+    pos = rows_of(boxes["frame"], boxes["det"], detections.frame, detections.det)
+    return np.where(pos >= 0, cov[np.maximum(pos, 0)], 0.0)
 
 
 def quality(conf: np.ndarray, height: np.ndarray, covered: np.ndarray) -> np.ndarray:
@@ -131,27 +101,19 @@ def sample_person(boxes: dict[str, np.ndarray], detections: Any | None = None, k
         cov = np.asarray(covered, np.float64)[keep]
     score = quality(sub["conf"], xyxy[:, 3] - xyxy[:, 1], cov)
     first, last = int(boxes["frame"].min()), int(boxes["frame"].max())
-    if k <= 0:
-        bins = np.arange(len(frames))
-    else:
+    if k > 0:
+        # a mild pull towards the middle of each bin spreads the samples evenly in time
         span = max(last - first + 1, 1)
         bins = np.minimum(((frames - first) * k) // span, k - 1)
-        # a mild pull towards the middle of each bin spreads the samples evenly in time
         width = span / k
         centre = first + (bins + 0.5) * width - 0.5
         score = score * (1.0 - CENTRE_PULL * np.minimum(np.abs(frames - centre) / max(width / 2, 0.5), 1.0))
-    order = np.lexsort((frames, -score, bins))  # by bin, best first, earlier frame on ties
     picked: list[list[Sample]] = []
-    current = -1
-    for i in order:
-        b = int(bins[i])
-        if b != current:
-            picked.append([])
-            current = b
-        if len(picked[-1]) < per_bin:
-            picked[-1].append(Sample(int(frames[i]), int(sub["det"][i]),
-                                     tuple(float(v) for v in xyxy[i]),  # type: ignore[arg-type]
-                                     float(sub["conf"][i]), float(cov[i]), float(score[i]), b))
+    for b, rows in pick_spread(frames, score, k, span=(first, last), per_bin=per_bin):
+        picked.append([Sample(int(frames[i]), int(sub["det"][i]),
+                              tuple(float(v) for v in xyxy[i]),  # type: ignore[arg-type]
+                              float(sub["conf"][i]), float(cov[i]), float(score[i]), b)
+                       for i in rows.tolist()])
     if per_bin == 1:
         return [group[0] for group in picked]
     return picked

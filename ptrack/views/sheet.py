@@ -49,7 +49,7 @@ def sheet_rows(store: Any, video: Any, persons: Sequence[dict], k: int,
     if len(allboxes["frame"]):
         from ptrack.views.samples import covered_for
 
-        covered = covered_for(allboxes, detections, 0.25)
+        covered = covered_for(allboxes, detections)
     rows = []
     wanted = {int(p["id"]) for p in persons}
     starts = np.searchsorted(allboxes["person"], sorted(wanted)) if wanted else []

@@ -1,0 +1,235 @@
+"""Frozen, validated settings: one dataclass per section of ``default.yaml``.
+
+:func:`ptrack.config.load_config` builds the nested plain dict (stored with runs, compared as
+JSON); :meth:`Settings.from_dict` turns it into these objects, which the stages and the pure
+algorithms take (``group_tracklets(..., settings=s.group)``). Field names equal the YAML keys,
+and a test checks that every YAML key has a field and every field a YAML key. Each numeric
+field carries its allowed range; NaN and infinity are always rejected. Errors name the key.
+
+Example::
+
+    s = Settings.from_dict(load_config("my.yaml"))
+    g = defaults().group.replace(max_gap_s=4.0)   # tests: shipped defaults plus overrides
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ptrack.errors import PtrackError
+
+INF = math.inf
+
+
+def _range(lo: float = -INF, hi: float = INF, *, lo_open: bool = False, multiple: int = 0):
+    """A field whose value must lie in [lo, hi] (``lo_open``: (lo, hi])."""
+    return field(metadata={"range": (lo, hi, lo_open, multiple)})
+
+
+class _Section:
+    """Validation and copying shared by the section dataclasses."""
+
+    SECTION = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            _check(f"{self.SECTION}.{f.name}", getattr(self, f.name), f)
+
+    def replace(self, **changes: Any):
+        """A validated copy with ``changes`` (unknown names are errors)."""
+        names = {f.name for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise PtrackError(f"unknown {self.SECTION} setting(s): {', '.join(unknown)}")
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.name in changes and f.type in ("float", float) and isinstance(changes[f.name], int) \
+                    and not isinstance(changes[f.name], bool):
+                changes[f.name] = float(changes[f.name])
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The section as a plain dict (same keys as the YAML)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def _check(key: str, value: Any, f: dataclasses.Field) -> None:
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise PtrackError(f"config key '{key}' must be a boolean, got {value!r}")
+        return
+    if kind == "str":
+        if not isinstance(value, str):
+            raise PtrackError(f"config key '{key}' must be a string, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PtrackError(f"config key '{key}' must be a number, got {value!r}")
+    if kind == "int" and not isinstance(value, int):
+        raise PtrackError(f"config key '{key}' must be an integer, got {value!r}")
+    if not math.isfinite(value):
+        raise PtrackError(f"config key '{key}' must be a finite number, got {value!r}")
+    lo, hi, lo_open, multiple = f.metadata.get("range", (-INF, INF, False, 0))
+    if (value <= lo if lo_open else value < lo) or value > hi:
+        left = "(" if lo_open else "["
+        raise PtrackError(f"config key '{key}' must be in {left}{_num(lo)}, {_num(hi)}], got {value!r}")
+    if multiple and value % multiple:
+        raise PtrackError(f"config key '{key}' must be a multiple of {multiple}, got {value!r}")
+
+
+def _num(x: float) -> str:
+    if x == INF:
+        return "inf"
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+@dataclass(frozen=True)
+class DetectSettings(_Section):
+    """``detect:`` — the detector run (see ``default.yaml`` for each key's effect)."""
+
+    SECTION = "detect"
+    model: str = _range()
+    conf: float = _range(0.0, 1.0)
+    iou: float = _range(0.0, 1.0)
+    imgsz: int = _range(32, 8192, multiple=32)  # YOLO's largest stride is 32
+    classes: str = _range()
+    backend: str = _range()
+    device: str = _range()
+    batch: int = _range(1, 4096)
+    stride: int = _range(1)
+    max_frames: int = _range(0)
+    max_det: int = _range(1, 100_000)
+
+
+@dataclass(frozen=True)
+class CropSettings(_Section):
+    """``crops:`` — stored person crops."""
+
+    SECTION = "crops"
+    height: int = _range(8, 4096)
+    width: int = _range(8, 4096)
+    quality: int = _range(1, 100)
+
+
+@dataclass(frozen=True)
+class TrackSettings(_Section):
+    """``track:`` — ByteTrack. Attribute names equal the YAML keys (``ptrack.track`` relies on it)."""
+
+    SECTION = "track"
+    track_high_thresh: float = _range(0.0, 1.0)
+    track_low_thresh: float = _range(0.0, 1.0)
+    new_track_thresh: float = _range(0.0, 1.0)
+    track_buffer_s: float = _range(0.0)
+    match_thresh: float = _range(0.0, 1.0)
+    fuse_score: bool = _range()
+    split_gap_s: float = _range(0.0)
+    conf_reference_q: float = _range(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class GroupSettings(_Section):
+    """``group:`` — joining tracklets into persons (``ptrack.group``)."""
+
+    SECTION = "group"
+    motion_max_gap_s: float = _range(0.0)
+    max_gap_s: float = _range(0.0)
+    handover_s: float = _range(0.0)
+    vel_window_s: float = _range(0.0)
+    max_speed: float = _range(0.0, lo_open=True)
+    pos_noise: float = _range(0.0)
+    pos_tol: float = _range(0.0)
+    pos_tol_per_s: float = _range(0.0)
+    scale_tol: float = _range(0.0)
+    scale_tol_per_s: float = _range(0.0)
+    gap_cost_per_s: float = _range(0.0)
+    no_link_cost: float = _range(0.0)
+    app_max: float = _range(0.0, 1.0)
+    app_strong: float = _range(0.0, 1.0)
+    app_weight: float = _range(0.0)
+    interp_max_s: float = _range(0.0)
+    n_rounds: int = _range(1, 100)
+    use_appearance: bool = _range()
+    appearance_samples: int = _range(1, 1000)
+
+
+@dataclass(frozen=True)
+class RankSettings(_Section):
+    """``rank:`` — the person score's weights."""
+
+    SECTION = "rank"
+    w_duration: float = _range(0.0)
+    w_coverage: float = _range(0.0)
+    w_size: float = _range(0.0)
+    w_centrality: float = _range(0.0)
+    w_confidence: float = _range(0.0)
+    size_full: float = _range(0.0, 1.0, lo_open=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.weights().sum() <= 0:
+            raise PtrackError("config keys 'rank.w_*': at least one rank weight must be positive")
+
+    def weights(self):
+        """The component weights in ``ptrack.rank.COMPONENTS`` order (float64 array)."""
+        import numpy as np
+
+        return np.array([self.w_duration, self.w_coverage, self.w_size, self.w_centrality,
+                         self.w_confidence], dtype=np.float64)
+
+
+SECTIONS: dict[str, type] = {"detect": DetectSettings, "crops": CropSettings,
+                             "track": TrackSettings, "group": GroupSettings, "rank": RankSettings}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every section, validated."""
+
+    detect: DetectSettings
+    crops: CropSettings
+    track: TrackSettings
+    group: GroupSettings
+    rank: RankSettings
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> "Settings":
+        """Settings from the nested dict :func:`ptrack.config.load_config` returns.
+
+        Raises:
+            PtrackError: A missing or unknown section or key, a wrong type, NaN/infinity or a
+                value out of range; the message names the key.
+        """
+        if not isinstance(cfg, Mapping):
+            raise PtrackError("settings must be a mapping of sections")
+        unknown = sorted(set(cfg) - set(SECTIONS))
+        if unknown:
+            raise PtrackError(f"unknown config key '{unknown[0]}'")
+        parts = {}
+        for name, kind in SECTIONS.items():
+            section = cfg.get(name)
+            if not isinstance(section, Mapping):
+                raise PtrackError(f"config key '{name}' must be a mapping")
+            names = [f.name for f in dataclasses.fields(kind)]
+            extra = sorted(set(section) - set(names))
+            if extra:
+                raise PtrackError(f"unknown config key '{name}.{extra[0]}'")
+            missing = [n for n in names if n not in section]
+            if missing:
+                raise PtrackError(f"config key '{name}.{missing[0]}' is missing")
+            parts[name] = kind(**section)
+        return cls(**parts)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """The nested plain dict (the inverse of :meth:`from_dict`)."""
+        return {name: getattr(self, name).as_dict() for name in SECTIONS}
+
+
+@functools.lru_cache(maxsize=1)
+def defaults() -> Settings:
+    """The shipped defaults (``ptrack/default.yaml``), loaded once."""
+    from ptrack.config import load_defaults
+
+    return Settings.from_dict(load_defaults())
