@@ -31,8 +31,27 @@ def _default_file():
     return resources.files("ptrack").joinpath(DEFAULT_NAME)
 
 
+MAX_NESTING = 32
+"""Deepest ``[``/``{`` nesting read: PyYAML's scanner is quadratic in it (5,000 levels take minutes)."""
+
+
+def _flow_depth(text: str) -> int:
+    """An upper bound of the ``[``/``{`` nesting: every bracket counts, quoted or not (a config
+    has no reason to hold 32 unclosed brackets, and skipping quotes could be fooled)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 def _parse(text: str, where: str) -> Any:
     """YAML text to data, refusing anchors/aliases (an alias bomb expands exponentially)."""
+    if _flow_depth(text) > MAX_NESTING:
+        raise PtrackError(f"config file {where} is nested more than {MAX_NESTING} levels deep")
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
