@@ -187,7 +187,7 @@ def _run_group(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
         store.replace_persons(video.id, persons, boxes, links)
         counts = {"tracklets": int(len(result.tracklet_ids)), "persons": len(persons),
                   "interpolated": int((result.source == 1).sum()),
-                  "appearance": "yes" if desc is not None else "no",
+                  "appearance": desc is not None,
                   "constraints": len(recorded)}
         store.finish_run(run.id, "done", {**counts, CONSTRAINTS_KEY: fingerprint(recorded)})
     store.mark_stale(video.id, "group")

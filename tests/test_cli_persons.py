@@ -278,3 +278,23 @@ def test_ensure_current_reruns_only_what_is_stale(imported: Path):
     assert [m.split(";")[1].strip() for m in said] == [
         "running track first", "running group first", "running rank first",
         "running group first", "running rank first"]
+
+
+def test_ensure_current_on_current_results_imports_no_torch(imported: Path):
+    import subprocess
+    import sys
+
+    assert cli(imported, "rank").exit_code == 0
+    code = (
+        "import sys\n"
+        "from ptrack.config import load_config\n"
+        "from ptrack.stages import ensure_current\n"
+        "from ptrack.store import Store\n"
+        f"cfg = load_config({str(imported.parent / 'short-buffer.yaml')!r})\n"
+        f"with Store.open({str(imported)!r}, create=False) as store:\n"
+        "    assert ensure_current(store, store.video(None), cfg, 'rank', print) == []\n"
+        "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
