@@ -96,12 +96,11 @@ def run_track(store: Store, video: Video, cfg: dict, log: Log = print) -> StageS
         # with this, 80%; bench/levers.py --only stride)
         tid = track_detections(det.frame // stride, det.xyxy, det.conf, det.cls,
                                fps=video.fps / stride, **cfg["track"])
-        store.replace_tracklets(video.id, det.frame, det.det, tid)
         n_tracklets = int(len(np.unique(tid[tid >= 0])))
         counts = {"detections": len(det), "tracked": int((tid >= 0).sum()),
                   "tracklets": n_tracklets}
-        store.finish_run(run.id, "done", counts)
-    store.mark_stale(video.id, "track")
+        # results, run 'done' and later stages stale: one transaction
+        store.replace_tracklets(video.id, det.frame, det.det, tid, run_id=run.id, stats=counts)
     return StageSummary("track", video.name, time.perf_counter() - t0, counts)
 
 
@@ -201,12 +200,10 @@ def run_group(store: Store, video: Video, cfg: dict, log: Log = print) -> StageS
                                  descriptors=desc, must_link=must, cannot_link=cannot,
                                  **_group_params(cfg))
         persons, boxes, links = _person_rows(result, det)
-        store.replace_persons(video.id, persons, boxes, links)
         counts = {"tracklets": int(len(result.tracklet_ids)), "persons": len(persons),
                   "interpolated": int((result.source == 1).sum()),
                   "appearance": desc is not None, "constraints": len(must) + len(cannot)}
-        store.finish_run(run.id, "done", counts)
-    store.mark_stale(video.id, "group")
+        store.replace_persons(video.id, persons, boxes, links, run_id=run.id, stats=counts)
     summary = StageSummary("group", video.name, time.perf_counter() - t0, counts)
     if not persons:
         summary.notes.append("nobody was found in this video (no tracked person boxes)")
@@ -254,11 +251,10 @@ def run_rank(store: Store, video: Video, cfg: dict, log: Log = print) -> StageSu
                               height=video.height, **cfg["rank"])
         ranking = [(int(p), int(r), float(s), {k: float(v[i]) for k, v in result.components.items()})
                    for i, (p, r, s) in enumerate(zip(result.person, result.rank, result.score))]
-        store.set_ranking(video.id, ranking)
         counts = {"persons": len(ranking)}
         if ranking:
             counts["top_person"] = min(ranking, key=lambda x: x[1])[0]
-        store.finish_run(run.id, "done", counts)
+        store.set_ranking(video.id, ranking, run_id=run.id, stats=counts)
     summary = StageSummary("rank", video.name, time.perf_counter() - t0, counts)
     if not ranking:
         summary.notes.append("nobody was found in this video: no persons to rank")

@@ -86,7 +86,7 @@ def test_crop_map_grows_when_full(tmp_path: Path):
         for batch in range(10):  # 10 x 4 x 50 kB = 2 MB > 1 MiB
             store.put_crops([(crop_key(v.id, batch * 4 + i, 0), blob) for i in range(4)])
         assert store.crop_stats(v.id) == (40, 40 * 50_000)
-        assert store._lmdb().info()["map_size"] > 1 << 20
+        assert store.crop_store.env().info()["map_size"] > 1 << 20
     with Store.open(tmp_path, map_size=1 << 20) as again:  # reopening keeps the bigger map
         assert again.crop(v.id, 39, 0) == blob
 
