@@ -35,8 +35,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handles_errors
     def integrity(ctx: typer.Context) -> None:
-        """Check the project: SQLite and LMDB state, detections without crops and crops without
-        detections, runs left running. Exit 0 when healthy, 1 when damaged.
+        """Check the project's database and crop store; exit 0 when healthy, 1 when damaged.
+
+        Reports SQLite's and LMDB's state, detections without crops, crops without
+        detections, and runs left running.
 
         Example: ptrack integrity
         """

@@ -19,8 +19,10 @@ def register(app: typer.Typer) -> None:
         video: Annotated[str, typer.Argument(help="Video name (file stem), file or id.",
                                              show_default=False)],
     ) -> None:
-        """Remove VIDEO from the project: its detections, crops, tracklets, persons, runs,
-        constraints and recorded selections. The video file and written outputs stay.
+        """Remove VIDEO and everything stored for it from the project.
+
+        Its detections, crops, tracklets, persons, runs, constraints and recorded selections
+        go; the video file and the files written for it stay.
 
         Example: ptrack rm match
         """

@@ -409,7 +409,15 @@ class Store:
     add_constraint = _guarded("add_constraint")
     constraints = _guarded("constraints")
     delete_constraints = _guarded("delete_constraints")
-    add_selection = _guarded("add_selection")
+    def add_selection(self, video_id: int, person_ids: Sequence[int], person_id: int,
+                      n_frames: int, path: str, fmt: str) -> int | None:
+        """Record what the user selected and where it was written (its id). A read-only project
+        keeps no record (None): the selection written elsewhere is what the user asked for."""
+        if self.read_only:
+            return None
+        with self.guard():
+            return self.meta.add_selection(video_id, person_ids, person_id, n_frames, path, fmt)
+
     selections = _guarded("selections")
 
     # ---------------------------------------------------------------- helpers
