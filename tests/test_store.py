@@ -436,3 +436,16 @@ def test_read_only_project_reads_and_refuses_writes(read_only_mount):
             store.add_constraint(v.id, "merge", [1, 2])
         with pytest.raises(StoreError, match="is read-only"):
             store.put_crops([(crop_key(v.id, 5, 0), b"x")])
+
+
+def test_integrity_accepts_crops_past_an_interrupted_runs_marker(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        run = store.start_run(v.id, "detect", {})
+        store.commit_detections(v.id, run.id, 2, [(0, 0, 0, 0, 1, 1, 0.5, 0)],
+                                [(crop_key(v.id, 0, 0), b"x")])
+        store.put_crops([(crop_key(v.id, 3, 0), b"killed before its rows")])
+        store.set_run_status(run.id, "interrupted")
+        assert store.integrity().ok  # the resume removes it
+        store.finish_run(run.id, "done", {})
+        assert store.integrity().crops_without_detections == {"clip": 1}

@@ -21,7 +21,6 @@ say the project is read-only).
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
 import re
@@ -460,8 +459,12 @@ class Store:
                 dets = set(self.meta.detection_keys(v.id))
                 if v.has_crops and dets - crops:
                     report.detections_without_crops[v.name] = len(dets - crops)
-                if crops - dets:
-                    report.crops_without_detections[v.name] = len(crops - dets)
+                orphans = crops - dets
+                if self.replacing(v.id):  # crops past an unfinished run's marker go on resume
+                    marker = self.latest_run(v.id, "detect").frames_done
+                    orphans = {k for k in orphans if k[0] < marker}
+                if orphans:
+                    report.crops_without_detections[v.name] = len(orphans)
             for vid, crops in by_video.items():  # crops of a video the database does not know
                 report.crops_without_detections[names.get(vid, f"video id {vid}")] = len(crops)
         for run in self.meta.runs_in_state("running"):

@@ -152,6 +152,7 @@ class MetaStore:
 
     # ------------------------------------------------------------------- videos
     def videos(self) -> list[Video]:
+        """All videos, by id."""
         rows = self.conn.execute(
             "SELECT id, name, path, size, fingerprint, fps, width, height, frame_count, has_crops "
             "FROM videos ORDER BY id").fetchall()
@@ -159,6 +160,7 @@ class MetaStore:
 
     def add_video(self, *, name: str, path: str, size: int, fingerprint: str, fps: float,
                   width: int, height: int, frame_count: int, has_crops: bool = True) -> int:
+        """Register a video (a taken name gets a ``~N`` suffix); returns its id."""
         taken = {v.name for v in self.videos()}
         final, n = name, 2
         while final in taken:
@@ -172,6 +174,7 @@ class MetaStore:
         return int(cur.lastrowid)
 
     def update_video(self, video_id: int, **fields: Any) -> None:
+        """Change stored facts of a video (path after a move, frame count after decoding)."""
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self.conn:
             self.conn.execute(f"UPDATE videos SET {sets} WHERE id = ?", (*fields.values(), video_id))
@@ -188,6 +191,7 @@ class MetaStore:
 
     # --------------------------------------------------------------------- runs
     def start_run(self, video_id: int, stage: str, settings: dict, input_run: int | None = None) -> int:
+        """Record the start of a stage run; returns its id."""
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO runs (video_id, stage, settings, status, input_run, started) "
@@ -196,6 +200,7 @@ class MetaStore:
         return int(cur.lastrowid)
 
     def run(self, run_id: int) -> Run:
+        """One run by id."""
         row = self.conn.execute(
             "SELECT id, video_id, stage, settings, status, frames_done, input_run, stats "
             "FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -205,6 +210,7 @@ class MetaStore:
                    json.loads(row[7]) if row[7] else {})
 
     def latest_run(self, video_id: int, stage: str) -> Run | None:
+        """The newest run of ``stage`` on the video, whatever its status."""
         row = self.conn.execute(
             "SELECT id FROM runs WHERE video_id = ? AND stage = ? ORDER BY id DESC LIMIT 1",
             (video_id, stage)).fetchone()
@@ -230,6 +236,7 @@ class MetaStore:
                 self._mark_stale(row[0], row[1])
 
     def finish_run(self, run_id: int, status: str = "done", stats: dict | None = None) -> None:
+        """Mark a run finished with its summary numbers; ``done`` marks the later stages stale."""
         with self.conn:
             self._finish(run_id, status, stats)
 
@@ -242,6 +249,7 @@ class MetaStore:
                 f"AND stage IN ({marks})", (video_id, *later))
 
     def mark_stale(self, video_id: int, after_stage: str) -> None:
+        """Mark every finished run of the stages after ``after_stage`` as stale."""
         with self.conn:
             self._mark_stale(video_id, after_stage)
 
@@ -267,11 +275,13 @@ class MetaStore:
             self.conn.execute("UPDATE runs SET frames_done = ? WHERE id = ?", (frames_done, run_id))
 
     def delete_detections(self, video_id: int, from_frame: int = 0) -> int:
+        """Delete the video's detections at frames >= ``from_frame``; returns how many."""
         with self.conn:
             return self.conn.execute("DELETE FROM detections WHERE video_id = ? AND frame >= ?",
                                      (video_id, from_frame)).rowcount
 
     def detections(self, video_id: int, frames: Iterable[int] | None = None) -> Boxes:
+        """Detections sorted by frame, then detection index: all, or only those in ``frames``."""
         sql = "SELECT frame, det, x1, y1, x2, y2, conf, cls FROM detections WHERE video_id = ?"
         if frames is None:
             rows = self.conn.execute(sql + " ORDER BY frame, det", (video_id,)).fetchall()
@@ -283,6 +293,7 @@ class MetaStore:
         return as_boxes(rows)
 
     def count_detections(self, video_id: int | None = None) -> int:
+        """How many detections a video (or the project) has."""
         if video_id is None:
             return self.conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
         return self.conn.execute("SELECT COUNT(*) FROM detections WHERE video_id = ?",
@@ -295,11 +306,14 @@ class MetaStore:
             "WHERE v.has_crops = 1").fetchone()[0]
 
     def detection_keys(self, video_id: int) -> list[tuple[int, int]]:
+        """(frame, det) of every detection of a video, in crop-key order."""
         return [tuple(r) for r in self.conn.execute(
             "SELECT frame, det FROM detections WHERE video_id = ? ORDER BY frame, det", (video_id,))]
 
     def replace_detections(self, video_id: int, rows: Iterable[tuple], run_id: int | None = None,
                            stats: dict | None = None) -> int:
+        """Replace all detections of a video (``import``); with ``run_id`` the run
+        finishes in the same transaction."""
         rows = [(video_id, *r) for r in rows]
         with self.conn:
             self.conn.execute("DELETE FROM detections WHERE video_id = ?", (video_id,))
@@ -312,6 +326,8 @@ class MetaStore:
     def replace_tracklets(self, video_id: int, frame: np.ndarray, det: np.ndarray,
                           tracklet: np.ndarray, run_id: int | None = None,
                           stats: dict | None = None) -> None:
+        """Store the tracker's output (rows with ``tracklet >= 0``); with ``run_id`` the
+        run finishes ``done`` and later stages go stale in the same transaction."""
         keep = np.asarray(tracklet) >= 0
         rows = list(zip(np.asarray(tracklet)[keep].tolist(), np.asarray(frame)[keep].tolist(),
                         np.asarray(det)[keep].tolist()))
@@ -323,6 +339,8 @@ class MetaStore:
                 self._finish(run_id, "done", stats)
 
     def tracklet_boxes(self, video_id: int) -> tuple[np.ndarray, Boxes]:
+        """(tracklet id per row, detections joined, with a ``tracklet`` column) by tracklet,
+        then frame."""
         rows = self.conn.execute(
             "SELECT t.tracklet, d.frame, d.det, d.x1, d.y1, d.x2, d.y2, d.conf, d.cls "
             "FROM tracklet_boxes t JOIN detections d ON d.video_id = t.video_id "
@@ -336,6 +354,13 @@ class MetaStore:
     def replace_persons(self, video_id: int, persons: Sequence[dict], boxes: Sequence[tuple],
                         links: Sequence[tuple[int, int]], run_id: int | None = None,
                         stats: dict | None = None) -> None:
+        """Replace the persons of a video.
+
+        ``persons``: dicts with the ``persons`` table's columns (less video_id); ``boxes``:
+        ``(person, frame, x1, y1, x2, y2, conf, source, tracklet, det)``; ``links``:
+        ``(person, tracklet)``. With ``run_id`` the run finishes ``done`` and later stages go
+        stale in the same transaction.
+        """
         with self.conn:
             for table in ("persons", "person_boxes", "person_tracklets"):
                 self.conn.execute(f"DELETE FROM {table} WHERE video_id = ?", (video_id,))
@@ -353,6 +378,7 @@ class MetaStore:
 
     def set_ranking(self, video_id: int, ranking: Sequence[tuple[int, int, float, dict]],
                     run_id: int | None = None, stats: dict | None = None) -> None:
+        """Store ``(person, rank, score, components)`` for each person (and finish ``run_id``)."""
         with self.conn:
             self.conn.execute("UPDATE persons SET rank = NULL, score = NULL WHERE video_id = ?",
                               (video_id,))
@@ -363,6 +389,7 @@ class MetaStore:
                 self._finish(run_id, "done", stats)
 
     def persons(self, video_id: int) -> list[dict]:
+        """Person rows in rank order (unranked last, by id)."""
         cur = self.conn.execute(
             "SELECT * FROM persons WHERE video_id = ? ORDER BY rank IS NULL, rank, id", (video_id,))
         names = [c[0] for c in cur.description]
@@ -374,6 +401,7 @@ class MetaStore:
         return out
 
     def person_boxes(self, video_id: int, person: int | None = None) -> dict[str, np.ndarray]:
+        """Column arrays of person boxes (one person, or all), ordered by person then frame."""
         sql = ("SELECT person, frame, x1, y1, x2, y2, conf, source, tracklet, det FROM person_boxes "
                "WHERE video_id = ?")
         args: tuple = (video_id,)
@@ -388,6 +416,7 @@ class MetaStore:
                 "det": arr[:, 9].astype(np.int64)}
 
     def person_tracklets(self, video_id: int) -> dict[int, list[int]]:
+        """Tracklet ids of each person."""
         out: dict[int, list[int]] = {}
         for p, t in self.conn.execute(
                 "SELECT person, tracklet FROM person_tracklets WHERE video_id = ? "
@@ -397,6 +426,7 @@ class MetaStore:
 
     # --------------------------------------------------- constraints, selections
     def add_constraint(self, video_id: int, kind: str, ids: Sequence[int], frame: int | None = None) -> int:
+        """Record a user's merge / split / unmerge; ``group`` keeps it on every later run."""
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO constraints (video_id, kind, ids, frame, created) VALUES (?,?,?,?,?)",
@@ -404,6 +434,7 @@ class MetaStore:
         return int(cur.lastrowid)
 
     def constraints(self, video_id: int) -> list[dict]:
+        """The user's constraints, oldest first."""
         rows = self.conn.execute(
             "SELECT id, kind, ids, frame, created FROM constraints WHERE video_id = ? ORDER BY id",
             (video_id,)).fetchall()
@@ -411,11 +442,13 @@ class MetaStore:
                 for r in rows]
 
     def delete_constraints(self, ids: Iterable[int]) -> None:
+        """Remove constraints by id."""
         with self.conn:
             self.conn.executemany("DELETE FROM constraints WHERE id = ?", [(int(i),) for i in ids])
 
     def add_selection(self, video_id: int, person_ids: Sequence[int], person_id: int,
                       n_frames: int, path: str, fmt: str) -> int:
+        """Record what the user selected and where it was written."""
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO selections (video_id, person_ids, person_id, n_frames, path, format, "
@@ -425,6 +458,7 @@ class MetaStore:
         return int(cur.lastrowid)
 
     def selections(self, video_id: int | None = None) -> list[dict]:
+        """Recorded selections, newest last."""
         sql = "SELECT id, video_id, person_ids, person_id, n_frames, path, format, created FROM selections"
         args: tuple = ()
         if video_id is not None:
