@@ -38,8 +38,21 @@ def encode(image: np.ndarray, box: np.ndarray, *, max_h: int, max_w: int, qualit
     return buf.tobytes()
 
 
-def decode(data: bytes) -> np.ndarray:
-    """BGR image from JPEG bytes."""
+MIN_HEIGHT, MIN_WIDTH = 4, 2
+"""Smallest crop worth describing: below it a crop holds no usable colour (a 2x2-pixel video)."""
+
+
+def decode(data: bytes | None) -> np.ndarray | None:
+    """BGR image from JPEG bytes; None when the bytes are missing, not an image, or the image is
+    smaller than ``MIN_HEIGHT`` x ``MIN_WIDTH``. Callers skip None and count it."""
     import cv2
 
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if not data:
+        return None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+    if image is None or image.ndim != 3 or image.shape[0] < MIN_HEIGHT or image.shape[1] < MIN_WIDTH:
+        return None
+    return image

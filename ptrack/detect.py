@@ -12,6 +12,8 @@ import errno
 import fcntl
 import os
 import queue
+import re
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,10 +24,11 @@ import numpy as np
 
 from ptrack import crops
 from ptrack.errors import PtrackError
-from ptrack.store import Store, Video, crop_key
+from ptrack.store import Run, Store, Video, crop_key
 from ptrack.video import FrameReader, VideoInfo, probe
 
 Progress = Callable[[int, int], None]  # (frames done in this run, frames to do)
+MIN_IMGSZ, MAX_IMGSZ = 32, 8192  # YOLO needs a multiple of its 32-pixel stride; 8192 is 8K video
 
 
 @dataclass
@@ -44,6 +47,7 @@ class DetectSummary:
     resumed_from: int = 0
     stopped_at: int | None = None  # frame where a truncated video stopped decoding
     notes: list[str] = field(default_factory=list)
+    exit_code: int = 0  # for an interrupted run: 130 after Ctrl-C, 143 after SIGTERM
 
     @property
     def fps(self) -> float:
@@ -60,7 +64,8 @@ def run_settings(settings: dict, model_digest: str | None) -> dict:
     """The settings that decide a detect run's output (what resuming and skipping compare)."""
     d = dict(settings["detect"])
     d["model_sha256"] = model_digest
-    return {"detect": d, "crops": dict(settings["crops"])}
+    crops = {k: v for k, v in settings["crops"].items() if k != "initial_map_mb"}  # storage only
+    return {"detect": d, "crops": crops}
 
 
 @contextlib.contextmanager
@@ -110,8 +115,10 @@ def _diff(old: dict, new: dict) -> str:
 class _Writer:
     """Background thread: crops encoded and batches committed in order."""
 
-    def __init__(self, store: Store, video: Video, run_id: int, crop_cfg: dict) -> None:
+    def __init__(self, store: Store, video: Video, run_id: int, crop_cfg: dict,
+                 replace_from: int | None = None) -> None:
         self.store, self.video, self.run_id, self.cfg = store, video, run_id, crop_cfg
+        self.replace_from = replace_from  # the first commit replaces older results from here
         self.queue: queue.Queue = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
         self.committed_to = -1
@@ -165,7 +172,9 @@ class _Writer:
                                     quality=self.cfg["quality"])
                 items.append((crop_key(self.video.id, index, det), jpeg))
                 self.crop_bytes += len(jpeg)
-        self.store.commit_detections(self.video.id, self.run_id, next_frame, rows, items)
+        self.store.commit_detections(self.video.id, self.run_id, next_frame, rows, items,
+                                     replace_from=self.replace_from)
+        self.replace_from = None
         self.detections += len(rows)
         self.committed_to = next_frame
 
@@ -178,58 +187,158 @@ def _fault_after() -> int:
         return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the batches done are committed and the run can resume."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While detecting, SIGTERM raises :class:`Terminated` in the main thread (as SIGINT does)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_BACKENDS = ("auto", "torch", "openvino")
+
+
+def check_settings(settings: dict) -> None:
+    """Reject impossible ``detect`` / ``crops`` values with a one-line error naming the option,
+    before anything touches the project."""
+    d, c = settings["detect"], settings["crops"]
+
+    def bad(name: str, value: object, want: str) -> PtrackError:
+        return PtrackError(f"--{name.replace('_', '-')} {value!r}: must be {want}", exit_code=2)
+
+    for name in ("conf", "iou"):
+        v = d[name]
+        if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0 or v != v:
+            raise bad(name, v, "a number from 0 to 1")
+    imgsz = d["imgsz"]
+    if not isinstance(imgsz, int) or not MIN_IMGSZ <= imgsz <= MAX_IMGSZ or imgsz % 32:
+        raise bad("imgsz", imgsz, f"a multiple of 32 from {MIN_IMGSZ} to {MAX_IMGSZ}")
+    for name, low in (("batch", 1), ("stride", 1), ("max_frames", 0), ("max_det", 1)):
+        if not isinstance(d[name], int) or d[name] < low:
+            raise bad(name, d[name], f"a whole number >= {low}")
+    if str(d["backend"]) not in _BACKENDS:
+        raise bad("backend", d["backend"], "auto, torch or openvino")
+    device = str(d["device"])
+    if not (device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+|\d+(,\d+)*", device)):
+        raise bad("device", device, "auto, cpu, cuda or cuda:N")
+    for name, low, high in (("height", 8, 4096), ("width", 8, 4096), ("quality", 1, 100)):
+        if not isinstance(c[name], int) or not low <= c[name] <= high:
+            raise PtrackError(f"config key 'crops.{name}' {c[name]!r}: must be a whole number "
+                              f"from {low} to {high}", exit_code=2)
+    mb = c.get("initial_map_mb", 64)
+    if not isinstance(mb, int) or mb < 1:
+        raise PtrackError(f"config key 'crops.initial_map_mb' {mb!r}: must be a whole number >= 1",
+                          exit_code=2)
+
+
+def _plan(store: Store, video: Video, wanted: dict, force: bool) -> tuple[str, Run | None]:
+    """``skip``, ``resume`` (from the last run) or ``new``; raises when settings differ."""
+    last = store.latest_run(video.id, "detect")
+    if last is None or force:
+        return "new", last
+    same = last.settings == wanted
+    if same and last.status in ("done", "stale"):
+        return "skip", last
+    if same and last.status in ("running", "interrupted", "failed"):
+        return ("resume" if last.frames_done > 0 else "new"), last
+    if store.count_detections(video.id):
+        raise PtrackError(
+            f"{video.name} was detected with other settings ({_diff(last.settings, wanted)}); "
+            f"use --force to replace its detections")
+    return "new", last
+
+
+def _skipped(store: Store, video: Video, last: Run) -> DetectSummary:
+    summary = DetectSummary(video=video.name, status="skipped")
+    if video.has_crops:
+        store.crop_stats(video.id)  # a missing or damaged crop store is an error, not "done"
+    summary.detections = store.count_detections(video.id)
+    summary.total_frames = last.stats.get("frames_covered", video.frame_count)
+    summary.notes.append("already detected with these settings; nothing to do (--force redoes it)")
+    return summary
+
+
 def detect_video(store: Store, path: Path, settings: dict, *, force: bool = False,
                  progress: Progress | None = None, log: Callable[[str], None] = print) -> DetectSummary:
-    """Detect people in one video and store boxes and crops. See the module docstring."""
-    from ptrack.detector import file_hash, find_model
+    """Detect people in one video and store boxes and crops. See the module docstring.
+
+    Every option, the model, the device and the classes are checked before the video is
+    registered or anything is deleted; ``force`` replaces the old results only as the new run
+    commits its first batch, and a run that fails before that leaves the project as it was.
+    """
+    from ptrack.detector import file_hash, find_model, load_detector
 
     info = probe(path)
+    check_settings(settings)
     model_path = find_model(settings["detect"]["model"], store.root)
     wanted = run_settings(settings, file_hash(model_path))
+    known = store.find_video_by_fingerprint(info.fingerprint)
+    if known is not None:
+        plan, last = _plan(store, known, wanted, force)
+        if plan == "skip":
+            return _skipped(store, known, last)
+    store.require_writable()
+    store.set_crop_map_size(int(settings["crops"].get("initial_map_mb", 64)) << 20)
+    detector = load_detector(settings["detect"], width=info.width, height=info.height,
+                             project=store.root)
+    if force:
+        note = store.rebuild_crops_if_broken()
+        if note:
+            log(note)
     video = register_video(store, info, log)
-    summary = DetectSummary(video=video.name, status="done")
-    with video_lock(store, video.id):
-        last = store.latest_run(video.id, "detect")
-        start = 0
-        if last is not None and not force:
-            same = last.settings == wanted
-            if same and last.status in ("done", "stale"):
-                summary.status = "skipped"
-                summary.detections = store.count_detections(video.id)
-                summary.total_frames = last.stats.get("frames_covered", video.frame_count)
-                summary.notes.append("already detected with these settings; nothing to do "
-                                     "(--force redoes it)")
-                return summary
-            if same and last.status in ("running", "interrupted", "failed"):
-                start = last.frames_done
-            elif not same and store.count_detections(video.id):
-                raise PtrackError(
-                    f"{video.name} was detected with other settings ({_diff(last.settings, wanted)}); "
-                    f"use --force to replace its detections")
-        if start > 0:
-            run = last
-            store.discard_detections(video.id, start)
+    summary = DetectSummary(video=video.name, status="done", backend=detector.backend)
+    with video_lock(store, video.id), _sigterm_as_interrupt():
+        plan, last = _plan(store, video, wanted, force)
+        if plan == "skip":
+            return _skipped(store, video, last)
+        if plan == "resume":
+            run, start, replace_from = last, last.frames_done, None
+            store.discard_detections(video.id, start)  # crops a kill left beyond the marker
             summary.resumed_from = start
             log(f"resuming {video.name} from frame {start}")
         else:
-            store.discard_detections(video.id, 0)
-            run = store.start_run(video.id, "detect", wanted)
-        store.mark_stale(video.id, "detect")
-        return _detect_loop(store, video, run.id, settings, start, summary, progress)
+            run, start, replace_from = store.start_run(video.id, "detect", wanted), 0, 0
+        try:
+            return _detect_loop(store, video, run.id, settings, start, summary, progress,
+                                detector, replace_from)
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt) and store.run(run.id).frames_done == 0 \
+                    and plan == "new":
+                _undo_start(store, video, run.id, new_video=known is None)
+            raise
+
+
+def _undo_start(store: Store, video: Video, run_id: int, *, new_video: bool) -> None:
+    """A run that failed before its first batch leaves no trace: no run, no new video."""
+    with contextlib.suppress(PtrackError):
+        if store.count_detections(video.id) == 0 and new_video:
+            store.remove_video(video.id)
+        elif store.latest_run(video.id, "detect").id == run_id:
+            store.drop_run(run_id)
 
 
 def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start: int,
-                 summary: DetectSummary, progress: Progress | None) -> DetectSummary:
-    from ptrack.detector import load_detector
-
+                 summary: DetectSummary, progress: Progress | None, detector,
+                 replace_from: int | None) -> DetectSummary:
     cfg = settings["detect"]
     stride, batch_size = max(1, int(cfg["stride"])), max(1, int(cfg["batch"]))
     end = video.frame_count if not cfg["max_frames"] else min(video.frame_count, int(cfg["max_frames"]))
     end_limit = int(cfg["max_frames"]) or 1 << 62  # decode past a too-small frame count
     to_do = len(range(start + (-start) % stride, end, stride))
-    detector = load_detector(cfg, width=video.width, height=video.height, project=store.root)
-    summary.backend = detector.backend
-    writer = _Writer(store, video, run_id, settings["crops"])
+    writer = _Writer(store, video, run_id, settings["crops"], replace_from)
     fault = _fault_after()
     batches = 0
     t0 = time.perf_counter()
@@ -257,8 +366,9 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
                 summary.frames += len(indices)
                 if progress:
                     progress(summary.frames, max(to_do, summary.frames))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         interrupted = True
+        summary.exit_code = 143 if isinstance(exc, Terminated) else 130
     except BaseException:
         with contextlib.suppress(BaseException):
             writer.close()
@@ -270,8 +380,7 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
     summary.seconds = time.perf_counter() - t0
     frames_read = reader.result.frames_read
     if interrupted:
-        with store.transaction() as conn:
-            conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (run_id,))
+        store.set_run_status(run_id, "interrupted")
         summary.status = "interrupted"
         summary.notes.append(f"interrupted; frames up to {max(writer.committed_to, start)} are "
                              f"stored; run the same command again to resume")
@@ -284,6 +393,9 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
                                  f"{video.frame_count} the file announces (truncated or damaged "
                                  f"video); the frames before it are stored")
         store.update_video(video.id, frame_count=frames_read)
+    if writer.replace_from is not None:  # no batch at all: the old results still go
+        store.discard_detections(video.id, writer.replace_from)
+        store.mark_stale(video.id, "detect")
     summary.detections = store.count_detections(video.id)
     summary.total_frames = len(range(0, min(frames_read, end_limit) if frames_read else end, stride))
     summary.crop_count, summary.crop_bytes = store.crop_stats(video.id)

@@ -18,3 +18,11 @@ class PtrackError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class StoreError(PtrackError):
+    """The project store cannot do what was asked: damaged, read-only or out of space.
+
+    Raised by :mod:`ptrack.store` in place of SQLite's and LMDB's own errors, so callers catch
+    one type; the message says what is wrong and how to recover.
+    """

@@ -142,12 +142,11 @@ def _run_track(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
         # TODO(lead): when ptrack.track takes `settings=`, pass settings.track itself
         tid = track_detections(det.frame // stride, det.xyxy, det.conf, det.cls,
                                fps=video.fps / stride, **settings.track.as_dict())
-        store.replace_tracklets(video.id, det.frame, det.det, tid)
         n_tracklets = int(len(np.unique(tid[tid >= 0])))
         counts = {"detections": len(det), "tracked": int((tid >= 0).sum()),
                   "tracklets": n_tracklets}
-        store.finish_run(run.id, "done", counts)
-    store.mark_stale(video.id, "track")
+        # results, run 'done' and later stages stale: one transaction
+        store.replace_tracklets(video.id, det.frame, det.det, tid, run_id=run.id, stats=counts)
     return StageSummary("track", video.name, time.perf_counter() - t0, counts)
 
 
@@ -184,13 +183,13 @@ def _run_group(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
                                  descriptors=desc, must_link=must, cannot_link=cannot,
                                  settings=settings.group)
         persons, boxes, links = _person_rows(result, det)
-        store.replace_persons(video.id, persons, boxes, links)
         counts = {"tracklets": int(len(result.tracklet_ids)), "persons": len(persons),
                   "interpolated": int((result.source == 1).sum()),
                   "appearance": desc is not None,
                   "constraints": len(recorded)}
-        store.finish_run(run.id, "done", {**counts, CONSTRAINTS_KEY: fingerprint(recorded)})
-    store.mark_stale(video.id, "group")
+        # results, run 'done' and later stages stale: one transaction
+        store.replace_persons(video.id, persons, boxes, links, run_id=run.id,
+                              stats={**counts, CONSTRAINTS_KEY: fingerprint(recorded)})
     summary = StageSummary("group", video.name, time.perf_counter() - t0, counts)
     if not persons:
         summary.notes.append("nobody was found in this video (no tracked person boxes)")
@@ -269,11 +268,10 @@ def _run_rank(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
                               height=video.height, settings=settings.rank)
         ranking = [(int(p), int(r), float(s), {k: float(v[i]) for k, v in result.components.items()})
                    for i, (p, r, s) in enumerate(zip(result.person, result.rank, result.score))]
-        store.set_ranking(video.id, ranking)
         counts = {"persons": len(ranking)}
         if ranking:
             counts["top_person"] = min(ranking, key=lambda x: x[1])[0]
-        store.finish_run(run.id, "done", counts)
+        store.set_ranking(video.id, ranking, run_id=run.id, stats=counts)
     summary = StageSummary("rank", video.name, time.perf_counter() - t0, counts)
     if not ranking:
         summary.notes.append("nobody was found in this video: no persons to rank")

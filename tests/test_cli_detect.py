@@ -150,3 +150,112 @@ def test_random_weights_model_exercises_the_loop(tmp_path, walking_pair, random_
     assert sorted(set(det.frame.tolist())) == [0, 2, 4]  # stride 2 over 6 frames
     assert len(det) == 3 * 100  # max_det boxes per frame at conf 0
     assert len(keys) == len(det) and all(c for c in crops)
+
+
+# ------------------------------------------------------- issue 10: nothing lost before new work
+
+
+def project_state(project: Path):
+    """Everything a user would lose: detections, crop keys, persons, stage states."""
+    if not (project / "ptrack.db").exists():
+        return None
+    with Store.open(project, create=False) as store:
+        out = []
+        for v in store.videos():
+            d = store.detections(v.id)
+            out.append((v.name, d.frame.tolist(), d.xyxy.tolist(), store.crop_keys(v.id),
+                        [(p["id"], p["rank"]) for p in store.persons(v.id)],
+                        [store.stage_state(v.id, s) for s in ("detect", "track", "group", "rank")]))
+        return out
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--conf", "-1", "--conf -1.0: must be a number from 0 to 1"),
+    ("--conf", "2", "--conf 2.0: must be a number from 0 to 1"),
+    ("--imgsz", "0", "--imgsz 0: must be a multiple of 32 from 32 to 8192"),
+    ("--imgsz", "33", "--imgsz 33: must be a multiple of 32"),
+    ("--imgsz", "-640", "--imgsz -640: must be a multiple of 32"),
+    ("--imgsz", "100000", "--imgsz 100000: must be a multiple of 32"),
+    ("--backend", "tpu", "--backend 'tpu': must be auto, torch or openvino"),
+    ("--device", "gpu7", "--device 'gpu7': must be auto, cpu, cuda or cuda:N"),
+])
+def test_bad_option_is_refused_before_the_video_is_registered(tmp_path, walking_pair, option,
+                                                              value, message):
+    proj = tmp_path / "p"
+    result = detect(proj, walking_pair, "--model", "pkg:fall_detection/models/best.pt",
+                    "--classes", "all", option, value)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"Error: {message}" or (
+        result.output.startswith(f"Error: {message}") and len(result.output.splitlines()) == 1)
+    assert project_state(proj) in (None, [])  # no video registered, no run recorded
+
+
+def _first_walk(proj: Path, walking_pair: Path, person_model: Path) -> list:
+    args = (walking_pair, "--model", person_model, "--classes", "all", "--backend", "torch",
+            "--max-frames", "6", "--batch", "3", "--imgsz", "320")
+    assert detect(proj, *args).exit_code == 0
+    assert runner.invoke(app, ["--project", str(proj), "rank"]).exit_code == 0
+    state = project_state(proj)
+    assert state[0][4] and state[0][5] == ["done"] * 4 and state[0][3]  # persons, all done
+    return list(args)
+
+
+def test_force_on_a_missing_device_keeps_old_results(tmp_path, walking_pair, person_model):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    proj = tmp_path / "p"
+    args = _first_walk(proj, walking_pair, person_model)
+    before = project_state(proj)
+    result = detect(proj, *args, "--force", "--device", "cuda:0")
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: device 'cuda:0' asked for, but no CUDA GPU is "
+                                     "available")
+    assert project_state(proj) == before
+
+
+def test_force_failing_before_its_first_batch_keeps_old_results(tmp_path, walking_pair,
+                                                               person_model, monkeypatch):
+    from ptrack.detector import Detector
+
+    proj = tmp_path / "p"
+    args = _first_walk(proj, walking_pair, person_model)
+    before = project_state(proj)
+
+    def oom(self, frames):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(Detector, "__call__", oom)
+    result = detect(proj, *args, "--force")
+    assert result.exit_code == 1 and "out of memory" in result.output
+    assert project_state(proj) == before  # no failed run left, persons still 'done'
+    new = detect(tmp_path / "fresh", *args)  # a first detect failing: nothing registered
+    assert new.exit_code == 1
+    assert project_state(tmp_path / "fresh") == []
+
+
+def test_crop_store_grows_past_its_initial_map_through_force_and_resume(tmp_path, walking_pair,
+                                                                        random_model):
+    cfg = tmp_path / "small-map.yaml"
+    cfg.write_text("crops:\n  initial_map_mb: 1\n  quality: 100\n")
+    proj = tmp_path / "p"
+    args = ["--project", str(proj), "--config", str(cfg), "detect", str(walking_pair), "--model",
+            str(random_model), "--classes", "all", "--conf", "0.0", "--backend", "torch",
+            "--max-frames", "8", "--batch", "2", "--imgsz", "320"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    _, det, keys, crops, ok = stored(proj)
+    assert ok and len(keys) == len(det) == 800
+    assert sum(map(len, crops)) > 4 << 20  # over four times the initial 1 MiB map
+    forced = runner.invoke(app, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    cut = runner.invoke(app, [*args, "--force"], env={"PTRACK_FAULT_AFTER_BATCHES": "2"})
+    assert cut.exit_code == 130, cut.output
+    resumed = runner.invoke(app, args)
+    assert resumed.exit_code == 0 and "resumed at frame 4" in resumed.output, resumed.output
+    _, again, keys2, crops2, ok2 = stored(proj)
+    assert ok2 and again.frame.tolist() == det.frame.tolist() and keys2 == keys
+    assert [len(c) for c in crops2] == [len(c) for c in crops]
+    with Store.open(proj, create=False) as store:
+        assert store.integrity().ok

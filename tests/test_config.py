@@ -10,7 +10,7 @@ def test_defaults_have_every_section():
     cfg = load_defaults()
     assert cfg["detect"]["model"] == "yolov8s.pt"
     assert cfg["detect"]["conf"] == pytest.approx(0.1)
-    assert cfg["crops"] == {"height": 256, "width": 128, "quality": 90}
+    assert cfg["crops"] == {"height": 256, "width": 128, "quality": 90, "initial_map_mb": 64}
 
 
 def test_default_file_comments_every_key():

@@ -1,3 +1,4 @@
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def test_crop_map_grows_when_full(tmp_path: Path):
         for batch in range(10):  # 10 x 4 x 50 kB = 2 MB > 1 MiB
             store.put_crops([(crop_key(v.id, batch * 4 + i, 0), blob) for i in range(4)])
         assert store.crop_stats(v.id) == (40, 40 * 50_000)
-        assert store._lmdb().info()["map_size"] > 1 << 20
+        assert store.crop_store.env().info()["map_size"] > 1 << 20
     with Store.open(tmp_path, map_size=1 << 20) as again:  # reopening keeps the bigger map
         assert again.crop(v.id, 39, 0) == blob
 
@@ -162,3 +163,289 @@ def test_constraints_and_selections(tmp_path: Path):
         store.add_selection(v.id, [3, 9], 3, 120, "/out/p.npz", "npz")
         sel = store.selections(v.id)[0]
         assert sel["person_ids"] == [3, 9] and sel["n_frames"] == 120
+
+
+# ------------------------------------------------------------------ issue 9 and 10 additions
+
+from ptrack.boxes import Boxes  # noqa: E402
+from ptrack.errors import StoreError  # noqa: E402
+
+PERSON = {"id": 1, "n_frames": 1, "n_observed": 1, "first": 0, "last": 0, "n_tracklets": 1,
+          "mean_height": 20.0, "mean_conf": 0.5}
+
+
+def _detected(store: Store, v, frames: int = 5, blob: bytes = b"jpeg") -> int:
+    run = store.start_run(v.id, "detect", {})
+    rows = [(f, 0, 0.0, 0.0, 10.0, 20.0, 0.5, 0) for f in range(frames)]
+    store.commit_detections(v.id, run.id, frames, rows,
+                            [(crop_key(v.id, f, 0), blob) for f in range(frames)])
+    store.finish_run(run.id, "done", {})
+    return run.id
+
+
+def test_detections_are_boxes_with_det_column(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        _detected(store, v, 3)
+        d = store.detections(v.id)
+        assert isinstance(d, Boxes)
+        assert d.det.tolist() == [0, 0, 0] and d.frame.tolist() == [0, 1, 2]
+        assert d[1:].frame.tolist() == [1, 2]
+        tid, boxes = store.tracklet_boxes(v.id)
+        assert isinstance(boxes, Boxes) and len(tid) == 0
+
+
+def test_sqlite_errors_are_store_errors(tmp_path: Path):
+    (tmp_path / "ptrack.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="ptrack.db is damaged"):
+        Store.open(tmp_path)
+
+
+def _fill(store: Store, video_id: int, n: int, size: int = 100_000, first: int = 0) -> None:
+    blob = np.random.default_rng(video_id).bytes(size)
+    for f in range(first, first + n, 5):
+        store.put_crops([(crop_key(video_id, g, 0), blob) for g in range(f, min(f + 5, first + n))])
+
+
+def test_delete_and_resume_cleanup_grow_a_full_map(tmp_path: Path):
+    with Store.open(tmp_path, map_size=1 << 20) as store:
+        v = _video(store)
+        _fill(store, v.id, 80)  # 8 MB through a 1 MiB initial map
+        assert store.crop_stats(v.id)[0] == 80
+    # reopened with a tiny map, LMDB maps exactly the pages in use: every write needs growth
+    with Store.open(tmp_path, map_size=1 << 16) as store:
+        store.crop_store.env().set_mapsize(store.crop_store.env().info()["last_pgno"] * 4096 + 4096)
+        assert store.delete_crops(v.id, 40) == 40  # a delete copies pages: needs map room
+        _fill(store, v.id, 40, first=40)  # resume past the size again
+        store.discard_detections(v.id, 60)
+        assert [f for f, _ in store.crop_keys(v.id)] == list(range(60))
+
+
+def test_map_grown_by_another_process_is_adopted(tmp_path: Path):
+    import subprocess
+    import sys
+
+    with Store.open(tmp_path, map_size=1 << 20) as store:
+        a, b = _video(store, "a", "1"), _video(store, "b", "2")
+        store.put_crops([(crop_key(a.id, 0, 0), b"x")])  # this process maps 1 MiB
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
+                "from ptrack.store import Store; from tests.test_store import _fill\n"
+                "with Store.open(Path(sys.argv[2]), map_size=1 << 20) as s: _fill(s, int(sys.argv[3]), 60)\n")
+        subprocess.run([sys.executable, "-c", code, str(Path(__file__).parents[1]), str(tmp_path),
+                        str(b.id)], check=True)
+        _fill(store, a.id, 30, first=1)  # MDB_MAP_RESIZED here before: "free space"
+        assert store.crop_stats(a.id)[0] == 31 and store.crop_stats(b.id)[0] == 60
+
+
+def test_only_a_real_full_disk_is_blamed_on_the_disk(tmp_path: Path):
+    import lmdb
+
+    from ptrack.store.crops_db import CropStore
+
+    crops = CropStore(tmp_path / "c.lmdb")
+    assert "no space left" not in str(crops.write_error(lmdb.MapFullError("MDB_MAP_FULL")))
+    assert "no space left" not in str(crops.write_error(lmdb.MapResizedError("MDB_MAP_RESIZED")))
+    assert "no space left" in str(crops.write_error(OSError(28, "No space left on device")))
+
+
+def test_force_replaces_old_results_only_with_the_first_new_batch(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        _detected(store, v, 5)
+        run = store.start_run(v.id, "detect", {"new": 1})
+        assert store.replacing(v.id)
+        assert store.count_detections(v.id) == 5 and len(store.crop_keys(v.id)) == 5  # kept
+        store.commit_detections(v.id, run.id, 2, [(1, 0, 1, 1, 5, 5, 0.9, 0)],
+                                [(crop_key(v.id, 1, 0), b"new")], replace_from=0)
+        assert store.detections(v.id).frame.tolist() == [1]
+        assert store.crop_keys(v.id) == [(1, 0)] and store.crop(v.id, 1, 0) == b"new"
+        store.finish_run(run.id, "done", {})
+        assert not store.replacing(v.id)
+
+
+def test_stage_results_status_and_staleness_commit_together(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        _detected(store, v, 3)
+        for stage in ("track", "group", "rank"):
+            store.finish_run(store.start_run(v.id, stage, {}).id, "done", {})
+        run = store.start_run(v.id, "track", {"again": 1})
+        d = store.detections(v.id)
+        store.replace_tracklets(v.id, d.frame, d.det, np.zeros(len(d), np.int64), run_id=run.id,
+                                stats={"tracklets": 1})
+        assert store.run(run.id).status == "done" and store.run(run.id).stats == {"tracklets": 1}
+        assert [store.stage_state(v.id, s) for s in ("group", "rank")] == ["stale", "stale"]
+        group = store.start_run(v.id, "group", {})
+        with pytest.raises(StoreError):  # a failing insert rolls back results and status alike
+            store.replace_persons(v.id, [PERSON, PERSON], [], [], run_id=group.id, stats={})
+        assert store.run(group.id).status == "running" and store.persons(v.id) == []
+        store.replace_persons(v.id, [PERSON], [(1, 0, 0, 0, 5, 20, 0.5, 0, 0, 0)], [(1, 0)],
+                              run_id=group.id, stats={"persons": 1})
+        assert store.stage_state(v.id, "group") == "done"
+        rank = store.start_run(v.id, "rank", {})
+        store.set_ranking(v.id, [(1, 1, 0.5, {})], run_id=rank.id, stats={"persons": 1})
+        assert store.stage_state(v.id, "rank") == "done" and store.persons(v.id)[0]["rank"] == 1
+
+
+def test_empty_database_next_to_crops_is_damage_not_a_new_project(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        _detected(store, _video(store))
+    (tmp_path / "ptrack.db").write_bytes(b"")
+    for f in tmp_path.glob("ptrack.db-*"):
+        f.unlink()
+    with pytest.raises(StoreError, match=r"ptrack.db is empty \(0 bytes\) while its crop store"):
+        Store.open(tmp_path)
+    assert (tmp_path / "ptrack.db").stat().st_size == 0  # nothing rewritten
+
+
+def test_missing_crop_store_is_reported_and_rebuilt_only_on_request(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        _detected(store, v)
+    shutil.rmtree(tmp_path / "crops.lmdb")
+    with Store.open(tmp_path) as store:
+        for read in (lambda: store.crop_keys(v.id), lambda: store.crops([(v.id, 0, 0)]),
+                     lambda: store.put_crops([(crop_key(v.id, 9, 0), b"x")])):
+            with pytest.raises(StoreError, match="crop store crops.lmdb is missing but 5 "
+                                                 "detections have crops.*detect --force"):
+                read()
+        assert not (tmp_path / "crops.lmdb").exists()  # no empty store stands in for it
+        report = store.integrity()
+        assert not report.ok and "missing" in report.crops
+        assert store.rebuild_crops_if_broken() is not None  # what detect --force does
+        store.discard_detections(v.id)
+        assert store.crop_keys(v.id) == []
+
+
+def test_garbage_crop_store_is_reported(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        _detected(store, v)
+    (tmp_path / "crops.lmdb" / "data.mdb").write_bytes(np.random.default_rng(1).bytes(65536))
+    with Store.open(tmp_path) as store:
+        with pytest.raises(StoreError, match="crop store .* is damaged .*detect --force"):
+            store.crop_keys(v.id)
+        assert not store.integrity().ok
+        note = store.rebuild_crops_if_broken()
+        assert "moved to" in note and (tmp_path / "crops.lmdb.damaged-1" / "data.mdb").exists()
+
+
+def test_undecodable_and_tiny_crops_decode_to_none():
+    from ptrack import crops
+
+    frame = np.full((2, 2, 3), 128, np.uint8)  # a 2x2-pixel video
+    tiny = crops.encode(frame, np.array([0, 0, 2, 2]), max_h=256, max_w=128, quality=90)
+    good = crops.encode(np.full((40, 20, 3), 50, np.uint8), np.array([0, 0, 20, 40]), max_h=256,
+                        max_w=128, quality=90)
+    assert crops.decode(tiny) is None and crops.decode(b"\xff\xd8garbage") is None
+    assert crops.decode(None) is None and crops.decode(good).shape == (40, 20, 3)
+
+
+def test_integrity_of_a_healthy_project_ignores_sqlites_without_rowid_false_positive(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        _detected(store, v, 3)
+        store.replace_persons(v.id, [PERSON], [(1, 0, 0, 0, 5, 20, 0.5, 0, 3, 0)], [(1, 3)])
+        raw = [r[0] for r in store.conn.execute("PRAGMA integrity_check")]
+        report = store.integrity()
+        assert store.integrity_ok() and report.ok, (raw, report)
+        assert report.counts == {"videos": 1, "detections": 3, "crops": 3}
+
+
+def test_integrity_finds_orphans_and_running_runs(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        _detected(store, v, 4)
+        store.put_crops([(crop_key(v.id, 7, 0), b"orphan"), (crop_key(99, 0, 0), b"stray")])
+        store.conn.execute("DELETE FROM detections WHERE frame = 0")
+        store.conn.execute("INSERT INTO detections VALUES (?, 8, 0, 0, 0, 1, 1, 0.5, 0)", (v.id,))
+        store.conn.commit()
+        store.start_run(v.id, "track", {})
+        report = store.integrity()
+        assert not report.ok
+        assert report.detections_without_crops == {"clip": 1}
+        assert report.crops_without_detections == {"clip": 2, "video id 99": 1}
+        assert report.running == ["clip: track (run 2)"]
+
+
+def test_remove_video_removes_rows_and_crops(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        a, b = _video(store, "a", "1"), _video(store, "b", "2")
+        _detected(store, a, 4)
+        _detected(store, b, 2)
+        store.add_constraint(a.id, "merge", [1, 2])
+        removed = store.remove_video(a.id)
+        assert removed["crops"] == 4 and removed["detections"] == 4 and removed["constraints"] == 1
+        assert [v.name for v in store.videos()] == ["b"] and store.crop_keys(a.id) == []
+        assert store.count_detections(b.id) == 2 and len(store.crop_keys(b.id)) == 2
+        assert store.integrity().ok
+
+
+def test_leftovers_of_killed_commands_are_cleaned_on_open(tmp_path: Path):
+    import os
+    import subprocess
+
+    Store.open(tmp_path).close()
+    out = tmp_path / "outputs" / "clip"
+    out.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = out / f".primary_person.part{dead.pid}.npz"
+    live = out / f".annotated.part{os.getpid()}.mp4"
+    stale.write_bytes(b"x")
+    live.write_bytes(b"x")
+    old_export = tmp_path / "models" / ".export-abc"
+    new_export = tmp_path / "models" / ".export-def"
+    old_export.mkdir(parents=True)
+    new_export.mkdir()
+    os.utime(old_export, (1, 1))
+    with Store.open(tmp_path):
+        pass
+    assert not stale.exists() and live.exists()  # a running writer's file stays
+    assert not old_export.exists() and new_export.exists()
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path):
+    """A bind mount of ``tmp_path/src`` that nobody (root included) can write."""
+    import subprocess
+
+    src, dst = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    dst.mkdir()
+    if subprocess.run(["mount", "--bind", str(src), str(dst)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here (needs root)")
+    try:
+        yield src, dst, lambda: subprocess.run(["mount", "-o", "remount,ro,bind", str(dst)],
+                                               check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(dst)], check=False)
+
+
+def test_read_only_project_reads_and_refuses_writes(read_only_mount):
+    src, dst, lock = read_only_mount
+    with Store.open(src / "p") as store:
+        v = _video(store)
+        _detected(store, v, 3)
+    lock()
+    with Store.open(dst / "p", create=True) as store:
+        assert store.read_only
+        assert store.detections(v.id).frame.tolist() == [0, 1, 2]
+        assert store.crop(v.id, 2, 0) == b"jpeg" and store.integrity().ok
+        with pytest.raises(StoreError, match=r"project .* is read-only"):
+            store.add_constraint(v.id, "merge", [1, 2])
+        with pytest.raises(StoreError, match="is read-only"):
+            store.put_crops([(crop_key(v.id, 5, 0), b"x")])
+
+
+def test_integrity_accepts_crops_past_an_interrupted_runs_marker(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        run = store.start_run(v.id, "detect", {})
+        store.commit_detections(v.id, run.id, 2, [(0, 0, 0, 0, 1, 1, 0.5, 0)],
+                                [(crop_key(v.id, 0, 0), b"x")])
+        store.put_crops([(crop_key(v.id, 3, 0), b"killed before its rows")])
+        store.set_run_status(run.id, "interrupted")
+        assert store.integrity().ok  # the resume removes it
+        store.finish_run(run.id, "done", {})
+        assert store.integrity().crops_without_detections == {"clip": 1}

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ptrack import __version__
-from ptrack.cli import choose_cmd, detect_cmd, persons_cmd, run_cmd, views_cmd
+from ptrack.cli import (choose_cmd, detect_cmd, integrity_cmd, persons_cmd, rm_cmd, run_cmd,
+                        views_cmd)
 from ptrack.cli.common import State
 
 app = typer.Typer(
@@ -50,6 +51,8 @@ detect_cmd.register(app)
 persons_cmd.register(app)
 views_cmd.register(app)
 choose_cmd.register(app)
+integrity_cmd.register(app)
+rm_cmd.register(app)
 
 
 def main() -> None:

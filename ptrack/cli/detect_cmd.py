@@ -92,6 +92,6 @@ def register(app: typer.Typer) -> None:
                     if summary.status != "skipped":
                         err.print(f"{summary.video}: {note}", highlight=False, soft_wrap=True)
                 if summary.status == "interrupted":
-                    raise typer.Exit(130)
+                    raise typer.Exit(summary.exit_code or 130)
         finally:
             store.close()

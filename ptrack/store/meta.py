@@ -1,0 +1,490 @@
+"""The metadata store: videos, runs, detections, tracklets, persons, constraints, selections.
+
+One SQLite file (``ptrack.db``, WAL mode) behind :class:`MetaStore`. Every method that writes
+runs in one transaction; the methods that finish a stage (``replace_tracklets``,
+``replace_persons``, ``set_ranking`` with a ``run_id``) also record the run ``done`` and mark the
+later stages stale in that same transaction, so a kill never leaves a stage's results and its
+run status out of step. Only :mod:`ptrack.store` uses this module.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ptrack.boxes import Boxes
+from ptrack.errors import PtrackError
+
+SCHEMA_VERSION = 1
+STAGES = ("detect", "track", "group", "rank")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS videos (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, path TEXT NOT NULL, size INTEGER,
+    fingerprint TEXT, fps REAL NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+    frame_count INTEGER NOT NULL, has_crops INTEGER NOT NULL DEFAULT 1, added TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, video_id INTEGER NOT NULL REFERENCES videos(id), stage TEXT NOT NULL,
+    settings TEXT NOT NULL, status TEXT NOT NULL, frames_done INTEGER NOT NULL DEFAULT 0,
+    input_run INTEGER, stats TEXT, started TEXT NOT NULL, finished TEXT);
+CREATE INDEX IF NOT EXISTS runs_video_stage ON runs(video_id, stage, id);
+CREATE TABLE IF NOT EXISTS detections (
+    video_id INTEGER NOT NULL, frame INTEGER NOT NULL, det INTEGER NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    conf REAL NOT NULL, cls INTEGER NOT NULL, PRIMARY KEY (video_id, frame, det)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tracklet_boxes (
+    video_id INTEGER NOT NULL, tracklet INTEGER NOT NULL, frame INTEGER NOT NULL,
+    det INTEGER NOT NULL, PRIMARY KEY (video_id, tracklet, frame)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS persons (
+    video_id INTEGER NOT NULL, id INTEGER NOT NULL, rank INTEGER, score REAL,
+    components TEXT, n_frames INTEGER NOT NULL, n_observed INTEGER NOT NULL,
+    first INTEGER NOT NULL, last INTEGER NOT NULL, n_tracklets INTEGER NOT NULL,
+    mean_height REAL NOT NULL, mean_conf REAL NOT NULL, PRIMARY KEY (video_id, id));
+CREATE TABLE IF NOT EXISTS person_boxes (
+    video_id INTEGER NOT NULL, person INTEGER NOT NULL, frame INTEGER NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL, conf REAL NOT NULL,
+    source INTEGER NOT NULL, tracklet INTEGER NOT NULL, det INTEGER NOT NULL,
+    PRIMARY KEY (video_id, person, frame)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS person_tracklets (
+    video_id INTEGER NOT NULL, person INTEGER NOT NULL, tracklet INTEGER NOT NULL,
+    PRIMARY KEY (video_id, tracklet)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS constraints (
+    id INTEGER PRIMARY KEY, video_id INTEGER NOT NULL, kind TEXT NOT NULL, ids TEXT NOT NULL,
+    frame INTEGER, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS selections (
+    id INTEGER PRIMARY KEY, video_id INTEGER NOT NULL, person_ids TEXT NOT NULL,
+    person_id INTEGER NOT NULL, n_frames INTEGER NOT NULL, path TEXT NOT NULL,
+    format TEXT NOT NULL, created TEXT NOT NULL);
+"""
+
+# Each entry upgrades a project from version (index + 1) to (index + 2).
+_UPGRADES: list[str] = []
+_TABLES_OF_VIDEO = ("detections", "tracklet_boxes", "persons", "person_boxes", "person_tracklets",
+                    "constraints", "selections", "runs")
+
+
+def now() -> str:
+    """Current UTC time as ISO text, seconds precision."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True)
+class Video:
+    """One video of the project."""
+
+    id: int
+    name: str
+    path: str
+    size: int
+    fingerprint: str
+    fps: float
+    width: int
+    height: int
+    frame_count: int
+    has_crops: bool
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frame_count / self.fps if self.fps else 0.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a stage on a video."""
+
+    id: int
+    video_id: int
+    stage: str
+    settings: dict
+    status: str  # running | done | stale | failed | interrupted
+    frames_done: int
+    input_run: int | None
+    stats: dict
+
+
+def as_boxes(rows: Sequence[tuple] | np.ndarray) -> Boxes:
+    """``(frame, det, x1, y1, x2, y2, conf, cls)`` rows as :class:`Boxes` with a ``det`` column."""
+    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 8)
+    return Boxes(arr[:, 0].astype(np.int64), arr[:, 2:6], arr[:, 6], arr[:, 7].astype(np.int64),
+                 det=arr[:, 1].astype(np.int64))
+
+
+class MetaStore:
+    """SQL over one open connection. Writes commit per call (or per ``with self.conn``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    # ------------------------------------------------------------------- schema
+    def schema_version(self) -> int:
+        """0 for a database without ptrack's tables."""
+        has_meta = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if not has_meta:
+            return 0
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self, where: str) -> None:
+        """Create or upgrade the schema; refuse a newer one."""
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise PtrackError(
+                f"project {where} was written by a newer ptrack (schema {version}, this one "
+                f"knows {SCHEMA_VERSION}); upgrade ptrack")
+        if version == SCHEMA_VERSION:
+            return
+        with self.conn:
+            if version == 0:
+                self.conn.executescript(_SCHEMA)
+            else:
+                for step in _UPGRADES[version - 1:]:
+                    self.conn.executescript(step)
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                              (str(SCHEMA_VERSION),))
+
+    # ------------------------------------------------------------------- videos
+    def videos(self) -> list[Video]:
+        """All videos, by id."""
+        rows = self.conn.execute(
+            "SELECT id, name, path, size, fingerprint, fps, width, height, frame_count, has_crops "
+            "FROM videos ORDER BY id").fetchall()
+        return [Video(*r[:9], bool(r[9])) for r in rows]
+
+    def add_video(self, *, name: str, path: str, size: int, fingerprint: str, fps: float,
+                  width: int, height: int, frame_count: int, has_crops: bool = True) -> int:
+        """Register a video (a taken name gets a ``~N`` suffix); returns its id."""
+        taken = {v.name for v in self.videos()}
+        final, n = name, 2
+        while final in taken:
+            final, n = f"{name}~{n}", n + 1
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO videos (name, path, size, fingerprint, fps, width, height, frame_count,"
+                " has_crops, added) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (final, path, size, fingerprint, float(fps), int(width), int(height),
+                 int(frame_count), int(has_crops), now()))
+        return int(cur.lastrowid)
+
+    def update_video(self, video_id: int, **fields: Any) -> None:
+        """Change stored facts of a video (path after a move, frame count after decoding)."""
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.conn:
+            self.conn.execute(f"UPDATE videos SET {sets} WHERE id = ?", (*fields.values(), video_id))
+
+    def remove_video(self, video_id: int) -> dict[str, int]:
+        """Delete every row of the video; returns rows deleted per table."""
+        counts = {}
+        with self.conn:
+            for table in _TABLES_OF_VIDEO:
+                counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE video_id = ?",
+                                                  (video_id,)).rowcount
+            self.conn.execute("DELETE FROM videos WHERE id = ?", (video_id,))
+        return counts
+
+    # --------------------------------------------------------------------- runs
+    def start_run(self, video_id: int, stage: str, settings: dict, input_run: int | None = None) -> int:
+        """Record the start of a stage run; returns its id."""
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO runs (video_id, stage, settings, status, input_run, started) "
+                "VALUES (?,?,?,?,?,?)",
+                (video_id, stage, json.dumps(settings, sort_keys=True), "running", input_run, now()))
+        return int(cur.lastrowid)
+
+    def run(self, run_id: int) -> Run:
+        """One run by id."""
+        row = self.conn.execute(
+            "SELECT id, video_id, stage, settings, status, frames_done, input_run, stats "
+            "FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise PtrackError(f"no run {run_id}")
+        return Run(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6],
+                   json.loads(row[7]) if row[7] else {})
+
+    def latest_run(self, video_id: int, stage: str) -> Run | None:
+        """The newest run of ``stage`` on the video, whatever its status."""
+        row = self.conn.execute(
+            "SELECT id FROM runs WHERE video_id = ? AND stage = ? ORDER BY id DESC LIMIT 1",
+            (video_id, stage)).fetchone()
+        return self.run(row[0]) if row else None
+
+    def drop_run(self, run_id: int) -> None:
+        """Forget a run that never stored anything."""
+        with self.conn:
+            self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def set_run_status(self, run_id: int, status: str) -> None:
+        """Change a run's status only (e.g. ``interrupted``), keeping its progress marker."""
+        with self.conn:
+            self.conn.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
+
+    def _finish(self, run_id: int, status: str, stats: dict | None) -> None:
+        """Within the caller's transaction: finish the run; ``done`` makes later stages stale."""
+        self.conn.execute("UPDATE runs SET status = ?, stats = ?, finished = ? WHERE id = ?",
+                          (status, json.dumps(stats or {}), now(), run_id))
+        if status == "done":
+            row = self.conn.execute("SELECT video_id, stage FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None and row[1] in STAGES:
+                self._mark_stale(row[0], row[1])
+
+    def finish_run(self, run_id: int, status: str = "done", stats: dict | None = None) -> None:
+        """Mark a run finished with its summary numbers; ``done`` marks the later stages stale."""
+        with self.conn:
+            self._finish(run_id, status, stats)
+
+    def _mark_stale(self, video_id: int, after_stage: str) -> None:
+        later = STAGES[STAGES.index(after_stage) + 1:]
+        if later:
+            marks = ",".join("?" * len(later))
+            self.conn.execute(
+                f"UPDATE runs SET status = 'stale' WHERE video_id = ? AND status = 'done' "
+                f"AND stage IN ({marks})", (video_id, *later))
+
+    def mark_stale(self, video_id: int, after_stage: str) -> None:
+        """Mark every finished run of the stages after ``after_stage`` as stale."""
+        with self.conn:
+            self._mark_stale(video_id, after_stage)
+
+    def runs_in_state(self, status: str) -> list[Run]:
+        """Every run with this status, oldest first."""
+        ids = [r[0] for r in self.conn.execute("SELECT id FROM runs WHERE status = ? ORDER BY id",
+                                               (status,))]
+        return [self.run(i) for i in ids]
+
+    # --------------------------------------------------------------- detections
+    def commit_detections(self, video_id: int, run_id: int, frames_done: int, rows: Sequence[tuple],
+                          replace_from: int | None = None) -> None:
+        """Detections and the progress marker in one transaction; with ``replace_from``, the
+        video's older detections from that frame on go in the same transaction and the later
+        stages become stale."""
+        with self.conn:
+            if replace_from is not None:
+                self.conn.execute("DELETE FROM detections WHERE video_id = ? AND frame >= ?",
+                                  (video_id, replace_from))
+                self._mark_stale(video_id, "detect")
+            self.conn.executemany("INSERT OR REPLACE INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
+                                  [(video_id, *r) for r in rows])
+            self.conn.execute("UPDATE runs SET frames_done = ? WHERE id = ?", (frames_done, run_id))
+
+    def delete_detections(self, video_id: int, from_frame: int = 0) -> int:
+        """Delete the video's detections at frames >= ``from_frame``; returns how many."""
+        with self.conn:
+            return self.conn.execute("DELETE FROM detections WHERE video_id = ? AND frame >= ?",
+                                     (video_id, from_frame)).rowcount
+
+    def detections(self, video_id: int, frames: Iterable[int] | None = None) -> Boxes:
+        """Detections sorted by frame, then detection index: all, or only those in ``frames``."""
+        sql = "SELECT frame, det, x1, y1, x2, y2, conf, cls FROM detections WHERE video_id = ?"
+        if frames is None:
+            rows = self.conn.execute(sql + " ORDER BY frame, det", (video_id,)).fetchall()
+        else:
+            wanted = json.dumps(sorted({int(f) for f in frames}))
+            rows = self.conn.execute(
+                sql + " AND frame IN (SELECT value FROM json_each(?)) ORDER BY frame, det",
+                (video_id, wanted)).fetchall()
+        return as_boxes(rows)
+
+    def count_detections(self, video_id: int | None = None) -> int:
+        """How many detections a video (or the project) has."""
+        if video_id is None:
+            return self.conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM detections WHERE video_id = ?",
+                                 (video_id,)).fetchone()[0]
+
+    def count_detections_with_crops(self) -> int:
+        """Detections of videos whose crops are stored (not imported boxes)."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM detections d JOIN videos v ON v.id = d.video_id "
+            "WHERE v.has_crops = 1").fetchone()[0]
+
+    def detection_keys(self, video_id: int) -> list[tuple[int, int]]:
+        """(frame, det) of every detection of a video, in crop-key order."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT frame, det FROM detections WHERE video_id = ? ORDER BY frame, det", (video_id,))]
+
+    def replace_detections(self, video_id: int, rows: Iterable[tuple], run_id: int | None = None,
+                           stats: dict | None = None) -> int:
+        """Replace all detections of a video (``import``); with ``run_id`` the run
+        finishes in the same transaction."""
+        rows = [(video_id, *r) for r in rows]
+        with self.conn:
+            self.conn.execute("DELETE FROM detections WHERE video_id = ?", (video_id,))
+            self.conn.executemany("INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            if run_id is not None:
+                self._finish(run_id, "done", stats)
+        return len(rows)
+
+    # ---------------------------------------------------------------- tracklets
+    def replace_tracklets(self, video_id: int, frame: np.ndarray, det: np.ndarray,
+                          tracklet: np.ndarray, run_id: int | None = None,
+                          stats: dict | None = None) -> None:
+        """Store the tracker's output (rows with ``tracklet >= 0``); with ``run_id`` the
+        run finishes ``done`` and later stages go stale in the same transaction."""
+        keep = np.asarray(tracklet) >= 0
+        rows = list(zip(np.asarray(tracklet)[keep].tolist(), np.asarray(frame)[keep].tolist(),
+                        np.asarray(det)[keep].tolist()))
+        with self.conn:
+            self.conn.execute("DELETE FROM tracklet_boxes WHERE video_id = ?", (video_id,))
+            self.conn.executemany("INSERT INTO tracklet_boxes VALUES (?,?,?,?)",
+                                  [(video_id, *r) for r in rows])
+            if run_id is not None:
+                self._finish(run_id, "done", stats)
+
+    def tracklet_boxes(self, video_id: int) -> tuple[np.ndarray, Boxes]:
+        """(tracklet id per row, detections joined, with a ``tracklet`` column) by tracklet,
+        then frame."""
+        rows = self.conn.execute(
+            "SELECT t.tracklet, d.frame, d.det, d.x1, d.y1, d.x2, d.y2, d.conf, d.cls "
+            "FROM tracklet_boxes t JOIN detections d ON d.video_id = t.video_id "
+            "AND d.frame = t.frame AND d.det = t.det WHERE t.video_id = ? "
+            "ORDER BY t.tracklet, t.frame", (video_id,)).fetchall()
+        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 9)
+        tid = arr[:, 0].astype(np.int64)
+        return tid, as_boxes(arr[:, 1:]).with_columns(tracklet=tid)
+
+    # ------------------------------------------------------------------ persons
+    def replace_persons(self, video_id: int, persons: Sequence[dict], boxes: Sequence[tuple],
+                        links: Sequence[tuple[int, int]], run_id: int | None = None,
+                        stats: dict | None = None) -> None:
+        """Replace the persons of a video.
+
+        ``persons``: dicts with the ``persons`` table's columns (less video_id); ``boxes``:
+        ``(person, frame, x1, y1, x2, y2, conf, source, tracklet, det)``; ``links``:
+        ``(person, tracklet)``. With ``run_id`` the run finishes ``done`` and later stages go
+        stale in the same transaction.
+        """
+        with self.conn:
+            for table in ("persons", "person_boxes", "person_tracklets"):
+                self.conn.execute(f"DELETE FROM {table} WHERE video_id = ?", (video_id,))
+            cols = ("id", "rank", "score", "components", "n_frames", "n_observed", "first", "last",
+                    "n_tracklets", "mean_height", "mean_conf")
+            self.conn.executemany(
+                f"INSERT INTO persons (video_id, {', '.join(cols)}) VALUES ({','.join('?' * 12)})",
+                [(video_id, *(p.get(c) for c in cols)) for p in persons])
+            self.conn.executemany("INSERT INTO person_boxes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                  ((video_id, *b) for b in boxes))
+            self.conn.executemany("INSERT INTO person_tracklets VALUES (?,?,?)",
+                                  ((video_id, *l) for l in links))
+            if run_id is not None:
+                self._finish(run_id, "done", stats)
+
+    def set_ranking(self, video_id: int, ranking: Sequence[tuple[int, int, float, dict]],
+                    run_id: int | None = None, stats: dict | None = None) -> None:
+        """Store ``(person, rank, score, components)`` for each person (and finish ``run_id``)."""
+        with self.conn:
+            self.conn.execute("UPDATE persons SET rank = NULL, score = NULL WHERE video_id = ?",
+                              (video_id,))
+            self.conn.executemany(
+                "UPDATE persons SET rank = ?, score = ?, components = ? WHERE video_id = ? AND id = ?",
+                [(int(r), float(s), json.dumps(c), video_id, int(p)) for p, r, s, c in ranking])
+            if run_id is not None:
+                self._finish(run_id, "done", stats)
+
+    def persons(self, video_id: int) -> list[dict]:
+        """Person rows in rank order (unranked last, by id)."""
+        cur = self.conn.execute(
+            "SELECT * FROM persons WHERE video_id = ? ORDER BY rank IS NULL, rank, id", (video_id,))
+        names = [c[0] for c in cur.description]
+        out = []
+        for row in cur.fetchall():
+            d = dict(zip(names, row))
+            d["components"] = json.loads(d["components"]) if d["components"] else {}
+            out.append(d)
+        return out
+
+    def person_boxes(self, video_id: int, person: int | None = None) -> dict[str, np.ndarray]:
+        """Column arrays of person boxes (one person, or all), ordered by person then frame."""
+        sql = ("SELECT person, frame, x1, y1, x2, y2, conf, source, tracklet, det FROM person_boxes "
+               "WHERE video_id = ?")
+        args: tuple = (video_id,)
+        if person is not None:
+            sql += " AND person = ?"
+            args += (int(person),)
+        rows = self.conn.execute(sql + " ORDER BY person, frame", args).fetchall()
+        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 10)
+        return {"person": arr[:, 0].astype(np.int64), "frame": arr[:, 1].astype(np.int64),
+                "xyxy": arr[:, 2:6].astype(np.float32), "conf": arr[:, 6].astype(np.float32),
+                "source": arr[:, 7].astype(np.int8), "tracklet": arr[:, 8].astype(np.int64),
+                "det": arr[:, 9].astype(np.int64)}
+
+    def person_tracklets(self, video_id: int) -> dict[int, list[int]]:
+        """Tracklet ids of each person."""
+        out: dict[int, list[int]] = {}
+        for p, t in self.conn.execute(
+                "SELECT person, tracklet FROM person_tracklets WHERE video_id = ? "
+                "ORDER BY person, tracklet", (video_id,)):
+            out.setdefault(p, []).append(t)
+        return out
+
+    # --------------------------------------------------- constraints, selections
+    def add_constraint(self, video_id: int, kind: str, ids: Sequence[int], frame: int | None = None) -> int:
+        """Record a user's merge / split / unmerge; ``group`` keeps it on every later run."""
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO constraints (video_id, kind, ids, frame, created) VALUES (?,?,?,?,?)",
+                (video_id, kind, json.dumps([int(i) for i in ids]), frame, now()))
+        return int(cur.lastrowid)
+
+    def constraints(self, video_id: int) -> list[dict]:
+        """The user's constraints, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, kind, ids, frame, created FROM constraints WHERE video_id = ? ORDER BY id",
+            (video_id,)).fetchall()
+        return [{"id": r[0], "kind": r[1], "ids": json.loads(r[2]), "frame": r[3], "created": r[4]}
+                for r in rows]
+
+    def delete_constraints(self, ids: Iterable[int]) -> None:
+        """Remove constraints by id."""
+        with self.conn:
+            self.conn.executemany("DELETE FROM constraints WHERE id = ?", [(int(i),) for i in ids])
+
+    def add_selection(self, video_id: int, person_ids: Sequence[int], person_id: int,
+                      n_frames: int, path: str, fmt: str) -> int:
+        """Record what the user selected and where it was written."""
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO selections (video_id, person_ids, person_id, n_frames, path, format, "
+                "created) VALUES (?,?,?,?,?,?,?)",
+                (video_id, json.dumps([int(i) for i in person_ids]), int(person_id), int(n_frames),
+                 path, fmt, now()))
+        return int(cur.lastrowid)
+
+    def selections(self, video_id: int | None = None) -> list[dict]:
+        """Recorded selections, newest last."""
+        sql = "SELECT id, video_id, person_ids, person_id, n_frames, path, format, created FROM selections"
+        args: tuple = ()
+        if video_id is not None:
+            sql += " WHERE video_id = ?"
+            args = (video_id,)
+        cur = self.conn.execute(sql + " ORDER BY id", args)
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) | {"person_ids": json.loads(r[2])} for r in cur.fetchall()]
+
+    # ---------------------------------------------------------------- integrity
+    def integrity_problems(self) -> list[str]:
+        """``PRAGMA integrity_check`` less SQLite's false positive on WITHOUT ROWID tables.
+
+        SQLite 3.40 reports "NULL value in person_tracklets.person" (and the like) for healthy
+        WITHOUT ROWID tables; such a line is kept only if the column really holds a NULL.
+        """
+        problems = []
+        for (line,) in self.conn.execute("PRAGMA integrity_check").fetchall():
+            if line == "ok":
+                continue
+            if line.startswith("NULL value in "):
+                table, _, column = line[len("NULL value in "):].strip().partition(".")
+                known = {r[0] for r in self.conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'")}
+                if table in known and column.isidentifier() and self.conn.execute(
+                        f'SELECT 1 FROM "{table}" WHERE "{column}" IS NULL LIMIT 1').fetchone() is None:
+                    continue
+            problems.append(line)
+        return problems
