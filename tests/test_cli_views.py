@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,6 @@ try:
 except ImportError:  # tests/ not a package
     from test_views import CLIP, N, build_project
 
-pytestmark = pytest.mark.skipif(CLIP is None, reason="walking-pair.mp4 test clip not found")
 runner = CliRunner()
 
 
@@ -73,8 +71,10 @@ def test_list_persons_json_csv_top_min_frames(proj):
     assert [r[1] for r in table[1:]] == ["1", "2"]
     tsv = run(proj, "list", "persons", "--tsv", "--top", 1).stdout.splitlines()
     assert tsv[1].split("\t")[:3] == ["1", "1", "35"]
+    nl = run(proj, "list", "persons", "--nl").stdout.splitlines()
+    assert [json.loads(line) for line in nl] == rows  # JSON lines: one object per line
     res = run(proj, "list", "persons", "--json", "--csv", code=2)
-    assert "Error: choose one of --json, --csv and --tsv" in res.output
+    assert res.output == "Error: choose one of --json, --nl, --csv and --tsv\n"
 
 
 def test_list_persons_without_persons_says_what_to_run(tmp_path):
@@ -160,9 +160,7 @@ def test_crops_all_and_sampled(proj, tmp_path):
 def test_table_png_and_html(proj, tmp_path):
     from PIL import Image
 
-    t0 = time.perf_counter()
     res = run(proj, "table")
-    assert time.perf_counter() - t0 < 2.0
     path = proj / "outputs/walking-pair/selection_table.png"
     assert res.stdout.strip() == f"wrote {path} (3 of 3 persons)"
     wide = Image.open(path)
@@ -298,8 +296,7 @@ def test_render(proj, tmp_path):
 # ------------------------------------------------------------------------------ imports
 def test_views_never_import_torch(proj):
     code = (
-        "import sys, time\n"
-        "t = time.perf_counter()\n"
+        "import sys\n"
         "from typer.testing import CliRunner\n"
         "from ptrack.cli import app\n"
         "r = CliRunner()\n"
@@ -308,9 +305,7 @@ def test_views_never_import_torch(proj):
         "             ['table'], ['select', '1'], ['export'], ['list', 'tracklets']):\n"
         "    res = r.invoke(app, ['--project', p, *args])\n"
         "    assert res.exit_code == 0, (args, res.output)\n"
-        "bad = [m for m in ('torch', 'ultralytics') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-        "print(round(time.perf_counter() - t, 3))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        "print(sorted(m for m in ('torch', 'ultralytics', 'openvino') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert float(out.stdout.strip()) < 5.0
+    assert out.stdout.strip() == "[]"

@@ -14,16 +14,10 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ptrack.cli.common import handles_errors, open_store
-from ptrack.cli.views_cmd import Column, Listing, VideoOpt, listing, require_persons, resolve_ids
+from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
+                               ids_text as _ids_text, open_store, require_persons, resolve_ids)
+from ptrack.cli.output import Column, Listing, listing
 from ptrack.errors import PtrackError
-
-IdsArg = Annotated[list[int], typer.Argument(help="Person ids (see `ptrack list persons`).",
-                                              show_default=False)]
-
-
-def _ids_text(ids) -> str:
-    return ", ".join(str(i) for i in ids)
 
 
 def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:

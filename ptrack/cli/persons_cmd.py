@@ -9,11 +9,8 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ptrack.cli.common import handles_errors, open_store, settings
+from ptrack.cli.common import VideoOpt, handles_errors, open_store, settings
 from ptrack.errors import PtrackError
-
-VideoOpt = Annotated[Optional[str], typer.Option(
-    "--video", "-v", help="Video name (file stem) or id; optional when the project has one.")]
 
 
 def _log(message: str) -> None:
