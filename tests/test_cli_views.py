@@ -178,8 +178,11 @@ def test_table_png_and_html(proj, tmp_path):
 def test_select_npz_field_by_field(proj):
     res = run(proj, "select", 1)
     path = proj / "outputs/walking-pair/primary_person.npz"
+    kept = proj / "outputs/walking-pair/primary_person_P1.npz"
     assert res.stdout.splitlines() == [
-        "selected P1: 35 frames (32 observed), frames 0-34", f"wrote {path}"]
+        "selected P1: 35 frames (32 observed), frames 0-34",
+        f"wrote {path} (the latest selection)", f"wrote {kept} (kept)"]
+    assert path.read_bytes() == kept.read_bytes()
     with Store.open(proj) as store:
         boxes = store.person_boxes(1, 1)
         sel = store.selections(1)
@@ -199,7 +202,7 @@ def test_select_npz_field_by_field(proj):
     assert (float(data["fps"]), int(data["width"]), int(data["height"]),
             int(data["frame_count"])) == (12.0, 480, 270, 35)
     assert [(s["person_ids"], s["person_id"], s["n_frames"], s["path"], s["format"])
-            for s in sel] == [([1], 1, 35, str(path.resolve()), "npz")]
+            for s in sel] == [([1], 1, 35, str(kept.resolve()), "npz")]
 
 
 def test_select_several_ids_merges(proj, tmp_path):
@@ -267,16 +270,16 @@ def test_export_mot_csv_json(proj, tmp_path):
     assert lines[:2] == ["1,1,298.0,100.0,49.0,168.0,0.9,-1,-1,-1",
                          "1,2,250.0,115.0,47.0,147.0,0.8,-1,-1,-1"]
     assert len(lines) == 75 and lines[-1].startswith("35,2,")
-    run(proj, "export", "--observed-only", "--ids", 1, "--out", tmp_path / "p1.txt")
+    run(proj, "export", 1, "--observed-only", "--out", tmp_path / "p1.txt")
     assert len((tmp_path / "p1.txt").read_text().splitlines()) == 32
     run(proj, "export", "-f", "csv", "--out", tmp_path / "p.csv")
     rows = list(csv.reader((tmp_path / "p.csv").open()))
     assert rows[1][:3] == ["1", "1", "0"] and len(rows) == 76
-    run(proj, "export", "-f", "json", "--id", 3, "--id", 2, "--out", tmp_path / "p.json")
+    run(proj, "export", 3, 2, "-f", "json", "--out", tmp_path / "p.json")
     doc = json.loads((tmp_path / "p.json").read_text())
     assert [p["person_id"] for p in doc["persons"]] == [3, 2]
     assert [p["rank"] for p in doc["persons"]] == [3, 2]
-    assert "unknown person 5" in run(proj, "export", "--ids", 5, code=2).output
+    assert "unknown person 5" in run(proj, "export", 5, code=2).output
 
 
 # ------------------------------------------------------------------------------- render
@@ -289,7 +292,7 @@ def test_render(proj, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == N
     cap.release()
     assert [p.name for p in tmp_path.iterdir() if p.name != "proj"] == ["a.mp4"]
-    run(proj, "render", "--id", 3, "--encoder", "mp4v")
+    run(proj, "render", 3, "--encoder", "mp4v")
     assert (proj / "outputs/walking-pair/annotated.mp4").exists()
 
 

@@ -16,7 +16,8 @@ import typer
 
 from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
                                ids_text as _ids_text, open_store, require_persons, resolve_ids)
-from ptrack.cli.output import Column, Listing, listing
+from ptrack.cli.common import stale_notes
+from ptrack.cli.output import Column, Destination, Listing, listing, out_format
 from ptrack.errors import PtrackError
 
 
@@ -38,9 +39,10 @@ def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
             tracks.append(Track(int(t), det.frame[sel], det.xyxy[sel].astype(np.float64),
                                 det.conf[sel].astype(np.float64),
                                 np.zeros(int(sel.sum()), np.int8), tid[sel]))
-        path = out if out is not None else store.output_dir(v) / f"tracklets{EXPORT_SUFFIX[fmt]}"
-        path, rows = write_export(path, fmt, tracks, v, {})
-    typer.echo(f"wrote {path} ({len(tracks)} tracklets, {rows} boxes, {fmt})")
+        dest = Destination(out, store.output_dir(v) / f"tracklets{EXPORT_SUFFIX[fmt]}")
+    _, rows = write_export(dest.path, fmt, tracks, v, {})
+    dest.done()
+    dest.say(f"wrote {dest.shown} ({len(tracks)} tracklets, {rows} boxes, {fmt})")
 
 
 def register(app: typer.Typer) -> None:
@@ -53,8 +55,13 @@ def register(app: typer.Typer) -> None:
         ids: IdsArg,
         video: VideoOpt = None,
         out: Annotated[Optional[Path], typer.Option(
-            "--out", "-o", help="Output file. [default: <project>/outputs/<video>/primary_person.<format>]")] = None,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="npz | json | csv.")] = "npz",
+            "--out", "-o", show_default=False,
+            help="Output file; its extension picks the format; - writes to standard output. "
+                 "[default: <project>/outputs/<video>/primary_person.<format>, the latest "
+                 "selection, plus primary_person_P<ID>.<format>, never overwritten]")] = None,
+        fmt: Annotated[Optional[str], typer.Option(
+            "--format", "-f", show_default=False,
+            help="npz | json | csv. [default: from the --out extension, else npz]")] = None,
     ) -> None:
         """Write the chosen person (several ids are joined into one) for downstream code.
 
@@ -64,55 +71,78 @@ def register(app: typer.Typer) -> None:
         and size, and per-frame sources (0 observed, 1 interpolated) and tracklets are also
         at top level. A frame claimed by two ids keeps the more confident box.
 
+        Without --out, primary_person.<format> always holds the latest selection and each
+        selection is also kept as primary_person_P<ID>.<format>, which no later selection
+        overwrites (`ptrack list selections` says which file holds what).
+
         Example: ptrack select 14 29 --format npz
         """
-        from ptrack.export import SELECT_FORMATS, merge_tracks, track_from_boxes, write_selection
+        from ptrack.export import (LATEST_SELECTION, SELECT_FORMATS, SELECT_SUFFIXES,
+                                   kept_selection_path, merge_tracks, track_from_boxes,
+                                   write_selection)
 
-        fmt = fmt.lower()
-        if fmt not in SELECT_FORMATS:
-            raise PtrackError(f"--format must be one of {', '.join(SELECT_FORMATS)}", exit_code=2)
+        fmt = out_format(out, fmt, SELECT_FORMATS, SELECT_SUFFIXES, "npz")
         with open_store(ctx) as store:
             v = store.video(video)
+            notes = stale_notes(store, v)
             chosen = resolve_ids(require_persons(store, v), ids)
+            pids = [p["id"] for p in chosen]
             tracks = [track_from_boxes(p["id"], store.person_boxes(v.id, p["id"])) for p in chosen]
             track, contested = merge_tracks(tracks)
-            path = out if out is not None else store.output_dir(v) / f"primary_person.{fmt}"
-            write_selection(path, fmt, track, v, [p["id"] for p in chosen])
-            store.add_selection(v.id, [p["id"] for p in chosen], track.person_id, len(track),
-                                str(Path(path).resolve()), fmt)
+            folder = store.output_dir(v)
+            dest = Destination(out, folder / f"{LATEST_SELECTION}.{fmt}")
+            latest = None
+            if out is None:
+                latest, dest.path = dest.path, kept_selection_path(folder, pids, fmt)
+            write_selection(dest.path, fmt, track, v, pids)
+            if latest is not None:
+                write_selection(latest, fmt, track, v, pids)
+            recorded = "(standard output)" if dest.to_stdout else str(dest.path.resolve())
+            store.add_selection(v.id, pids, track.person_id, len(track), recorded, fmt)
+        for note in notes:
+            typer.echo(note, err=True)
         n_obs = int((track.source == 0).sum())
         what = f"P{track.person_id}" if len(chosen) == 1 else \
-            f"P{track.person_id} (persons {_ids_text(p['id'] for p in chosen)} joined)"
-        typer.echo(f"selected {what}: {len(track)} frames ({n_obs} observed), "
-                   f"frames {int(track.frame[0]) if len(track) else '-'}-"
-                   f"{int(track.frame[-1]) if len(track) else '-'}")
+            f"P{track.person_id} (persons {_ids_text(pids)} joined)"
+        dest.say(f"selected {what}: {len(track)} frames ({n_obs} observed), "
+                 f"frames {int(track.frame[0]) if len(track) else '-'}-"
+                 f"{int(track.frame[-1]) if len(track) else '-'}")
         if len(chosen) > 1:
-            typer.echo(f"{contested} frames were claimed by more than one person; "
-                       f"the more confident box was kept")
-        typer.echo(f"wrote {path}")
+            dest.say(f"{contested} frames were claimed by more than one person; "
+                     f"the more confident box was kept")
+        dest.done()
+        if latest is not None:
+            dest.say(f"wrote {latest} (the latest selection)")
+            dest.say(f"wrote {dest.path} (kept)")
+        elif not dest.to_stdout:
+            dest.say(f"wrote {dest.path}")
 
     @app.command()
     @handles_errors
     def export(
         ctx: typer.Context,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="mot | csv | json.")] = "mot",
-        ids: Annotated[Optional[list[int]], typer.Option("--ids", "--id", help="Only these persons (repeatable).")] = None,
+        ids: OptionalIdsArg = None,
+        fmt: Annotated[Optional[str], typer.Option(
+            "--format", "-f", show_default=False,
+            help="mot | csv | json. [default: from the --out extension, else mot]")] = None,
         out: Annotated[Optional[Path], typer.Option(
-            "--out", "-o", help="Output file. [default: <project>/outputs/<video>/persons.<txt|csv|json>]")] = None,
+            "--out", "-o", show_default=False,
+            help="Output file; its extension picks the format (.txt is MOT); - writes to "
+                 "standard output. [default: <project>/outputs/<video>/persons.<txt|csv|json>]")] = None,
         observed_only: Annotated[bool, typer.Option("--observed-only", help="Leave out interpolated boxes.")] = False,
         level: Annotated[str, typer.Option("--level", help="persons | tracklets (the tracker's raw ids).")] = "persons",
         video: VideoOpt = None,
+        old_ids: Annotated[Optional[list[int]], typer.Option("--ids", "--id", hidden=True)] = None,
     ) -> None:
-        """Write all persons' (or tracklets') boxes for other tools. MOT rows are
+        """Write all persons' (or the given ids') boxes for other tools. MOT rows are
         frame (1-based), id, left, top, width, height, conf, -1, -1, -1.
 
-        Example: ptrack export --format mot --out persons.txt
+        Example: ptrack export 14 29 --out persons.csv
         """
-        from ptrack.export import EXPORT_FORMATS, EXPORT_SUFFIX, track_from_boxes, write_export
+        from ptrack.export import EXPORT_FORMATS, EXPORT_SUFFIX, EXPORT_SUFFIXES, track_from_boxes, write_export
 
-        fmt = fmt.lower()
-        if fmt not in EXPORT_FORMATS:
-            raise PtrackError(f"--format must be one of {', '.join(EXPORT_FORMATS)}", exit_code=2)
+        ids = list(ids or []) + list(old_ids or [])
+        fmt = out_format(out, fmt, EXPORT_FORMATS, EXPORT_SUFFIXES, "mot")
         if level not in ("persons", "tracklets"):
             raise PtrackError("--level must be persons or tracklets", exit_code=2)
         if level == "tracklets":
@@ -120,6 +150,7 @@ def register(app: typer.Typer) -> None:
             return
         with open_store(ctx) as store:
             v = store.video(video)
+            notes = stale_notes(store, v)
             persons = require_persons(store, v)
             chosen = resolve_ids(persons, ids) if ids else persons
             allboxes = store.person_boxes(v.id)
@@ -129,10 +160,13 @@ def register(app: typer.Typer) -> None:
                 if observed_only:
                     sel &= allboxes["source"] == 0
                 tracks.append(track_from_boxes(p["id"], {k: a[sel] for k, a in allboxes.items()}))
-            path = out if out is not None else store.output_dir(v) / f"persons{EXPORT_SUFFIX[fmt]}"
+            dest = Destination(out, store.output_dir(v) / f"persons{EXPORT_SUFFIX[fmt]}")
+        for note in notes:
+            typer.echo(note, err=True)
         ranks = {int(p["id"]): p["rank"] for p in chosen}
-        path, rows = write_export(path, fmt, tracks, v, ranks)
-        typer.echo(f"wrote {path} ({len(tracks)} persons, {rows} boxes, {fmt})")
+        _, rows = write_export(dest.path, fmt, tracks, v, ranks)
+        dest.done()
+        dest.say(f"wrote {dest.shown} ({len(tracks)} persons, {rows} boxes, {fmt})")
 
     @app.command()
     @handles_errors
@@ -157,7 +191,7 @@ def register(app: typer.Typer) -> None:
     @handles_errors
     def split(
         ctx: typer.Context,
-        person: Annotated[int, typer.Argument(help="Person id.", show_default=False)],
+        person: PersonArg,
         at: Annotated[int, typer.Option("--at", help="First frame of the second person (0-based).")],
         video: VideoOpt = None,
     ) -> None:
@@ -188,7 +222,7 @@ def register(app: typer.Typer) -> None:
     @handles_errors
     def unmerge(
         ctx: typer.Context,
-        person: Annotated[int, typer.Argument(help="Person id.", show_default=False)],
+        person: PersonArg,
         video: VideoOpt = None,
     ) -> None:
         """Record that a person's tracklets must be kept apart (undo a wrong join).

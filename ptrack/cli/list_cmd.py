@@ -32,6 +32,20 @@ def person_rows(persons: Sequence[dict], fps: float) -> list[dict]:
     return rows
 
 
+def selection_file_state(row: dict, every: Sequence[dict]) -> str:
+    """Whether a selection's file still holds it: ``ok``, ``replaced by #N``, ``missing`` or
+    ``stdout``."""
+    from pathlib import Path
+
+    path = row["path"]
+    if not path or path.startswith("("):
+        return "stdout"
+    later = [s["id"] for s in every if s["path"] == path and s["id"] > row["id"]]
+    if later:
+        return f"replaced by #{later[-1]}"
+    return "ok" if Path(path).is_file() else "missing"
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``list`` group to ``app``."""
     list_app = App(help="List videos, persons, tracklets or selections of the project.",
@@ -56,14 +70,17 @@ def register(app: typer.Typer) -> None:
                     **{stage: store.stage_state(v.id, stage)
                        for stage in ("detect", "track", "group", "rank")},
                     "persons": len(store.persons(v.id)), "path": v.path})
-        cols = [Column("id", "id"), Column("name", "name", justify="left"),
-                Column("frames", "frames"), Column("fps", "fps", _f("g")),
-                Column("width", "size", get=lambda r: f"{r['width']}x{r['height']}"),
-                Column("duration", "duration", lambda d: fmt_time(d, 1.0)),
-                Column("detections", "detections"),
-                Column("detect", "detect", justify="left"), Column("track", "track", justify="left"),
-                Column("group", "group", justify="left"), Column("rank", "rank", justify="left"),
-                Column("persons", "persons"), Column("path", "path", justify="left")]
+        cols = [Column("id", "id", keep=True), Column("name", "name", justify="left", keep=True),
+                Column("frames", "frames", priority=3), Column("fps", "fps", _f("g"), priority=1),
+                Column("width", "size", get=lambda r: f"{r['width']}x{r['height']}", priority=1),
+                Column("duration", "duration", lambda d: fmt_time(d, 1.0), priority=2),
+                Column("detections", "detections", priority=2),
+                Column("detect", "detect", justify="left", priority=4),
+                Column("track", "track", justify="left", priority=4),
+                Column("group", "group", justify="left", priority=4),
+                Column("rank", "rank", justify="left", priority=4),
+                Column("persons", "persons", priority=5),
+                Column("path", "path", justify="left", keep=True)]
         return Listing(cols, rows, title="videos", empty="the project holds no videos yet "
                        "(run `ptrack detect VIDEO`)")
 
@@ -94,13 +111,16 @@ def register(app: typer.Typer) -> None:
         if top:
             persons = persons[:top]
         rows = person_rows(persons, v.fps)
-        cols = [Column("rank", "rank", _f("d")), Column("person", "person"),
-                Column("frames", "frames"), Column("first", "first"), Column("last", "last"),
-                Column("first_time", "from", lambda t: fmt_time(t, 1.0) if t is not None else "-"),
-                Column("last_time", "to", lambda t: fmt_time(t, 1.0) if t is not None else "-"),
-                Column("coverage", "coverage", _f(".0%")), Column("tracklets", "tracklets"),
-                Column("mean_height", "height px", _f(".0f")),
-                Column("mean_conf", "conf", _f(".2f")), Column("score", "score", _f(".3f"))]
+        cols = [Column("rank", "rank", _f("d"), keep=True), Column("person", "person", keep=True),
+                Column("frames", "frames", priority=5),
+                Column("first", "first", priority=1), Column("last", "last", priority=1),
+                Column("first_time", "from", lambda t: fmt_time(t, 1.0), priority=3),
+                Column("last_time", "to", lambda t: fmt_time(t, 1.0), priority=3),
+                Column("coverage", "coverage", _f(".0%"), priority=4),
+                Column("tracklets", "tracklets", priority=2),
+                Column("mean_height", "height px", _f(".0f"), priority=2),
+                Column("mean_conf", "conf", _f(".2f"), priority=1),
+                Column("score", "score", _f(".3f"), priority=4)]
         title = f"{v.name}: {len(rows)} of {total} persons"
         return Listing(cols, rows, title=title, notes=notes,
                        empty=nobody or f"no person of {v.name} matches (of {total}; lower --min-frames)")
@@ -141,12 +161,13 @@ def register(app: typer.Typer) -> None:
                              "mean_height": round(float(h.mean()), 1),
                              "mean_conf": round(float(dets.conf[s:e].mean()), 4),
                              "person": owner.get(t)})
-        cols = [Column("tracklet", "tracklet"), Column("boxes", "boxes"), Column("first", "first"),
-                Column("last", "last"),
-                Column("first_time", "from", lambda t: fmt_time(t, 1.0) if t is not None else "-"),
-                Column("last_time", "to", lambda t: fmt_time(t, 1.0) if t is not None else "-"),
-                Column("mean_height", "height px", _f(".0f")), Column("mean_conf", "conf", _f(".2f")),
-                Column("person", "person", _f("d"))]
+        cols = [Column("tracklet", "tracklet", keep=True), Column("boxes", "boxes", priority=3),
+                Column("first", "first", priority=2), Column("last", "last", priority=2),
+                Column("first_time", "from", lambda t: fmt_time(t, 1.0), priority=1),
+                Column("last_time", "to", lambda t: fmt_time(t, 1.0), priority=1),
+                Column("mean_height", "height px", _f(".0f"), priority=1),
+                Column("mean_conf", "conf", _f(".2f"), priority=1),
+                Column("person", "person", _f("d"), keep=True)]
         empty = (f"{v.name} has no tracklets yet; run `ptrack track`" if state == "missing"
                  else f"no tracklet of {v.name} matches")
         return Listing(cols, rows, title=f"{v.name}: {len(rows)} tracklets", empty=empty)
@@ -155,7 +176,10 @@ def register(app: typer.Typer) -> None:
     @handles_errors
     @listing
     def list_selections(ctx: typer.Context, video: VideoOpt = None) -> Listing:
-        """What was selected with ``ptrack select``, when, and where it was written.
+        """What was selected with `ptrack select`, when, and the file that holds it.
+
+        The file column says whether the file still holds that selection: ok, replaced by
+        #N (a later selection was written to the same path), missing, or stdout.
 
         Example: ptrack list selections
         """
@@ -166,11 +190,18 @@ def register(app: typer.Typer) -> None:
                      "person_id": s["person_id"], "person_ids": s["person_ids"],
                      "frames": s["n_frames"], "format": s["format"], "path": s["path"],
                      "created": s["created"]} for s in store.selections(vid)]
-        cols = [Column("id", "id"), Column("video", "video", justify="left"),
-                Column("person_id", "person"),
-                Column("person_ids", "from persons", lambda ids: " ".join(map(str, ids)), "left"),
-                Column("frames", "frames"), Column("format", "format", justify="left"),
-                Column("created", "created", justify="left"), Column("path", "path", justify="left")]
+            every = store.selections(None)
+        for r in rows:
+            r["file"] = selection_file_state(r, every)
+        cols = [Column("id", "id", keep=True), Column("video", "video", justify="left", keep=True),
+                Column("person_id", "person", keep=True),
+                Column("person_ids", "from persons", lambda ids: " ".join(map(str, ids)), "left",
+                       priority=2),
+                Column("frames", "frames", priority=2),
+                Column("format", "format", justify="left", priority=1),
+                Column("created", "created", justify="left", priority=1),
+                Column("file", "file", justify="left", priority=3),
+                Column("path", "path", justify="left", keep=True)]
         return Listing(cols, rows, title="selections",
                        empty="nothing selected yet (ptrack select ID)")
 

@@ -242,3 +242,36 @@ def write_stdout_file(path: Path) -> None:
     data = Path(path).read_bytes()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+class Destination:
+    """Where a command writes its file: ``--out PATH``, ``--out -`` (standard output: the file
+    is written to a temporary path first, then copied, and messages go to stderr) or the
+    default path in the project."""
+
+    def __init__(self, out: Path | None, default: Path) -> None:
+        self.to_stdout = is_stdout(out)
+        self.path = Path(default if out is None else out)
+        self._tmp = None
+        if self.to_stdout:
+            import tempfile
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="ptrack-out-")
+            self.path = Path(self._tmp.name) / Path(default).name
+
+    def done(self) -> None:
+        """Copy the file to standard output when that is where it goes."""
+        if self._tmp is not None:
+            try:
+                write_stdout_file(self.path)
+            finally:
+                self._tmp.cleanup()
+                self._tmp = None
+
+    def say(self, message: str) -> None:
+        """A message for the user: stdout normally, stderr when stdout carries the file."""
+        typer.echo(safe(message), err=self.to_stdout)
+
+    @property
+    def shown(self) -> str:
+        return "standard output" if self.to_stdout else str(self.path)

@@ -9,6 +9,8 @@ import typer
 
 from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
                                open_store, require_persons, resolve_ids)
+from ptrack.cli.common import stale_notes
+from ptrack.cli.output import Destination, is_stdout, out_format
 from ptrack.errors import PtrackError
 
 
@@ -19,8 +21,7 @@ def register(app: typer.Typer) -> None:
     @handles_errors
     def show(
         ctx: typer.Context,
-        ids: Annotated[list[int], typer.Argument(help="Person ids (see `ptrack list persons`).",
-                                                 show_default=False)],
+        ids: IdsArg,
         video: VideoOpt = None,
         k: Annotated[int, typer.Option("--k", "-k", min=1, help="Crops per person, one per time bin.")] = 8,
         height: Annotated[int, typer.Option("--height", min=3, help="Height of a crop in terminal rows.")] = 12,
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
     @handles_errors
     def crops(
         ctx: typer.Context,
-        person: Annotated[int, typer.Argument(help="Person id.", show_default=False)],
+        person: PersonArg,
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", help="Directory for the images. [default: <project>/outputs/<video>/crops_p<ID>]")] = None,
         k: Annotated[Optional[int], typer.Option("--k", "-k", min=1, help="Only K crops sampled across time (default: all).")] = None,
@@ -104,24 +105,37 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", "-n", min=1, help="Persons to show, best ranked first.")] = 20,
         k: Annotated[int, typer.Option("--k", "-k", min=1, help="Crops per person across time.")] = 8,
         out: Annotated[Optional[Path], typer.Option(
-            "--out", "-o", help="Output file. [default: <project>/outputs/<video>/selection_table.png (.html)]")] = None,
-        html: Annotated[bool, typer.Option("--html", help="Write a self-contained HTML page instead of a PNG.")] = False,
+            "--out", "-o", show_default=False,
+            help="Output file; its extension picks the format; - writes to standard output. "
+                 "[default: <project>/outputs/<video>/selection_table.<png|html>]")] = None,
+        fmt: Annotated[Optional[str], typer.Option(
+            "--format", "-f", show_default=False,
+            help="png | html (a self-contained page). [default: from the --out extension, else png]")] = None,
+        html: Annotated[bool, typer.Option("--html", help="The same as --format html.")] = False,
     ) -> None:
         """Draw the selection table: one row per person with crops across their presence.
 
-        Example: ptrack table --top 10 --html
+        Example: ptrack table --top 10 --out table.html
         """
         from ptrack.views.sheet import sheet_rows, write_html, write_png
 
+        if html:
+            if fmt is not None and fmt.lower() != "html":
+                raise PtrackError(f"--html contradicts --format {fmt}", exit_code=2)
+            fmt = "html"
+        fmt = out_format(out, fmt, ("png", "html"), {"png": (".png",), "html": (".html", ".htm")}, "png")
         with open_store(ctx) as store:
             v = store.video(video)
+            notes = stale_notes(store, v)
             persons = require_persons(store, v)
             rows = sheet_rows(store, v, persons[:top], k)
-            default = store.output_dir(v) / ("selection_table.html" if html else "selection_table.png")
-        path = out if out is not None else default
-        writer = write_html if html or (out is not None and out.suffix.lower() in (".html", ".htm")) else write_png
-        writer(rows, v, path, k, total_persons=len(persons))
-        typer.echo(f"wrote {path} ({len(rows)} of {len(persons)} persons)")
+            dest = Destination(out, store.output_dir(v) / f"selection_table.{fmt}")
+        for note in notes:
+            typer.echo(note, err=True)
+        writer = write_html if fmt == "html" else write_png
+        writer(rows, v, dest.path, k, total_persons=len(persons))
+        dest.done()
+        dest.say(f"wrote {dest.shown} ({len(rows)} of {len(persons)} persons)")
 
     @app.command()
     @handles_errors
@@ -129,14 +143,16 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         video: VideoOpt = None,
         top: Annotated[int, typer.Option("--top", "-n", min=1, help="Draw the N best ranked persons.")] = 10,
-        ids: Annotated[Optional[list[int]], typer.Option("--id", help="Draw these persons instead (repeatable).")] = None,
+        old_ids: Annotated[Optional[list[int]], typer.Option("--id", hidden=True)] = None,
+        ids: Annotated[Optional[list[int]], typer.Argument(
+            help="Draw these persons instead of the top N.", show_default=False, metavar="ID")] = None,
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", help="Output video. [default: <project>/outputs/<video>/annotated.mp4]")] = None,
         encoder: Annotated[str, typer.Option(help="auto (H.264 through ffmpeg when available, else OpenCV mp4v) | h264 | mp4v.")] = "auto",
     ) -> None:
         """Write the video with each person's box, id and rank drawn on it.
 
-        Example: ptrack render --top 5
+        Example: ptrack render --top 5; ptrack render 14 29
         """
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -144,6 +160,9 @@ def register(app: typer.Typer) -> None:
 
         from ptrack.views.render import render_video
 
+        ids = list(ids or []) + list(old_ids or [])
+        if is_stdout(out):
+            raise PtrackError("render writes a video file; give --out FILE.mp4, not -", exit_code=2)
         if encoder not in ("auto", "h264", "mp4v"):
             raise PtrackError("--encoder must be auto, h264 or mp4v", exit_code=2)
         err = Console(stderr=True)
