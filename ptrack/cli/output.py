@@ -160,13 +160,19 @@ def _emit_rich(result: Listing, cells: list[list[str]]) -> None:
     keep = fit_columns(result.columns, cells, width - 2, gap=2)
     table = Table(title=Text(safe(result.title)) if result.title else None, title_justify="left",
                   header_style="bold", box=None, pad_edge=False)
+    need = {i: max(len(row[i]) for row in cells) for i in keep}
     for i in keep:
         c = result.columns[i]
-        table.add_column(c.header, justify=c.justify, no_wrap=True)  # type: ignore[arg-type]
+        table.add_column(Text(c.header), justify=c.justify, no_wrap=True,  # type: ignore[arg-type]
+                         min_width=need[i])
     for row in cells[1:]:
         table.add_row(*(Text(row[i]) for i in keep))
-    out = console(width=max(width, sum(len(cells[0][i]) for i in keep)))
-    out.print(table)
+    # never narrower than the kept columns: a too-long path makes the line long, never cut
+    out = console(width=max(width, sum(need.values()) + 2 * len(keep)))
+    with out.capture() as captured:
+        out.print(table)
+    for line in captured.get().splitlines():
+        typer.echo(line.rstrip())
     dropped = [result.columns[i].header for i in range(len(result.columns)) if i not in keep]
     if dropped:
         print(f"({len(dropped)} columns left out to fit {width} columns: {', '.join(dropped)}; "
