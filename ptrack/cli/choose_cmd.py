@@ -16,9 +16,75 @@ import typer
 
 from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
                                ids_text as _ids_text, open_store, require_persons, resolve_ids)
-from ptrack.cli.common import stale_notes
+from ptrack.cli.common import hint, settings, stale_notes, video_flag
 from ptrack.cli.output import Column, Destination, Listing, listing, out_format
 from ptrack.errors import PtrackError
+
+
+def _handover_frames(ctx: typer.Context, fps: float) -> int:
+    """Frames two persons may share and still be one (a hand-over, as ``group`` allows)."""
+    try:
+        group = settings(ctx)["group"]
+        seconds = float(group["handover_s"] if isinstance(group, dict) else group.handover_s)
+    except (KeyError, AttributeError, TypeError, ValueError):
+        seconds = 0.0
+    return int(round(seconds * (fps or 0.0)))
+
+
+def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict]) -> None:
+    """A merge of persons on screen at the same time (beyond a hand-over) is an error."""
+    from ptrack.cli.corrections import shared_frames
+
+    frames = {}
+    for p in chosen:
+        b = store.person_boxes(video.id, p["id"])
+        frames[p["id"]] = b["frame"][b["source"] == 0]
+    allowed = _handover_frames(ctx, video.fps)
+    pids = [p["id"] for p in chosen]
+    clashes = []
+    for i, a in enumerate(pids):
+        for b in pids[i + 1:]:
+            both = shared_frames(frames[a], frames[b])
+            if len(both) > allowed:
+                first = ", ".join(str(int(f)) for f in both[:5])
+                more = ", ..." if len(both) > 5 else ""
+                clashes.append(f"P{a} and P{b} are both on screen in {len(both)} frames "
+                               f"({first}{more})")
+    if clashes:
+        flag = video_flag(store, video)
+        raise PtrackError("; ".join(clashes) + f", so they are different people. Compare them "
+                          f"with `ptrack show {' '.join(map(str, pids))}{flag}`; --force merges "
+                          f"anyway, keeping the better box in each shared frame")
+
+
+def _record(store, video, new: dict) -> tuple[int, bool]:
+    """Record a correction unless the same is recorded (then its id and True); refuse one
+    that contradicts the recorded corrections, naming every conflict."""
+    from ptrack.cli.corrections import conflicts, same_as
+
+    recorded = store.constraints(video.id)
+    same = same_as(new, recorded)
+    if same is not None:
+        return int(same["id"]), True
+    new = {**new, "id": None}
+    tid, det = store.tracklet_boxes(video.id)
+    found = conflicts([*recorded, new], tid, det.frame)
+    if any(f.kept_apart_by is new or any(c is new for c in f.joined_by) for f in found):
+        lines = "\n".join(f"  {f.text()}" for f in found)
+        word = "conflict" if len(found) == 1 else "conflicts"
+        raise PtrackError(f"this {new['kind']} contradicts the recorded corrections "
+                          f"({len(found)} {word}); nothing recorded:\n{lines}\n"
+                          f"see `ptrack constraints`; remove one with "
+                          f"`ptrack constraints --delete ID`", exit_code=2)
+    cid = store.add_constraint(video.id, new["kind"], new["ids"], frame=new.get("frame"))
+    return int(cid), False
+
+
+def _apply_hint(store, video) -> str:
+    """How the correction takes effect."""
+    # LEAD: when stages.ensure_current(...) is wired into the views (see
+    # ptrack.cli.common.bring_up_to_date), say "later commands re-group first" here instead.
+    return f"run `{hint(store, video, 'group', 'rank')}` to apply it"
 
 
 def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
@@ -29,7 +95,7 @@ def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
         v = store.video(video)
         tid, det = store.tracklet_boxes(v.id)
         if not len(tid):
-            raise PtrackError(f"{v.name} has no tracklets yet; run `ptrack track` first")
+            raise PtrackError(f"{v.name} has no tracklets yet; run `{hint(store, v, 'track')}` first")
         wanted = sorted(set(tid.tolist()) & set(ids)) if ids else sorted(set(tid.tolist()))
         if ids and not wanted:
             raise PtrackError(f"none of the tracklet ids {list(ids)} exist", exit_code=2)
@@ -170,8 +236,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handles_errors
-    def merge(ctx: typer.Context, ids: IdsArg, video: VideoOpt = None) -> None:
+    def merge(
+        ctx: typer.Context,
+        ids: IdsArg,
+        video: VideoOpt = None,
+        force: Annotated[bool, typer.Option(
+            "--force", help="Merge persons that are on screen at the same time anyway; "
+                            "the better box is kept in each shared frame.")] = False,
+    ) -> None:
         """Record that these persons are one: all their tracklets must be joined.
+
+        Persons seen in the same frames are two people: such a merge is refused (with the
+        shared frames) unless --force. A merge that contradicts a recorded split or unmerge
+        is refused, naming every conflict; repeating a merge records nothing new.
 
         Example: ptrack merge 14 29
         """
@@ -180,19 +257,28 @@ def register(app: typer.Typer) -> None:
             chosen = resolve_ids(require_persons(store, v), ids)
             if len(chosen) < 2:
                 raise PtrackError("merge needs at least two different person ids", exit_code=2)
+            if not force:
+                _refuse_shared_frames(ctx, store, v, chosen)
             owned = store.person_tracklets(v.id)
             tracklets = sorted({t for p in chosen for t in owned.get(p["id"], [])})
-            cid = store.add_constraint(v.id, "merge", tracklets)
-        typer.echo(f"recorded merge #{cid}: persons {_ids_text(p['id'] for p in chosen)} "
-                   f"(tracklets {_ids_text(tracklets)}) are one person")
-        typer.echo("run `ptrack group; ptrack rank` to apply it")
+            cid, again = _record(store, v, {"kind": "merge", "ids": tracklets, "frame": None})
+            apply = _apply_hint(store, v)
+        who = _ids_text(p["id"] for p in chosen)
+        if again:
+            typer.echo(f"already recorded as merge #{cid}: persons {who} (tracklets "
+                       f"{_ids_text(tracklets)}) are one person; nothing new recorded")
+            return
+        typer.echo(f"recorded merge #{cid}: persons {who} (tracklets {_ids_text(tracklets)}) "
+                   f"are one person")
+        typer.echo(apply)
 
     @app.command()
     @handles_errors
     def split(
         ctx: typer.Context,
         person: PersonArg,
-        at: Annotated[int, typer.Option("--at", help="First frame of the second person (0-based).")],
+        at: Annotated[int, typer.Option("--at", help="First frame of the second person (0-based).",
+                                        show_default=False)],
         video: VideoOpt = None,
     ) -> None:
         """Record that a person is two people from frame AT on.
@@ -209,14 +295,18 @@ def register(app: typer.Typer) -> None:
             boxes = store.person_boxes(v.id, p["id"])
             before = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f < at and t >= 0})
             after = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f >= at and t >= 0})
-            cid = store.add_constraint(v.id, "split", tracklets, frame=at)
+            cid, again = _record(store, v, {"kind": "split", "ids": list(tracklets), "frame": at})
+            apply = _apply_hint(store, v)
+        if again:
+            typer.echo(f"already recorded as split #{cid}; nothing new recorded")
+            return
         fps = v.fps or 1.0
         typer.echo(f"recorded split #{cid}: P{p['id']} (tracklets {_ids_text(tracklets)}) is two "
                    f"people from frame {at} ({at / fps:.2f} s) on")
         both = sorted(set(before) & set(after))
         typer.echo(f"  before: tracklets {_ids_text(before) or '-'}; from {at}: tracklets "
                    f"{_ids_text(after) or '-'}" + (f"; {_ids_text(both)} cut at {at}" if both else ""))
-        typer.echo("run `ptrack group; ptrack rank` to apply it")
+        typer.echo(apply)
 
     @app.command()
     @handles_errors
@@ -236,10 +326,14 @@ def register(app: typer.Typer) -> None:
             if len(tracklets) < 2:
                 raise PtrackError(f"P{p['id']} is a single tracklet; nothing to unmerge "
                                   f"(`ptrack split {p['id']} --at FRAME` cuts it)")
-            cid = store.add_constraint(v.id, "unmerge", tracklets)
+            cid, again = _record(store, v, {"kind": "unmerge", "ids": list(tracklets), "frame": None})
+            apply = _apply_hint(store, v)
+        if again:
+            typer.echo(f"already recorded as unmerge #{cid}; nothing new recorded")
+            return
         typer.echo(f"recorded unmerge #{cid}: tracklets {_ids_text(tracklets)} of P{p['id']} "
                    f"are kept apart")
-        typer.echo("run `ptrack group; ptrack rank` to apply it")
+        typer.echo(apply)
 
     @app.command()
     @handles_errors
@@ -262,8 +356,8 @@ def register(app: typer.Typer) -> None:
                     raise PtrackError(f"unknown constraint {_ids_text(unknown)}; {v.name} has "
                                       f"{_ids_text(sorted(have)) or 'none'}", exit_code=2)
                 store.delete_constraints(delete)
-                typer.echo(f"removed constraint {_ids_text(delete)}; run `ptrack group; "
-                           f"ptrack rank` to apply")
+                typer.echo(f"removed constraint {_ids_text(delete)}; "
+                           f"{_apply_hint(store, v).replace(' it', '')}")
                 return None
             rows = [{"id": c["id"], "kind": c["kind"], "tracklets": c["ids"], "frame": c["frame"],
                      "created": c["created"]} for c in store.constraints(v.id)]

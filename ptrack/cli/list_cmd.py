@@ -10,7 +10,7 @@ from typing import Annotated, Optional, Sequence
 
 import typer
 
-from ptrack.cli.common import (App, NobodyFound, VideoOpt, fmt_time, fmtspec as _f,
+from ptrack.cli.common import (App, NobodyFound, hint, VideoOpt, fmt_time, fmtspec as _f,
                                handles_errors, open_store, require_persons, stale_notes)
 from ptrack.cli.output import Column, Listing, listing
 
@@ -144,6 +144,7 @@ def register(app: typer.Typer) -> None:
             tid, dets = store.tracklet_boxes(v.id)
             owner = {t: p for p, ts in store.person_tracklets(v.id).items() for t in ts}
             state = store.stage_state(v.id, "track")
+            track_hint = hint(store, v, "track")
         rows = []
         if len(tid):
             starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]])
@@ -168,7 +169,7 @@ def register(app: typer.Typer) -> None:
                 Column("mean_height", "height px", _f(".0f"), priority=1),
                 Column("mean_conf", "conf", _f(".2f"), priority=1),
                 Column("person", "person", _f("d"), keep=True)]
-        empty = (f"{v.name} has no tracklets yet; run `ptrack track`" if state == "missing"
+        empty = (f"{v.name} has no tracklets yet; run `{track_hint}`" if state == "missing"
                  else f"no tracklet of {v.name} matches")
         return Listing(cols, rows, title=f"{v.name}: {len(rows)} tracklets", empty=empty)
 
