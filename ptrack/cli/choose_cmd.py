@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         ids: IdsArg,
         video: VideoOpt = None,
         out: Annotated[Optional[Path], typer.Option(
-            "--out", "-o", show_default=False,
+            "--out", "-o", show_default=False, metavar="FILE",
             help="Output file; its extension picks the format; - writes to standard output. "
                  "[default: <project>/outputs/<video>/primary_person.<format>, the latest "
                  "selection, plus primary_person_P<ID>.<format>, never overwritten]")] = None,
@@ -192,7 +192,7 @@ def register(app: typer.Typer) -> None:
             "--format", "-f", show_default=False,
             help="mot | csv | json. [default: from the --out extension, else mot]")] = None,
         out: Annotated[Optional[Path], typer.Option(
-            "--out", "-o", show_default=False,
+            "--out", "-o", show_default=False, metavar="FILE",
             help="Output file; its extension picks the format (.txt is MOT); - writes to "
                  "standard output. [default: <project>/outputs/<video>/persons.<txt|csv|json>]")] = None,
         observed_only: Annotated[bool, typer.Option("--observed-only", help="Leave out interpolated boxes.")] = False,
@@ -341,7 +341,7 @@ def register(app: typer.Typer) -> None:
     def constraints(
         ctx: typer.Context,
         video: VideoOpt = None,
-        delete: Annotated[Optional[list[int]], typer.Option("--delete", help="Remove the constraint with this id (repeatable).")] = None,
+        delete: Annotated[Optional[list[int]], typer.Option("--delete", metavar="ID", help="Remove the constraint with this id (repeatable).")] = None,
     ) -> Listing | None:
         """List (or --delete) the merges, splits and unmerges recorded for a video.
 

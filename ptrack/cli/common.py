@@ -199,7 +199,7 @@ class App(typer.Typer):
 # ----------------------------------------------------------------- shared options, lookups
 VideoOpt = Annotated[Optional[str], typer.Option(
     "--video", "-v", help="Video name or id (needed when the project holds several).",
-    show_default=False)]
+    show_default=False, metavar="NAME")]
 IdsArg = Annotated[list[int], typer.Argument(help="Person ids (see `ptrack list persons`).",
                                               show_default=False, metavar="ID")]
 OptionalIdsArg = Annotated[Optional[list[int]], typer.Argument(

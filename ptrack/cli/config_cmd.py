@@ -13,7 +13,7 @@ from ptrack.errors import PtrackError
 def _yaml(data: dict) -> str:
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", "-n", min=1, help="Persons to show, best ranked first.")] = 20,
         k: Annotated[int, typer.Option("--k", "-k", min=1, help="Crops per person across time.")] = 8,
         out: Annotated[Optional[Path], typer.Option(
-            "--out", "-o", show_default=False,
+            "--out", "-o", show_default=False, metavar="FILE",
             help="Output file; its extension picks the format; - writes to standard output. "
                  "[default: <project>/outputs/<video>/selection_table.<png|html>]")] = None,
         fmt: Annotated[Optional[str], typer.Option(
