@@ -50,3 +50,34 @@ def test_run_takes_every_detect_option():
     detect, run = cmd.commands["detect"], cmd.commands["run"]
     assert names(detect) - names(run) == set()
     assert {"--model", "--conf", "--imgsz", "--classes", "--stride", "--batch"} <= names(run)
+
+
+def test_one_progress_display_for_the_run():
+    """On a terminal: the video's bar says it loads the model until frames flow (an export
+    message printed above it), then frames, frames/s and ETA; stage lines follow."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from ptrack.cli.detect_cmd import DetectProgress
+
+    buf = io.StringIO()
+    err = Console(file=buf, force_terminal=True, width=120, markup=False, highlight=False,
+                  color_system=None)
+    with DetectProgress(err) as p:
+        p.start("clip [bold].mp4")
+        p.bar.refresh()
+        p.log("exporting the model for OpenVINO (once, 384x640) into /cache/m")
+        p.tick(8, 100)
+        p.tick(16, 100)
+        p.bar.refresh()
+        p.stop()
+        p.log("clip: track done in 0.10 s (tracklets 3)")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
+    assert "clip [bold].mp4: loading the model" in text
+    assert "clip [bold].mp4: detect" in text and "16/100" in text
+    assert "frames/s" in text and "ETA" in text
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    export = lines.index("exporting the model for OpenVINO (once, 384x640) into /cache/m")
+    assert lines.index("clip: track done in 0.10 s (tracklets 3)") > export

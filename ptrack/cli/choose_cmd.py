@@ -151,7 +151,7 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx) as store:
             v = store.video(video)
             notes = stale_notes(store, v)
-            chosen = resolve_ids(require_persons(store, v), ids)
+            chosen = resolve_ids(require_persons(store, v, ctx), ids)
             pids = [p["id"] for p in chosen]
             tracks = [track_from_boxes(p["id"], store.person_boxes(v.id, p["id"])) for p in chosen]
             track, contested = merge_tracks(tracks)
@@ -217,7 +217,7 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx) as store:
             v = store.video(video)
             notes = stale_notes(store, v)
-            persons = require_persons(store, v)
+            persons = require_persons(store, v, ctx)
             chosen = resolve_ids(persons, ids) if ids else persons
             allboxes = store.person_boxes(v.id)
             tracks = []
@@ -254,7 +254,7 @@ def register(app: typer.Typer) -> None:
         """
         with open_store(ctx) as store:
             v = store.video(video)
-            chosen = resolve_ids(require_persons(store, v), ids)
+            chosen = resolve_ids(require_persons(store, v, ctx), ids)
             if len(chosen) < 2:
                 raise PtrackError("merge needs at least two different person ids", exit_code=2)
             if not force:
@@ -287,7 +287,7 @@ def register(app: typer.Typer) -> None:
         """
         with open_store(ctx) as store:
             v = store.video(video)
-            [p] = resolve_ids(require_persons(store, v), [person])
+            [p] = resolve_ids(require_persons(store, v, ctx), [person])
             if not int(p["first"]) < at <= int(p["last"]):
                 raise PtrackError(f"--at {at} is outside P{p['id']}'s frames after its first "
                                   f"({int(p['first']) + 1}-{p['last']})", exit_code=2)
@@ -321,7 +321,7 @@ def register(app: typer.Typer) -> None:
         """
         with open_store(ctx) as store:
             v = store.video(video)
-            [p] = resolve_ids(require_persons(store, v), [person])
+            [p] = resolve_ids(require_persons(store, v, ctx), [person])
             tracklets = store.person_tracklets(v.id).get(p["id"], [])
             if len(tracklets) < 2:
                 raise PtrackError(f"P{p['id']} is a single tracklet; nothing to unmerge "

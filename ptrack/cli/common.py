@@ -225,8 +225,26 @@ def hint(store: Any, video: Any, *commands: str) -> str:
     return "; ".join(f"ptrack {c}{flag}" for c in commands)
 
 
-def require_persons(store: Any, video: Any) -> list[dict]:
-    """The video's persons in rank order, or a one-line error saying what to run first."""
+def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
+    """Re-run the stages whose results are stale (after a correction, a new tracking or other
+    settings) before a view reads the persons, saying so on stderr.
+
+    LEAD: the one call site for helper algo's ``stages.ensure_current``; wire it as::
+
+        from ptrack.stages import ensure_current
+        ensure_current(store, video, settings(ctx), "rank",
+                       log=lambda m: typer.echo(m, err=True))
+
+    (``ensure_current`` may import ultralytics when ``track`` must re-run; the view commands'
+    no-torch test then needs a project whose stages are current.)
+    """
+    return None
+
+
+def require_persons(store: Any, video: Any, ctx: typer.Context | None = None) -> list[dict]:
+    """The video's persons in rank order (brought up to date first), or a one-line error
+    saying what to run first."""
+    bring_up_to_date(ctx, store, video)
     persons = store.persons(video.id)
     if persons:
         return persons

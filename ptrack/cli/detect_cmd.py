@@ -95,12 +95,12 @@ class DetectProgress:
     frames/s, elapsed, ETA) and, printed above it, a line per message. Off when stderr is
     not a terminal (then messages are plain lines)."""
 
-    def __init__(self) -> None:
+    def __init__(self, err=None) -> None:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
-        self.err = console(stderr=True)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.err = err if err is not None else console(stderr=True)
+        self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(),
                             TextColumn("ETA"), TimeRemainingColumn(), console=self.err,
                             transient=True, disable=not self.err.is_terminal)

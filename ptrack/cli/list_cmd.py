@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx) as store:
             v = store.video(video)
             try:
-                persons = require_persons(store, v)
+                persons = require_persons(store, v, ctx)
             except NobodyFound as exc:
                 persons, nobody = [], exc.message
             else:

@@ -227,7 +227,9 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"eval {v.name} vs {gt_file.name}", title_justify="left")
+        from rich.text import Text
+
+        table = Table(title=Text(safe(f"eval {v.name} vs {gt_file.name}")), title_justify="left")
         table.add_column("metric")
         for lvl in results:
             table.add_column(lvl, justify="right")
@@ -235,4 +237,4 @@ def register(app: typer.Typer) -> None:
             table.add_row(k.replace("_", " "), *(
                 f"{float(r[k]):.1f}" if isinstance(r[k], float) else str(r[k])
                 for r in results.values()))
-        Console().print(table)
+        Console(highlight=False, markup=False).print(table)

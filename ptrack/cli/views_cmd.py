@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
                        "(--graphics blocks draws them anyway)", err=True)
         with open_store(ctx) as store:
             v = store.video(video)
-            chosen = resolve_ids(require_persons(store, v), ids)
+            chosen = resolve_ids(require_persons(store, v, ctx), ids)
             crops = []
             for p in chosen:
                 boxes = store.person_boxes(v.id, p["id"])
@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
 
         with open_store(ctx) as store:
             v = store.video(video)
-            [p] = resolve_ids(require_persons(store, v), [person])
+            [p] = resolve_ids(require_persons(store, v, ctx), [person])
             boxes = store.person_boxes(v.id, p["id"])
             dets = store.detections(v.id, frames=boxes["frame"]) if k else None
             picks = sample_person(boxes, dets, k or 0, per_bin=3 if k else 1)
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx) as store:
             v = store.video(video)
             notes = stale_notes(store, v)
-            persons = require_persons(store, v)
+            persons = require_persons(store, v, ctx)
             rows = sheet_rows(store, v, persons[:top], k)
             dest = Destination(out, store.output_dir(v) / f"selection_table.{fmt}")
         for note in notes:
@@ -168,7 +168,7 @@ def register(app: typer.Typer) -> None:
         err = Console(stderr=True)
         with open_store(ctx) as store:
             v = store.video(video)
-            persons = require_persons(store, v)
+            persons = require_persons(store, v, ctx)
             chosen = resolve_ids(persons, ids) if ids else persons[:top]
             boxes = store.person_boxes(v.id)
             path = out if out is not None else store.output_dir(v) / "annotated.mp4"
