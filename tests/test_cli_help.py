@@ -34,6 +34,11 @@ COMMANDS = _commands()
 
 
 def test_every_command_listed():
+    res = runner.invoke(app, ["--help"], terminal_width=120)
+    section = res.output.split("Commands:\n", 1)[1].splitlines()
+    listed = {line.split()[0] for line in section if line.startswith("  ")}
+    assert listed == {c[0] for c in COMMANDS}
+    assert all(len(line.split()) > 1 for line in section if line.startswith("  "))  # + summary
     assert {" ".join(c) for c in COMMANDS} >= {
         "run", "detect", "track", "group", "rank", "import", "eval", "show", "crops", "table",
         "render", "select", "export", "merge", "split", "unmerge", "constraints", "list videos",

@@ -177,3 +177,5 @@ def test_names_from_files_are_data_not_markup(tmp_path, monkeypatch, terminal):
     assert "bell\\x07and\\x1b[31mred" in res.stdout and "\x1b" not in res.stdout
     res = run(tmp_path / "p", "list", "persons", "--video", "x [bold red] y", code=1)
     assert "x [bold red] y has no detections yet" in res.output
+    res = run(tmp_path / "p", "list", "persons", "--video", "no\x1bpe", code=2)
+    assert "unknown video 'no\\x1bpe'" in res.output and "\x1b" not in res.output

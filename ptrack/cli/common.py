@@ -54,7 +54,10 @@ def open_store(ctx: typer.Context, *, create: bool = False):
 
 def fail(message: str, code: int = 1) -> None:
     """Print ``Error: message`` on one stderr line and exit with ``code``."""
-    typer.echo(f"Error: {message}", err=True)
+    from ptrack.cli.output import safe
+
+    text = "\n".join(safe(line) for line in str(message).split("\n"))  # names are data
+    typer.echo(f"Error: {text}", err=True)
     raise typer.Exit(code)
 
 
