@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
+from ptrack.cli.common import (IdsArg, PersonArg, VideoOpt, handles_errors,
                                open_store, require_persons, resolve_ids)
 from ptrack.cli.common import stale_notes
 from ptrack.cli.output import Destination, is_stdout, out_format
