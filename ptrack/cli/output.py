@@ -280,4 +280,4 @@ class Destination:
 
     @property
     def shown(self) -> str:
-        return "standard output" if self.to_stdout else str(self.path)
+        return "to standard output" if self.to_stdout else str(self.path)
