@@ -28,6 +28,30 @@ import numpy as np
 SELECT_FORMATS = ("npz", "json", "csv")
 EXPORT_FORMATS = ("mot", "csv", "json")
 EXPORT_SUFFIX = {"mot": ".txt", "csv": ".csv", "json": ".json"}
+# the extensions of ``--out`` that name a format
+SELECT_SUFFIXES = {"npz": (".npz",), "json": (".json",), "csv": (".csv",)}
+EXPORT_SUFFIXES = {"mot": (".txt", ".mot"), "csv": (".csv",), "json": (".json",)}
+LATEST_SELECTION = "primary_person"  # primary_person.<fmt>: the latest selection
+
+
+def kept_selection_path(folder: Path, person_ids: Sequence[int], fmt: str) -> Path:
+    """A new file for a selection that no later selection overwrites:
+    ``primary_person_P7.npz``, ``primary_person_P14+29.npz`` (persons joined), then
+    ``primary_person_P7-2.npz`` and so on when the name is taken.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp())
+    >>> kept_selection_path(d, [7], "npz").name
+    'primary_person_P7.npz'
+    >>> _ = (d / "primary_person_P7.npz").write_bytes(b""); kept_selection_path(d, [7], "npz").name
+    'primary_person_P7-2.npz'
+    """
+    stem = f"{LATEST_SELECTION}_P{'+'.join(str(int(i)) for i in person_ids)}"
+    path = Path(folder) / f"{stem}.{fmt}"
+    n = 2
+    while path.exists():
+        path = Path(folder) / f"{stem}-{n}.{fmt}"
+        n += 1
+    return path
 
 
 @dataclass(frozen=True)

@@ -282,10 +282,3 @@ RUNNERS: dict[str, Callable[..., StageSummary]] = {
     "track": run_track, "group": run_group, "rank": run_rank}
 _RUN: dict[str, Callable[..., StageSummary]] = {
     "track": _run_track, "group": _run_group, "rank": _run_rank}
-
-
-def import_mot(*args, **kwargs) -> StageSummary:
-    """Moved to :func:`ptrack.mot_import.import_mot` (kept so existing callers work)."""
-    from ptrack.mot_import import import_mot as _import
-
-    return _import(*args, **kwargs)

@@ -172,7 +172,9 @@ def test_user_corrections_are_kept_by_group(imported: Path):
         assert len(persons) == 3
         assert persons[walker]["last"] == 79
     # merge the two walkers although they cross the image in opposite directions
-    merged = cli(imported, "merge", walker, other)
+    refused = cli(imported, "merge", walker, other)  # both on screen at once: two people
+    assert refused.exit_code == 1 and "both on screen in" in refused.output
+    merged = cli(imported, "merge", walker, other, "--force")
     assert merged.exit_code == 0, merged.output
     assert cli(imported, "group").exit_code == 0
     with Store.open(imported, create=False) as store:
@@ -182,9 +184,8 @@ def test_user_corrections_are_kept_by_group(imported: Path):
         assert min(walker, other) in persons
         assert len(store.constraints(v.id)) == 2
     # contradicting an earlier correction is a clear error, not a silent choice
-    assert cli(imported, "unmerge", min(walker, other)).exit_code == 0
-    clash = cli(imported, "group")
-    assert clash.exit_code == 2 and "Error: " in clash.output
+    clash = cli(imported, "unmerge", min(walker, other))  # refused when recorded
+    assert clash.exit_code == 2 and "contradicts the recorded corrections" in clash.output
 
 
 def test_export_mot_levels_round_trip(imported: Path, tmp_path: Path):

@@ -9,8 +9,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +22,6 @@ try:
 except ImportError:  # tests/ not a package
     from test_views import CLIP, N, build_project
 
-pytestmark = pytest.mark.skipif(CLIP is None, reason="walking-pair.mp4 test clip not found")
 runner = CliRunner()
 
 
@@ -73,8 +70,10 @@ def test_list_persons_json_csv_top_min_frames(proj):
     assert [r[1] for r in table[1:]] == ["1", "2"]
     tsv = run(proj, "list", "persons", "--tsv", "--top", 1).stdout.splitlines()
     assert tsv[1].split("\t")[:3] == ["1", "1", "35"]
+    nl = run(proj, "list", "persons", "--nl").stdout.splitlines()
+    assert [json.loads(line) for line in nl] == rows  # JSON lines: one object per line
     res = run(proj, "list", "persons", "--json", "--csv", code=2)
-    assert "Error: choose one of --json, --csv and --tsv" in res.output
+    assert res.output == "Error: choose one of --json, --nl, --csv and --tsv\n"
 
 
 def test_list_persons_without_persons_says_what_to_run(tmp_path):
@@ -160,9 +159,7 @@ def test_crops_all_and_sampled(proj, tmp_path):
 def test_table_png_and_html(proj, tmp_path):
     from PIL import Image
 
-    t0 = time.perf_counter()
     res = run(proj, "table")
-    assert time.perf_counter() - t0 < 2.0
     path = proj / "outputs/walking-pair/selection_table.png"
     assert res.stdout.strip() == f"wrote {path} (3 of 3 persons)"
     wide = Image.open(path)
@@ -180,8 +177,11 @@ def test_table_png_and_html(proj, tmp_path):
 def test_select_npz_field_by_field(proj):
     res = run(proj, "select", 1)
     path = proj / "outputs/walking-pair/primary_person.npz"
+    kept = proj / "outputs/walking-pair/primary_person_P1.npz"
     assert res.stdout.splitlines() == [
-        "selected P1: 35 frames (32 observed), frames 0-34", f"wrote {path}"]
+        "selected P1: 35 frames (32 observed), frames 0-34",
+        f"wrote {path} (the latest selection)", f"wrote {kept} (kept)"]
+    assert path.read_bytes() == kept.read_bytes()
     with Store.open(proj) as store:
         boxes = store.person_boxes(1, 1)
         sel = store.selections(1)
@@ -201,7 +201,7 @@ def test_select_npz_field_by_field(proj):
     assert (float(data["fps"]), int(data["width"]), int(data["height"]),
             int(data["frame_count"])) == (12.0, 480, 270, 35)
     assert [(s["person_ids"], s["person_id"], s["n_frames"], s["path"], s["format"])
-            for s in sel] == [([1], 1, 35, str(path.resolve()), "npz")]
+            for s in sel] == [([1], 1, 35, str(kept.resolve()), "npz")]
 
 
 def test_select_several_ids_merges(proj, tmp_path):
@@ -232,21 +232,24 @@ def test_select_formats_and_errors(proj, tmp_path):
 
 # ---------------------------------------------------------------------- corrections
 def test_merge_split_unmerge_store_tracklet_ids(proj):
-    res = run(proj, "merge", 1, 3)
+    res = run(proj, "merge", 1, 3, "--force")
     assert res.stdout.splitlines() == [
         "recorded merge #1: persons 1, 3 (tracklets 1, 3, 4) are one person",
         "run `ptrack group; ptrack rank` to apply it"]
     res = run(proj, "split", 1, "--at", 20)
     assert res.stdout.splitlines()[1] == "  before: tracklets 1, 4; from 20: tracklets 4; 4 cut at 20"
-    run(proj, "unmerge", 1)
+    run(proj, "unmerge", 2, code=1)  # a single tracklet
     with Store.open(proj) as store:
         got = [(c["kind"], c["ids"], c["frame"]) for c in store.constraints(1)]
-    assert got == [("merge", [1, 3, 4], None), ("split", [1, 4], 20), ("unmerge", [1, 4], None)]
+    assert got == [("merge", [1, 3, 4], None), ("split", [1, 4], 20)]
     listed = json.loads(run(proj, "constraints", "--json").stdout)
     assert [(c["id"], c["kind"], c["tracklets"]) for c in listed] == [
-        (1, "merge", [1, 3, 4]), (2, "split", [1, 4]), (3, "unmerge", [1, 4])]
-    run(proj, "constraints", "--delete", 2)
-    assert [c["id"] for c in json.loads(run(proj, "constraints", "--json").stdout)] == [1, 3]
+        (1, "merge", [1, 3, 4]), (2, "split", [1, 4])]
+    run(proj, "constraints", "--delete", 1)
+    assert [c["id"] for c in json.loads(run(proj, "constraints", "--json").stdout)] == [2]
+    run(proj, "unmerge", 1)
+    assert [c["kind"] for c in json.loads(run(proj, "constraints", "--json").stdout)] == [
+        "split", "unmerge"]
     assert "unknown constraint 9" in run(proj, "constraints", "--delete", 9, code=2).output
 
 
@@ -269,16 +272,16 @@ def test_export_mot_csv_json(proj, tmp_path):
     assert lines[:2] == ["1,1,298.0,100.0,49.0,168.0,0.9,-1,-1,-1",
                          "1,2,250.0,115.0,47.0,147.0,0.8,-1,-1,-1"]
     assert len(lines) == 75 and lines[-1].startswith("35,2,")
-    run(proj, "export", "--observed-only", "--ids", 1, "--out", tmp_path / "p1.txt")
+    run(proj, "export", 1, "--observed-only", "--out", tmp_path / "p1.txt")
     assert len((tmp_path / "p1.txt").read_text().splitlines()) == 32
     run(proj, "export", "-f", "csv", "--out", tmp_path / "p.csv")
     rows = list(csv.reader((tmp_path / "p.csv").open()))
     assert rows[1][:3] == ["1", "1", "0"] and len(rows) == 76
-    run(proj, "export", "-f", "json", "--id", 3, "--id", 2, "--out", tmp_path / "p.json")
+    run(proj, "export", 3, 2, "-f", "json", "--out", tmp_path / "p.json")
     doc = json.loads((tmp_path / "p.json").read_text())
     assert [p["person_id"] for p in doc["persons"]] == [3, 2]
     assert [p["rank"] for p in doc["persons"]] == [3, 2]
-    assert "unknown person 5" in run(proj, "export", "--ids", 5, code=2).output
+    assert "unknown person 5" in run(proj, "export", 5, code=2).output
 
 
 # ------------------------------------------------------------------------------- render
@@ -291,15 +294,14 @@ def test_render(proj, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == N
     cap.release()
     assert [p.name for p in tmp_path.iterdir() if p.name != "proj"] == ["a.mp4"]
-    run(proj, "render", "--id", 3, "--encoder", "mp4v")
+    run(proj, "render", 3, "--encoder", "mp4v")
     assert (proj / "outputs/walking-pair/annotated.mp4").exists()
 
 
 # ------------------------------------------------------------------------------ imports
 def test_views_never_import_torch(proj):
     code = (
-        "import sys, time\n"
-        "t = time.perf_counter()\n"
+        "import sys\n"
         "from typer.testing import CliRunner\n"
         "from ptrack.cli import app\n"
         "r = CliRunner()\n"
@@ -308,9 +310,7 @@ def test_views_never_import_torch(proj):
         "             ['table'], ['select', '1'], ['export'], ['list', 'tracklets']):\n"
         "    res = r.invoke(app, ['--project', p, *args])\n"
         "    assert res.exit_code == 0, (args, res.output)\n"
-        "bad = [m for m in ('torch', 'ultralytics') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-        "print(round(time.perf_counter() - t, 3))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        "print(sorted(m for m in ('torch', 'ultralytics', 'openvino') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert float(out.stdout.strip()) < 5.0
+    assert out.stdout.strip() == "[]"

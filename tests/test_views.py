@@ -15,9 +15,9 @@ import pytest
 
 from ptrack.store import Store
 
-CLIPS = [Path(__file__).resolve().parents[2] / "shared/data/clips", Path("/work/shared/data/clips")]
-CLIP = next((d / "walking-pair.mp4" for d in CLIPS if (d / "walking-pair.mp4").exists()), None)
-needs_clip = pytest.mark.skipif(CLIP is None, reason="walking-pair.mp4 test clip not found")
+# the clip bundled with the tests (the same file as ../shared/data/clips/walking-pair.mp4)
+CLIP = Path(__file__).resolve().parent / "data" / "walking-pair.mp4"
+assert CLIP.is_file(), f"bundled test clip missing: {CLIP}"
 
 FPS, W, H, N = 12.0, 480, 270, 35
 # key frames (0, 17, 34) of the two people in the clip, xyxy
@@ -102,8 +102,6 @@ def build_project(root: Path, *, persons: bool = True) -> Store:
 
 @pytest.fixture()
 def project(tmp_path):
-    if CLIP is None:
-        pytest.skip("walking-pair.mp4 test clip not found")
     store = build_project(tmp_path / "proj")
     yield store
     store.close()

@@ -8,16 +8,18 @@ from typing import Annotated, Optional
 import typer
 
 from ptrack import __version__
-from ptrack.cli import (choose_cmd, detect_cmd, integrity_cmd, persons_cmd, rm_cmd, run_cmd,
+from ptrack.cli import (choose_cmd, config_cmd, detect_cmd, integrity_cmd, list_cmd, persons_cmd, rm_cmd, run_cmd,
                         views_cmd)
-from ptrack.cli.common import State
+from ptrack.cli.common import App, Group, State
 
-app = typer.Typer(
+app = App(
     name="ptrack",
+    cls=Group,
     help="Find the people in a video, follow them, join their broken tracks into whole persons, "
          "and pick one for downstream work.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -33,10 +35,13 @@ def _version(value: bool) -> None:
 def _global(
     ctx: typer.Context,
     project: Annotated[Optional[Path], typer.Option(
-        "--project", "-p", envvar="PTRACK_PROJECT",
-        help="Project directory (created on first use). [default: ./ptrack-project]")] = None,
+        "--project", "-p", envvar="PTRACK_PROJECT", show_default=False,
+        help="Project directory (created on first use); also accepted after the command. "
+             "[default: ./ptrack-project]")] = None,
     config: Annotated[Optional[Path], typer.Option(
-        "--config", "-c", help="YAML file overlaying configs/default.yaml.")] = None,
+        "--config", "-c", show_default=False,
+        help="YAML file overlaying the default settings (see `ptrack config show`); also "
+             "accepted after the command. [default: none, the built-in settings]")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
@@ -49,10 +54,12 @@ def _global(
 run_cmd.register(app)
 detect_cmd.register(app)
 persons_cmd.register(app)
+list_cmd.register(app)
 views_cmd.register(app)
 choose_cmd.register(app)
 integrity_cmd.register(app)
 rm_cmd.register(app)
+config_cmd.register(app)
 
 
 def main() -> None:

@@ -14,16 +14,77 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ptrack.cli.common import handles_errors, open_store
-from ptrack.cli.views_cmd import Column, Listing, VideoOpt, listing, require_persons, resolve_ids
+from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
+                               ids_text as _ids_text, open_store, require_persons, resolve_ids)
+from ptrack.cli.common import hint, settings, stale_notes, video_flag
+from ptrack.cli.output import Column, Destination, Listing, listing, out_format
 from ptrack.errors import PtrackError
 
-IdsArg = Annotated[list[int], typer.Argument(help="Person ids (see `ptrack list persons`).",
-                                              show_default=False)]
+
+def _handover_frames(ctx: typer.Context, fps: float) -> int:
+    """Frames two persons may share and still be one (a hand-over, as ``group`` allows)."""
+    try:
+        group = settings(ctx)["group"]
+        seconds = float(group["handover_s"] if isinstance(group, dict) else group.handover_s)
+    except (KeyError, AttributeError, TypeError, ValueError):
+        seconds = 0.0
+    return int(round(seconds * (fps or 0.0)))
 
 
-def _ids_text(ids) -> str:
-    return ", ".join(str(i) for i in ids)
+def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict]) -> None:
+    """A merge of persons on screen at the same time (beyond a hand-over) is an error."""
+    from ptrack.cli.corrections import shared_frames
+
+    frames = {}
+    for p in chosen:
+        b = store.person_boxes(video.id, p["id"])
+        frames[p["id"]] = b["frame"][b["source"] == 0]
+    allowed = _handover_frames(ctx, video.fps)
+    pids = [p["id"] for p in chosen]
+    clashes = []
+    for i, a in enumerate(pids):
+        for b in pids[i + 1:]:
+            both = shared_frames(frames[a], frames[b])
+            if len(both) > allowed:
+                first = ", ".join(str(int(f)) for f in both[:5])
+                more = ", ..." if len(both) > 5 else ""
+                clashes.append(f"P{a} and P{b} are both on screen in {len(both)} frames "
+                               f"({first}{more})")
+    if clashes:
+        flag = video_flag(store, video)
+        raise PtrackError("; ".join(clashes) + f", so they are different people. Compare them "
+                          f"with `ptrack show {' '.join(map(str, pids))}{flag}`; --force merges "
+                          f"anyway, keeping the better box in each shared frame")
+
+
+def _record(store, video, new: dict) -> tuple[int, bool]:
+    """Record a correction unless the same is recorded (then its id and True); refuse one
+    that contradicts the recorded corrections, naming every conflict."""
+    from ptrack.cli.corrections import conflicts, same_as
+
+    recorded = store.constraints(video.id)
+    same = same_as(new, recorded)
+    if same is not None:
+        return int(same["id"]), True
+    new = {**new, "id": None}
+    tid, det = store.tracklet_boxes(video.id)
+    found = conflicts([*recorded, new], tid, det.frame)
+    if any(f.kept_apart_by is new or any(c is new for c in f.joined_by) for f in found):
+        lines = "\n".join(f"  {f.text()}" for f in found)
+        word = "conflict" if len(found) == 1 else "conflicts"
+        raise PtrackError(f"this {new['kind']} contradicts the recorded corrections "
+                          f"({len(found)} {word}); nothing recorded:\n{lines}\n"
+                          f"see `ptrack constraints`; remove one with "
+                          f"`ptrack constraints --delete ID`", exit_code=2)
+    cid = store.add_constraint(video.id, new["kind"], new["ids"], frame=new.get("frame"))
+    return int(cid), False
+
+
+def _apply_hint(store, video) -> str:
+    """How the correction takes effect."""
+    # LEAD: when stages.ensure_current(...) is wired into the views (see
+    # ptrack.cli.common.bring_up_to_date), say "later commands re-group first" here instead.
+    return f"run `{hint(store, video, 'group', 'rank')}` to apply it"
 
 
 def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
@@ -34,7 +95,7 @@ def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
         v = store.video(video)
         tid, det = store.tracklet_boxes(v.id)
         if not len(tid):
-            raise PtrackError(f"{v.name} has no tracklets yet; run `ptrack track` first")
+            raise PtrackError(f"{v.name} has no tracklets yet; run `{hint(store, v, 'track')}` first")
         wanted = sorted(set(tid.tolist()) & set(ids)) if ids else sorted(set(tid.tolist()))
         if ids and not wanted:
             raise PtrackError(f"none of the tracklet ids {list(ids)} exist", exit_code=2)
@@ -44,9 +105,10 @@ def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
             tracks.append(Track(int(t), det.frame[sel], det.xyxy[sel].astype(np.float64),
                                 det.conf[sel].astype(np.float64),
                                 np.zeros(int(sel.sum()), np.int8), tid[sel]))
-        path = out if out is not None else store.output_dir(v) / f"tracklets{EXPORT_SUFFIX[fmt]}"
-        path, rows = write_export(path, fmt, tracks, v, {})
-    typer.echo(f"wrote {path} ({len(tracks)} tracklets, {rows} boxes, {fmt})")
+        dest = Destination(out, store.output_dir(v) / f"tracklets{EXPORT_SUFFIX[fmt]}")
+    _, rows = write_export(dest.path, fmt, tracks, v, {})
+    dest.done()
+    dest.say(f"wrote {dest.shown} ({len(tracks)} tracklets, {rows} boxes, {fmt})")
 
 
 def register(app: typer.Typer) -> None:
@@ -59,8 +121,13 @@ def register(app: typer.Typer) -> None:
         ids: IdsArg,
         video: VideoOpt = None,
         out: Annotated[Optional[Path], typer.Option(
-            "--out", "-o", help="Output file. [default: <project>/outputs/<video>/primary_person.<format>]")] = None,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="npz | json | csv.")] = "npz",
+            "--out", "-o", show_default=False, metavar="FILE",
+            help="Output file; its extension picks the format; - writes to standard output. "
+                 "[default: <project>/outputs/<video>/primary_person.<format>, the latest "
+                 "selection, plus primary_person_P<ID>.<format>, never overwritten]")] = None,
+        fmt: Annotated[Optional[str], typer.Option(
+            "--format", "-f", show_default=False,
+            help="npz | json | csv. [default: from the --out extension, else npz]")] = None,
     ) -> None:
         """Write the chosen person (several ids are joined into one) for downstream code.
 
@@ -70,55 +137,78 @@ def register(app: typer.Typer) -> None:
         and size, and per-frame sources (0 observed, 1 interpolated) and tracklets are also
         at top level. A frame claimed by two ids keeps the more confident box.
 
+        Without --out, primary_person.<format> always holds the latest selection and each
+        selection is also kept as primary_person_P<ID>.<format>, which no later selection
+        overwrites (`ptrack list selections` says which file holds what).
+
         Example: ptrack select 14 29 --format npz
         """
-        from ptrack.export import SELECT_FORMATS, merge_tracks, track_from_boxes, write_selection
+        from ptrack.export import (LATEST_SELECTION, SELECT_FORMATS, SELECT_SUFFIXES,
+                                   kept_selection_path, merge_tracks, track_from_boxes,
+                                   write_selection)
 
-        fmt = fmt.lower()
-        if fmt not in SELECT_FORMATS:
-            raise PtrackError(f"--format must be one of {', '.join(SELECT_FORMATS)}", exit_code=2)
+        fmt = out_format(out, fmt, SELECT_FORMATS, SELECT_SUFFIXES, "npz")
         with open_store(ctx) as store:
             v = store.video(video)
-            chosen = resolve_ids(require_persons(store, v), ids)
+            notes = stale_notes(store, v)
+            chosen = resolve_ids(require_persons(store, v, ctx), ids)
+            pids = [p["id"] for p in chosen]
             tracks = [track_from_boxes(p["id"], store.person_boxes(v.id, p["id"])) for p in chosen]
             track, contested = merge_tracks(tracks)
-            path = out if out is not None else store.output_dir(v) / f"primary_person.{fmt}"
-            write_selection(path, fmt, track, v, [p["id"] for p in chosen])
-            store.add_selection(v.id, [p["id"] for p in chosen], track.person_id, len(track),
-                                str(Path(path).resolve()), fmt)
+            folder = store.output_dir(v)
+            dest = Destination(out, folder / f"{LATEST_SELECTION}.{fmt}")
+            latest = None
+            if out is None:
+                latest, dest.path = dest.path, kept_selection_path(folder, pids, fmt)
+            write_selection(dest.path, fmt, track, v, pids)
+            if latest is not None:
+                write_selection(latest, fmt, track, v, pids)
+            recorded = "(standard output)" if dest.to_stdout else str(dest.path.resolve())
+            store.add_selection(v.id, pids, track.person_id, len(track), recorded, fmt)
+        for note in notes:
+            typer.echo(note, err=True)
         n_obs = int((track.source == 0).sum())
         what = f"P{track.person_id}" if len(chosen) == 1 else \
-            f"P{track.person_id} (persons {_ids_text(p['id'] for p in chosen)} joined)"
-        typer.echo(f"selected {what}: {len(track)} frames ({n_obs} observed), "
-                   f"frames {int(track.frame[0]) if len(track) else '-'}-"
-                   f"{int(track.frame[-1]) if len(track) else '-'}")
+            f"P{track.person_id} (persons {_ids_text(pids)} joined)"
+        dest.say(f"selected {what}: {len(track)} frames ({n_obs} observed), "
+                 f"frames {int(track.frame[0]) if len(track) else '-'}-"
+                 f"{int(track.frame[-1]) if len(track) else '-'}")
         if len(chosen) > 1:
-            typer.echo(f"{contested} frames were claimed by more than one person; "
-                       f"the more confident box was kept")
-        typer.echo(f"wrote {path}")
+            dest.say(f"{contested} frames were claimed by more than one person; "
+                     f"the more confident box was kept")
+        dest.done()
+        if latest is not None:
+            dest.say(f"wrote {latest} (the latest selection)")
+            dest.say(f"wrote {dest.path} (kept)")
+        elif not dest.to_stdout:
+            dest.say(f"wrote {dest.path}")
 
     @app.command()
     @handles_errors
     def export(
         ctx: typer.Context,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="mot | csv | json.")] = "mot",
-        ids: Annotated[Optional[list[int]], typer.Option("--ids", "--id", help="Only these persons (repeatable).")] = None,
+        ids: OptionalIdsArg = None,
+        fmt: Annotated[Optional[str], typer.Option(
+            "--format", "-f", show_default=False,
+            help="mot | csv | json. [default: from the --out extension, else mot]")] = None,
         out: Annotated[Optional[Path], typer.Option(
-            "--out", "-o", help="Output file. [default: <project>/outputs/<video>/persons.<txt|csv|json>]")] = None,
+            "--out", "-o", show_default=False, metavar="FILE",
+            help="Output file; its extension picks the format (.txt is MOT); - writes to "
+                 "standard output. [default: <project>/outputs/<video>/persons.<txt|csv|json>]")] = None,
         observed_only: Annotated[bool, typer.Option("--observed-only", help="Leave out interpolated boxes.")] = False,
         level: Annotated[str, typer.Option("--level", help="persons | tracklets (the tracker's raw ids).")] = "persons",
         video: VideoOpt = None,
+        old_ids: Annotated[Optional[list[int]], typer.Option("--ids", "--id", hidden=True)] = None,
     ) -> None:
-        """Write all persons' (or tracklets') boxes for other tools. MOT rows are
+        """Write all persons' (or the given ids') boxes for other tools. MOT rows are
         frame (1-based), id, left, top, width, height, conf, -1, -1, -1.
 
-        Example: ptrack export --format mot --out persons.txt
+        Example: ptrack export 14 29 --out persons.csv
         """
-        from ptrack.export import EXPORT_FORMATS, EXPORT_SUFFIX, track_from_boxes, write_export
+        from ptrack.export import EXPORT_FORMATS, EXPORT_SUFFIX, EXPORT_SUFFIXES, track_from_boxes, write_export
 
-        fmt = fmt.lower()
-        if fmt not in EXPORT_FORMATS:
-            raise PtrackError(f"--format must be one of {', '.join(EXPORT_FORMATS)}", exit_code=2)
+        ids = list(ids or []) + list(old_ids or [])
+        fmt = out_format(out, fmt, EXPORT_FORMATS, EXPORT_SUFFIXES, "mot")
         if level not in ("persons", "tracklets"):
             raise PtrackError("--level must be persons or tracklets", exit_code=2)
         if level == "tracklets":
@@ -126,7 +216,8 @@ def register(app: typer.Typer) -> None:
             return
         with open_store(ctx) as store:
             v = store.video(video)
-            persons = require_persons(store, v)
+            notes = stale_notes(store, v)
+            persons = require_persons(store, v, ctx)
             chosen = resolve_ids(persons, ids) if ids else persons
             allboxes = store.person_boxes(v.id)
             tracks = []
@@ -135,36 +226,59 @@ def register(app: typer.Typer) -> None:
                 if observed_only:
                     sel &= allboxes["source"] == 0
                 tracks.append(track_from_boxes(p["id"], {k: a[sel] for k, a in allboxes.items()}))
-            path = out if out is not None else store.output_dir(v) / f"persons{EXPORT_SUFFIX[fmt]}"
+            dest = Destination(out, store.output_dir(v) / f"persons{EXPORT_SUFFIX[fmt]}")
+        for note in notes:
+            typer.echo(note, err=True)
         ranks = {int(p["id"]): p["rank"] for p in chosen}
-        path, rows = write_export(path, fmt, tracks, v, ranks)
-        typer.echo(f"wrote {path} ({len(tracks)} persons, {rows} boxes, {fmt})")
+        _, rows = write_export(dest.path, fmt, tracks, v, ranks)
+        dest.done()
+        dest.say(f"wrote {dest.shown} ({len(tracks)} persons, {rows} boxes, {fmt})")
 
     @app.command()
     @handles_errors
-    def merge(ctx: typer.Context, ids: IdsArg, video: VideoOpt = None) -> None:
+    def merge(
+        ctx: typer.Context,
+        ids: IdsArg,
+        video: VideoOpt = None,
+        force: Annotated[bool, typer.Option(
+            "--force", help="Merge persons that are on screen at the same time anyway; "
+                            "the better box is kept in each shared frame.")] = False,
+    ) -> None:
         """Record that these persons are one: all their tracklets must be joined.
+
+        Persons seen in the same frames are two people: such a merge is refused (with the
+        shared frames) unless --force. A merge that contradicts a recorded split or unmerge
+        is refused, naming every conflict; repeating a merge records nothing new.
 
         Example: ptrack merge 14 29
         """
         with open_store(ctx) as store:
             v = store.video(video)
-            chosen = resolve_ids(require_persons(store, v), ids)
+            chosen = resolve_ids(require_persons(store, v, ctx), ids)
             if len(chosen) < 2:
                 raise PtrackError("merge needs at least two different person ids", exit_code=2)
+            if not force:
+                _refuse_shared_frames(ctx, store, v, chosen)
             owned = store.person_tracklets(v.id)
             tracklets = sorted({t for p in chosen for t in owned.get(p["id"], [])})
-            cid = store.add_constraint(v.id, "merge", tracklets)
-        typer.echo(f"recorded merge #{cid}: persons {_ids_text(p['id'] for p in chosen)} "
-                   f"(tracklets {_ids_text(tracklets)}) are one person")
-        typer.echo("run `ptrack group; ptrack rank` to apply it")
+            cid, again = _record(store, v, {"kind": "merge", "ids": tracklets, "frame": None})
+            apply = _apply_hint(store, v)
+        who = _ids_text(p["id"] for p in chosen)
+        if again:
+            typer.echo(f"already recorded as merge #{cid}: persons {who} (tracklets "
+                       f"{_ids_text(tracklets)}) are one person; nothing new recorded")
+            return
+        typer.echo(f"recorded merge #{cid}: persons {who} (tracklets {_ids_text(tracklets)}) "
+                   f"are one person")
+        typer.echo(apply)
 
     @app.command()
     @handles_errors
     def split(
         ctx: typer.Context,
-        person: Annotated[int, typer.Argument(help="Person id.", show_default=False)],
-        at: Annotated[int, typer.Option("--at", help="First frame of the second person (0-based).")],
+        person: PersonArg,
+        at: Annotated[int, typer.Option("--at", help="First frame of the second person (0-based).",
+                                        show_default=False)],
         video: VideoOpt = None,
     ) -> None:
         """Record that a person is two people from frame AT on.
@@ -173,7 +287,7 @@ def register(app: typer.Typer) -> None:
         """
         with open_store(ctx) as store:
             v = store.video(video)
-            [p] = resolve_ids(require_persons(store, v), [person])
+            [p] = resolve_ids(require_persons(store, v, ctx), [person])
             if not int(p["first"]) < at <= int(p["last"]):
                 raise PtrackError(f"--at {at} is outside P{p['id']}'s frames after its first "
                                   f"({int(p['first']) + 1}-{p['last']})", exit_code=2)
@@ -181,20 +295,24 @@ def register(app: typer.Typer) -> None:
             boxes = store.person_boxes(v.id, p["id"])
             before = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f < at and t >= 0})
             after = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f >= at and t >= 0})
-            cid = store.add_constraint(v.id, "split", tracklets, frame=at)
+            cid, again = _record(store, v, {"kind": "split", "ids": list(tracklets), "frame": at})
+            apply = _apply_hint(store, v)
+        if again:
+            typer.echo(f"already recorded as split #{cid}; nothing new recorded")
+            return
         fps = v.fps or 1.0
         typer.echo(f"recorded split #{cid}: P{p['id']} (tracklets {_ids_text(tracklets)}) is two "
                    f"people from frame {at} ({at / fps:.2f} s) on")
         both = sorted(set(before) & set(after))
         typer.echo(f"  before: tracklets {_ids_text(before) or '-'}; from {at}: tracklets "
                    f"{_ids_text(after) or '-'}" + (f"; {_ids_text(both)} cut at {at}" if both else ""))
-        typer.echo("run `ptrack group; ptrack rank` to apply it")
+        typer.echo(apply)
 
     @app.command()
     @handles_errors
     def unmerge(
         ctx: typer.Context,
-        person: Annotated[int, typer.Argument(help="Person id.", show_default=False)],
+        person: PersonArg,
         video: VideoOpt = None,
     ) -> None:
         """Record that a person's tracklets must be kept apart (undo a wrong join).
@@ -203,15 +321,19 @@ def register(app: typer.Typer) -> None:
         """
         with open_store(ctx) as store:
             v = store.video(video)
-            [p] = resolve_ids(require_persons(store, v), [person])
+            [p] = resolve_ids(require_persons(store, v, ctx), [person])
             tracklets = store.person_tracklets(v.id).get(p["id"], [])
             if len(tracklets) < 2:
                 raise PtrackError(f"P{p['id']} is a single tracklet; nothing to unmerge "
                                   f"(`ptrack split {p['id']} --at FRAME` cuts it)")
-            cid = store.add_constraint(v.id, "unmerge", tracklets)
+            cid, again = _record(store, v, {"kind": "unmerge", "ids": list(tracklets), "frame": None})
+            apply = _apply_hint(store, v)
+        if again:
+            typer.echo(f"already recorded as unmerge #{cid}; nothing new recorded")
+            return
         typer.echo(f"recorded unmerge #{cid}: tracklets {_ids_text(tracklets)} of P{p['id']} "
                    f"are kept apart")
-        typer.echo("run `ptrack group; ptrack rank` to apply it")
+        typer.echo(apply)
 
     @app.command()
     @handles_errors
@@ -219,7 +341,7 @@ def register(app: typer.Typer) -> None:
     def constraints(
         ctx: typer.Context,
         video: VideoOpt = None,
-        delete: Annotated[Optional[list[int]], typer.Option("--delete", help="Remove the constraint with this id (repeatable).")] = None,
+        delete: Annotated[Optional[list[int]], typer.Option("--delete", metavar="ID", help="Remove the constraint with this id (repeatable).")] = None,
     ) -> Listing | None:
         """List (or --delete) the merges, splits and unmerges recorded for a video.
 
@@ -234,8 +356,8 @@ def register(app: typer.Typer) -> None:
                     raise PtrackError(f"unknown constraint {_ids_text(unknown)}; {v.name} has "
                                       f"{_ids_text(sorted(have)) or 'none'}", exit_code=2)
                 store.delete_constraints(delete)
-                typer.echo(f"removed constraint {_ids_text(delete)}; run `ptrack group; "
-                           f"ptrack rank` to apply")
+                typer.echo(f"removed constraint {_ids_text(delete)}; "
+                           f"{_apply_hint(store, v).replace(' it', '')}")
                 return None
             rows = [{"id": c["id"], "kind": c["kind"], "tracklets": c["ids"], "frame": c["frame"],
                      "created": c["created"]} for c in store.constraints(v.id)]

@@ -1,4 +1,5 @@
-"""What every command shares: the project/config state, error handling, consoles."""
+"""What every command shares: the project/config state, error handling, the Typer classes,
+the ``--video`` option and person-id arguments, and the lookups of videos and persons."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Annotated, Any, Callable, Iterable, Optional, Sequence, TypeVar
 
+import click
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from ptrack.errors import PtrackError
 
@@ -51,7 +54,10 @@ def open_store(ctx: typer.Context, *, create: bool = False):
 
 def fail(message: str, code: int = 1) -> None:
     """Print ``Error: message`` on one stderr line and exit with ``code``."""
-    typer.echo(f"Error: {message}", err=True)
+    from ptrack.cli.output import safe
+
+    text = "\n".join(safe(line) for line in str(message).split("\n"))  # names are data
+    typer.echo(f"Error: {text}", err=True)
     raise typer.Exit(code)
 
 
@@ -61,11 +67,15 @@ def handles_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe (`| head -1`) shows up here, not at exit
+            return result
         except PtrackError as exc:
             if os.environ.get("PTRACK_DEBUG"):
                 raise
             fail(exc.message, exc.exit_code)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(130)
@@ -88,6 +98,212 @@ def handles_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def stdout_is_terminal() -> bool:
-    """Rich output for terminals, plain text when piped."""
-    return sys.stdout.isatty()
+def _quiet_broken_pipe() -> None:
+    """The reader went away (``ptrack list persons | head -1``): stop quietly with exit 0, as
+    ``cat`` and ``git log`` do, and keep Python from complaining when it flushes at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (tests)
+        pass
+    raise typer.Exit(0)
+
+
+# --------------------------------------------------------------------------- Typer classes
+GLOBAL_OPTIONS = {"--project": True, "-p": True, "--config": True, "-c": True}  # name -> takes a value
+
+
+class Command(TyperCommand):
+    """A command whose usage line reads ``VIDEO...`` (not ``{videos}...``) and whose
+    argument help shows no Python type."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_argument_name(param, brackets=True))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                if not param.hidden:  # type: ignore[attr-defined]
+                    extra = "  [required]" if param.required else ""
+                    args.append((_argument_name(param), f"{param.help or ''}{extra}"))  # type: ignore[attr-defined]
+            else:
+                rv = param.get_help_record(ctx)
+                if rv is not None:
+                    opts.append(rv)
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        if opts:
+            with formatter.section("Options"):
+                formatter.write_dl(opts)
+
+
+def _argument_name(param: Any, brackets: bool = False) -> str:
+    name = param.metavar or (param.name or "").upper()
+    if param.nargs != 1:
+        name += "..."
+    return f"[{name}]" if brackets and not param.required else name
+
+
+class Group(TyperGroup):
+    """The ``ptrack`` group: global options (``--project``, ``--config``) are also accepted
+    after the command (``ptrack list persons --project p``), as git and docker do."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args, set(self.commands)))
+
+
+def hoist_global_options(args: list[str], commands: set[str]) -> list[str]:
+    """Move global options that follow the command name in front of it."""
+    head: list[str] = []
+    i = 0
+    while i < len(args) and args[i] not in commands:  # options before the command stay
+        head.append(args[i])
+        i += 1
+    if i == len(args):
+        return list(args)
+    rest, moved = [], []
+    tail = args[i:]
+    j = 0
+    while j < len(tail):
+        a = tail[j]
+        if a == "--":
+            rest += tail[j:]
+            break
+        name = a.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS and j > 0:
+            if "=" in a or not GLOBAL_OPTIONS[name]:
+                moved.append(a)
+                j += 1
+            else:
+                moved += tail[j:j + 2]
+                j += 2
+            continue
+        rest.append(a)
+        j += 1
+    return head + moved + rest
+
+
+class App(typer.Typer):
+    """A Typer app whose commands use :class:`Command` (plain, readable help)."""
+
+    def command(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        kwargs.setdefault("cls", Command)
+        return super().command(*args, **kwargs)
+
+
+# ----------------------------------------------------------------- shared options, lookups
+VideoOpt = Annotated[Optional[str], typer.Option(
+    "--video", "-v", help="Video name or id (needed when the project holds several).",
+    show_default=False, metavar="NAME")]
+IdsArg = Annotated[list[int], typer.Argument(help="Person ids (see `ptrack list persons`).",
+                                              show_default=False, metavar="ID")]
+OptionalIdsArg = Annotated[Optional[list[int]], typer.Argument(
+    help="Only these person ids (default: all).", show_default=False, metavar="ID")]
+PersonArg = Annotated[int, typer.Argument(help="Person id.", show_default=False, metavar="ID")]
+
+
+class NobodyFound(PtrackError):
+    """The video was searched and holds no people (not an error for a listing)."""
+
+
+def video_flag(store: Any, video: Any) -> str:
+    """`` --video NAME`` for hints when the project holds several videos, else ``""``."""
+    if len(store.videos()) > 1:
+        name = str(video.name)
+        return f" --video {name if name.replace('-', '').replace('_', '').isalnum() else repr(name)}"
+    return ""
+
+
+def hint(store: Any, video: Any, *commands: str) -> str:
+    """``ptrack group --video v; ptrack rank --video v`` (the flag only when it is needed)."""
+    flag = video_flag(store, video)
+    return "; ".join(f"ptrack {c}{flag}" for c in commands)
+
+
+def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
+    """Re-run the stages whose results are stale (after a correction, a new tracking or other
+    settings) before a view reads the persons, saying so on stderr.
+
+    LEAD: the one call site for helper algo's ``stages.ensure_current``; wire it as::
+
+        from ptrack.stages import ensure_current
+        ensure_current(store, video, settings(ctx), "rank",
+                       log=lambda m: typer.echo(m, err=True))
+
+    (``ensure_current`` may import ultralytics when ``track`` must re-run; the view commands'
+    no-torch test then needs a project whose stages are current.)
+    """
+    return None
+
+
+def require_persons(store: Any, video: Any, ctx: typer.Context | None = None) -> list[dict]:
+    """The video's persons in rank order (brought up to date first), or a one-line error
+    saying what to run first."""
+    bring_up_to_date(ctx, store, video)
+    persons = store.persons(video.id)
+    if persons:
+        return persons
+    n = store.count_detections(video.id)
+    if n == 0 and store.stage_state(video.id, "detect") == "done":
+        raise NobodyFound(f"nobody was found in {video.name} (no detections in "
+                          f"{video.frame_count} frames)", exit_code=0)
+    if n == 0:
+        raise PtrackError(f"{video.name} has no detections yet; run `ptrack detect {video.path}`")
+    raise PtrackError(f"{video.name} has {n} detections but no persons yet; run "
+                      f"`{hint(store, video, 'track', 'group', 'rank')}`")
+
+
+def stale_notes(store: Any, video: Any) -> list[str]:
+    """Warnings when the persons are older than the tracklets or not ranked."""
+    notes = []
+    group = store.stage_state(video.id, "group")
+    rank = store.stage_state(video.id, "rank")
+    if group == "stale":
+        notes.append(f"note: persons of {video.name} predate the latest tracking; "
+                     f"run `{hint(store, video, 'group', 'rank')}`")
+    elif rank in ("missing", "stale", "failed") and group == "done":
+        notes.append(f"note: persons of {video.name} are not ranked by the latest grouping; "
+                     f"run `{hint(store, video, 'rank')}`")
+    return notes
+
+
+def resolve_ids(persons: Sequence[dict], ids: Sequence[int]) -> list[dict]:
+    """The person rows for ``ids`` in the order given; exit 2 naming the available ids."""
+    by_id = {int(p["id"]): p for p in persons}
+    unknown = [i for i in ids if int(i) not in by_id]
+    if unknown:
+        listing_text = ", ".join(f"{p['id']} ({p['n_frames']} frames)" for p in persons[:40])
+        more = f", ... {len(persons) - 40} more (ptrack list persons)" if len(persons) > 40 else ""
+        word = "person" if len(unknown) == 1 else "persons"
+        raise PtrackError(f"unknown {word} {', '.join(map(str, unknown))}; available: "
+                          f"{listing_text}{more}", exit_code=2)
+    seen: list[dict] = []
+    for i in ids:
+        if by_id[int(i)] not in seen:
+            seen.append(by_id[int(i)])
+    return seen
+
+
+def ids_text(ids: Iterable[Any]) -> str:
+    """``1, 3, 4``."""
+    return ", ".join(str(i) for i in ids)
+
+
+def fmt_time(seconds: float | None, fps: float = 1.0) -> str:
+    """``m:ss.s`` for a time (``frame / fps``), ``-`` when unknown."""
+    from ptrack.views.terminal import fmt_time as _fmt
+
+    return _fmt(seconds / fps) if seconds is not None and fps else "-"
+
+
+def fmtspec(spec: str) -> Callable[[Any], str]:
+    """A formatter for :class:`~ptrack.cli.output.Column` that shows ``-`` for missing."""
+    return lambda v: "-" if v is None else format(v, spec)

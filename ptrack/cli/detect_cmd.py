@@ -1,16 +1,79 @@
-"""``ptrack detect``: one decoding pass per video into the project."""
+"""``ptrack detect``: one decoding pass per video into the project.
+
+The detect options are defined once here (:data:`DETECT_OPTIONS`) and taken by both
+``detect`` and ``run``; their help shows the defaults read from the packaged settings.
+"""
 
 from __future__ import annotations
 
+import inspect
+import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from ptrack.cli.common import handles_errors, open_store, settings
+from ptrack.cli.output import console, safe
 
 
-def _summary_lines(s) -> list[str]:
+def _default(key: str) -> str:
+    """`` [default: X]`` from the default settings (the one place defaults are written)."""
+    try:
+        from ptrack.config import load_defaults
+
+        return f" [default: {load_defaults()['detect'][key]}]"
+    except Exception:  # a broken install still shows its help
+        return " [default: see `ptrack config show`]"
+
+
+def detect_options() -> list[inspect.Parameter]:
+    """The ``detect`` options, as parameters a command function can take."""
+    spec: list[tuple[str, Any, dict]] = [
+        ("model", Optional[str], dict(help="YOLO weights: a .pt path, a name looked up in ., the "
+                                           "project and Ultralytics' weights dir, or "
+                                           "pkg:PACKAGE/PATH." + _default("model"))),
+        ("conf", Optional[float], dict(help="Minimum confidence." + _default("conf"))),
+        ("imgsz", Optional[int], dict(help="Inference size, long side." + _default("imgsz"))),
+        ("classes", Optional[str], dict(help="Class names or ids (comma separated) or 'all'."
+                                             + _default("classes"))),
+        ("backend", Optional[str], dict(help="auto | torch | openvino." + _default("backend"))),
+        ("device", Optional[str], dict(help="auto | cpu | cuda:N." + _default("device"))),
+        ("stride", Optional[int], dict(min=1, help="Detect every Nth frame." + _default("stride"))),
+        ("max_frames", Optional[int], dict(min=0, help="Stop after N frames (0 = all)."
+                                                      + _default("max_frames"))),
+        ("batch", Optional[int], dict(min=1, help="Frames per batch." + _default("batch"))),
+    ]
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                              annotation=Annotated[kind, typer.Option(show_default=False, **opts)])
+                  for name, kind, opts in spec]
+
+
+DETECT_KEYS = tuple(p.name for p in detect_options())
+
+
+def with_detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add every ``detect`` option to a command; it receives them as ``detect_overrides``,
+    the ``{"detect": {...}}`` overlay for :func:`ptrack.cli.common.settings`."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        detect = {k: kwargs.pop(k, None) for k in DETECT_KEYS}
+        return fn(*args, detect_overrides={"detect": detect}, **kwargs)
+
+    sig = inspect.signature(fn, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != "detect_overrides"]
+    keyword = [p for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY]
+    positional = [p for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
+    pos_or_kw = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in positional[1:]]
+    wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[positional[0], *pos_or_kw[:1], *detect_options(), *pos_or_kw[1:], *keyword])
+    wrapper.__annotations__ = {}
+    return wrapper
+
+
+def summary_lines(s) -> list[str]:
     """A short, never-truncated summary of one video's detect."""
     if s.status == "skipped":
         return [f"{s.video}: already detected with these settings ({s.detections} detections); "
@@ -27,71 +90,93 @@ def _summary_lines(s) -> list[str]:
     return lines
 
 
+class DetectProgress:
+    """One progress display on stderr for a whole command: a bar per video's detect (frames,
+    frames/s, elapsed, ETA) and, printed above it, a line per message. Off when stderr is
+    not a terminal (then messages are plain lines)."""
+
+    def __init__(self, err=None) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.err = err if err is not None else console(stderr=True)
+        self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(),
+                            TextColumn("ETA"), TimeRemainingColumn(), console=self.err,
+                            transient=True, disable=not self.err.is_terminal)
+        self.task = None
+        self.t0 = 0.0
+
+    def __enter__(self) -> "DetectProgress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def log(self, message: str) -> None:
+        self.err.print(safe(message), soft_wrap=True)
+
+    def start(self, name: str) -> None:
+        """A new bar for a video (the previous one goes)."""
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(safe(f"{name}: loading the model"), total=None, fps=0.0)
+        self.t0 = 0.0
+        self._name = safe(name)
+
+    def tick(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if not self.t0:  # the first batch: the model is loaded (and exported), frames flow
+            self.t0 = now
+            self.bar.update(self.task, description=f"{self._name}: detect")
+            self._first = done
+        rate = (done - self._first) / max(now - self.t0, 1e-9) if done > self._first else 0.0
+        self.bar.update(self.task, completed=done, total=total, fps=rate)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+
+
 def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
 
     @app.command()
     @handles_errors
+    @with_detect_options
     def detect(
         ctx: typer.Context,
         videos: Annotated[list[Path], typer.Argument(help="Video files to process.",
-                                                     show_default=False)],
-        model: Annotated[Optional[str], typer.Option(help="YOLO weights (.pt). [default: yolov8s.pt]")] = None,
-        conf: Annotated[Optional[float], typer.Option(help="Minimum confidence. [default: 0.1]")] = None,
-        imgsz: Annotated[Optional[int], typer.Option(help="Inference size, long side. [default: 640]")] = None,
-        classes: Annotated[Optional[str], typer.Option(
-            help="Class names or ids (comma separated) or 'all'. [default: person]")] = None,
-        backend: Annotated[Optional[str], typer.Option(help="auto | torch | openvino. [default: auto]")] = None,
-        device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda:N. [default: auto]")] = None,
-        stride: Annotated[Optional[int], typer.Option(min=1, help="Detect every Nth frame. [default: 1]")] = None,
-        max_frames: Annotated[Optional[int], typer.Option(min=0, help="Stop after N frames (0 = all).")] = None,
-        batch: Annotated[Optional[int], typer.Option(min=1, help="Frames per batch. [default: 8]")] = None,
+                                                     show_default=False, metavar="VIDEO")],
         force: Annotated[bool, typer.Option("--force", help="Redo videos already detected.")] = False,
+        *,
+        detect_overrides: dict,
     ) -> None:
-        """Detect people in VIDEOS once: boxes and crops go into the project.
+        """Detect people in each VIDEO once: boxes and crops go into the project.
 
         Example: ptrack detect match.mp4 --model yolov8s.pt
         """
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
         from ptrack.detect import detect_video
         from ptrack.store import Store
 
-        overrides = {"detect": {"model": model, "conf": conf, "imgsz": imgsz, "classes": classes,
-                                "backend": backend, "device": device, "stride": stride,
-                                "max_frames": max_frames, "batch": batch}}
-        cfg = settings(ctx, overrides)
-        err = Console(stderr=True)
-        out = Console()
-        summaries = []
+        cfg = settings(ctx, detect_overrides)
+        out = console()
         store: Store = open_store(ctx, create=True)
         try:
-            for path in videos:
-                columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(),
-                           TextColumn("ETA"), TimeRemainingColumn()]
-                with Progress(*columns, console=err, transient=True,
-                              disable=not err.is_terminal) as bar:
-                    task = bar.add_task(path.name, total=None, fps=0.0)
-                    import time
-
-                    t0 = time.perf_counter()
-
-                    def tick(done: int, total: int) -> None:
-                        rate = done / max(time.perf_counter() - t0, 1e-9)
-                        bar.update(task, completed=done, total=total, fps=rate)
-
-                    summary = detect_video(store, path, cfg, force=force, progress=tick,
-                                           log=lambda m: err.print(m, highlight=False, soft_wrap=True))
-                summaries.append(summary)
-                for line in _summary_lines(summary):
-                    out.print(line, highlight=False, soft_wrap=True)
-                for note in summary.notes:
-                    if summary.status != "skipped":
-                        err.print(f"{summary.video}: {note}", highlight=False, soft_wrap=True)
-                if summary.status == "interrupted":
-                    raise typer.Exit(summary.exit_code or 130)
+            with DetectProgress() as progress:
+                for path in videos:
+                    progress.start(path.name)
+                    summary = detect_video(store, path, cfg, force=force, progress=progress.tick,
+                                           log=progress.log)
+                    progress.stop()
+                    for line in summary_lines(summary):
+                        out.print(safe(line), soft_wrap=True)
+                    for note in summary.notes:
+                        if summary.status != "skipped":
+                            progress.log(f"{summary.video}: {note}")
+                    if summary.status == "interrupted":
+                        raise typer.Exit(summary.exit_code or 130)
         finally:
             store.close()

@@ -9,22 +9,36 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ptrack.cli.common import handles_errors, open_store, settings
+from ptrack.cli.common import VideoOpt, handles_errors, open_store, settings
+from ptrack.cli.output import safe
 from ptrack.errors import PtrackError
-
-VideoOpt = Annotated[Optional[str], typer.Option(
-    "--video", "-v", help="Video name (file stem) or id; optional when the project has one.")]
 
 
 def _log(message: str) -> None:
-    typer.echo(message, err=True)
+    typer.echo(safe(message), err=True)
 
 
-def _print_summary(s) -> None:
-    counts = ", ".join(f"{k} {v}" for k, v in s.counts.items())
-    typer.echo(f"{s.video}: {s.stage} done in {s.seconds:.2f} s ({counts})")
+def summary_counts(counts: dict, recorded_constraints: int | None = None) -> str:
+    """``tracklets 4, persons 2, appearance on, corrections 3``: words for people, not Python
+    reprs; the constraint count is the number of corrections recorded (not link pairs)."""
+    parts = []
+    for k, v in counts.items():
+        if k == "constraints" and recorded_constraints is not None:
+            parts.append(f"corrections {recorded_constraints}")
+        elif isinstance(v, bool):
+            parts.append(f"{k.replace('_', ' ')} {'on' if v else 'off'}")
+        elif k == "top_person":
+            parts.append(f"top P{v}")
+        else:
+            parts.append(f"{k.replace('_', ' ')} {v}")
+    return ", ".join(parts)
+
+
+def _print_summary(s, recorded_constraints: int | None = None) -> None:
+    typer.echo(safe(f"{s.video}: {s.stage} done in {s.seconds:.2f} s "
+                    f"({summary_counts(s.counts, recorded_constraints)})"))
     for note in s.notes:
-        typer.echo(f"{s.video}: {note}", err=True)
+        typer.echo(safe(f"{s.video}: {note}"), err=True)
 
 
 def _stage(ctx: typer.Context, video: str | None, stage: str) -> None:
@@ -32,11 +46,13 @@ def _stage(ctx: typer.Context, video: str | None, stage: str) -> None:
 
     cfg = settings(ctx)
     with open_store(ctx) as store:
-        summary = RUNNERS[stage](store, store.video(video), cfg, _log)
-    _print_summary(summary)
+        v = store.video(video)
+        summary = RUNNERS[stage](store, v, cfg, _log)
+        recorded = len(store.constraints(v.id)) if stage == "group" else None
+    _print_summary(summary, recorded)
 
 
-def _explain(ctx: typer.Context, video: str | None, a: int, b: int) -> None:
+def _explain(ctx: typer.Context, video: str | None, a: int, b: int, as_json: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -45,18 +61,36 @@ def _explain(ctx: typer.Context, video: str | None, a: int, b: int) -> None:
     cfg = settings(ctx)
     with open_store(ctx) as store:
         rows = explain_link(store, store.video(video), cfg, a, b)
+    if as_json:
+        typer.echo(json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows], indent=2))
+        return
     table = Table(title=f"group --explain {a} {b}", title_justify="left")
     for col in ("criterion", "value", "threshold", "verdict"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["criterion"]), _fmt(r["value"]), _fmt(r["threshold"]), str(r["verdict"]))
-    Console().print(table)
+        table.add_row(str(r["criterion"]), _fmt(r["value"], r["criterion"]),
+                      _fmt(r["threshold"]), str(r["verdict"]))
+    Console(highlight=False, markup=False).print(table)
 
 
-def _fmt(value) -> str:
+def _fmt(value, criterion: str = "") -> str:
+    """A number for the table; an infinite link cost means a gate refused the link."""
     if isinstance(value, float):
+        if value == float("inf"):
+            return "refused by a gate" if criterion == "link" else "unbounded"
+        if value != value:
+            return "-"
         return f"{value:.3f}"
     return str(value)
+
+
+def _json_value(value):
+    """JSON has no infinity: an infinite cost is null (the verdict says why)."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 def register(app: typer.Typer) -> None:
@@ -78,15 +112,18 @@ def register(app: typer.Typer) -> None:
         video: VideoOpt = None,
         explain: Annotated[Optional[tuple[int, int]], typer.Option(
             "--explain", help="Show each criterion for linking tracklets or persons A and B.",
-            metavar="A B")] = None,
+            metavar="A B", show_default=False)] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="With --explain: print JSON.")] = False,
     ) -> None:
         """Join tracklets into whole persons (motion, scale, appearance; global assignment).
 
         Example: ptrack group; ptrack group --explain 3 17
         """
         if explain:
-            _explain(ctx, video, *explain)
+            _explain(ctx, video, *explain, as_json=as_json)
         else:
+            if as_json:
+                raise PtrackError("--json goes with --explain A B", exit_code=2)
             _stage(ctx, video, "group")
 
     @app.command()
@@ -103,9 +140,11 @@ def register(app: typer.Typer) -> None:
     def import_(
         ctx: typer.Context,
         det_file: Annotated[Path, typer.Argument(help="MOTChallenge detections (det.txt).")],
-        video: Annotated[str, typer.Option("--video", "-v", help=(
-            "The video file the boxes belong to, or a name for boxes without a video "
-            "(then give --fps, --width, --height)."))],
+        video_file: Annotated[Optional[str], typer.Option(
+            "--video-file", show_default=False, metavar="FILE", help=(
+                "The video file the boxes belong to, or a name for boxes without a video "
+                "(then give --fps, --width, --height). Required."))] = None,
+        old_video: Annotated[Optional[str], typer.Option("--video", "-v", hidden=True)] = None,
         fps: Annotated[Optional[float], typer.Option(help="Frame rate, when there is no video file.")] = None,
         width: Annotated[Optional[int], typer.Option(help="Frame width in pixels.")] = None,
         height: Annotated[Optional[int], typer.Option(help="Frame height in pixels.")] = None,
@@ -113,9 +152,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Load another detector's boxes (MOTChallenge format) so track/group/rank run on them.
 
-        Example: ptrack import det.txt --video TUD-Stadtmitte.mp4
+        Example: ptrack import det.txt --video-file TUD-Stadtmitte.mp4
         """
-        from ptrack.stages import import_mot
+        from ptrack.mot_import import import_mot
+
+        if video_file is not None and old_video is not None and video_file != old_video:
+            raise PtrackError("give the video once, as --video-file FILE", exit_code=2)
+        video = video_file or old_video
+        if video is None:
+            raise PtrackError("import needs --video-file FILE (the video the boxes belong to, "
+                              "or a name with --fps, --width and --height)", exit_code=2)
 
         with open_store(ctx, create=True) as store:
             summary = import_mot(store, det_file, video_ref=video, fps=fps, width=width,
@@ -158,7 +204,9 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"eval {v.name} vs {gt_file.name}", title_justify="left")
+        from rich.text import Text
+
+        table = Table(title=Text(safe(f"eval {v.name} vs {gt_file.name}")), title_justify="left")
         table.add_column("metric")
         for lvl in results:
             table.add_column(lvl, justify="right")
@@ -166,4 +214,4 @@ def register(app: typer.Typer) -> None:
             table.add_row(k.replace("_", " "), *(
                 f"{float(r[k]):.1f}" if isinstance(r[k], float) else str(r[k])
                 for r in results.values()))
-        Console().print(table)
+        Console(highlight=False, markup=False).print(table)

@@ -3,31 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ptrack.cli.common import handles_errors, open_store, settings
+from ptrack.cli.detect_cmd import DetectProgress, with_detect_options
+from ptrack.cli.output import console, safe
 from ptrack.errors import PtrackError
 
 
-def _one_video(store, path: Path, cfg: dict, force: bool, top: int, log) -> dict:
+def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) -> dict:
     """Every stage for one video; returns its summary row (errors caught by the caller)."""
+    from ptrack.cli.persons_cmd import summary_counts
     from ptrack.detect import detect_video
     from ptrack.stages import run_group, run_rank, run_track
     from ptrack.views.sheet import sheet_rows, write_png
 
-    summary = detect_video(store, path, cfg, force=force, log=log)
+    log = progress.log
+    progress.start(path.name)
+    try:
+        summary = detect_video(store, path, cfg, force=force, progress=progress.tick, log=log)
+    finally:
+        progress.stop()
     if summary.status == "interrupted":
         raise KeyboardInterrupt
     video = store.video(summary.video)
+    if summary.status == "skipped":
+        log(f"{video.name}: detect already done ({summary.detections} detections)")
+    else:
+        log(f"{video.name}: detect done in {summary.seconds:.1f} s ({summary.frames} frames, "
+            f"{summary.fps:.1f} frames/s, {summary.detections} detections)")
     for note in summary.notes:
-        log(f"{video.name}: {note}")
-    run_track(store, video, cfg, log)
-    run_group(store, video, cfg, log)
-    run_rank(store, video, cfg, log)
+        if summary.status != "skipped":
+            log(f"{video.name}: {note}")
+    for runner in (run_track, run_group, run_rank):
+        s = runner(store, video, cfg, log)
+        recorded = len(store.constraints(video.id)) if s.stage == "group" else None
+        log(f"{video.name}: {s.stage} done in {s.seconds:.2f} s "
+            f"({summary_counts(s.counts, recorded)})")
+        for note in s.notes:
+            log(f"{video.name}: {note}")
     persons = store.persons(video.id)
-    row = {"video": video.name, "persons": len(persons), "top": "-", "outputs": "-", "error": ""}
+    row = {"video": video.name, "persons": len(persons), "top": None, "table": None, "error": ""}
     if persons:
         best = persons[0]
         row["top"] = (f"P{best['id']} ({best['n_frames']} frames, "
@@ -35,10 +53,32 @@ def _one_video(store, path: Path, cfg: dict, force: bool, top: int, log) -> dict
         out = store.output_dir(video) / "selection_table.png"
         write_png(sheet_rows(store, video, persons[:top], 8), video, out, 8,
                   total_persons=len(persons))
-        row["outputs"] = str(out)
+        log(f"{video.name}: table done")
+        row["table"] = str(out)
     else:
         row["error"] = "nobody was found"
     return row
+
+
+def summary_text(rows: list[dict]) -> list[str]:
+    """The end-of-run summary: a line per video, its files on lines of their own (a path is
+    never wrapped or cut inside the text)."""
+    failed = sum(1 for r in rows if r["error"] and r["error"] != "nobody was found")
+    lines = [f"ptrack run: {len(rows) - failed} of {len(rows)} videos done"
+             + (f", {failed} failed" if failed else "")]
+    for r in rows:
+        if r["error"] and r["error"] != "nobody was found":
+            lines.append(f"{r['video']}: failed: {r['error']}")
+            continue
+        head = f"{r['video']}: {r['persons']} persons"
+        if r["top"]:
+            head += f"; top {r['top']}"
+        if r["error"]:
+            head += f"; {r['error']}"
+        lines.append(head)
+        if r["table"]:
+            lines.append(f"  table: {r['table']}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -46,47 +86,36 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handles_errors
+    @with_detect_options
     def run(
         ctx: typer.Context,
-        videos: Annotated[list[Path], typer.Argument(help="Video files to process.", show_default=False)],
-        model: Annotated[Optional[str], typer.Option(help="YOLO weights (.pt). [default: yolov8s.pt]")] = None,
-        classes: Annotated[Optional[str], typer.Option(
-            help="Class names or ids (comma separated) or 'all'. [default: person]")] = None,
-        backend: Annotated[Optional[str], typer.Option(help="auto | torch | openvino.")] = None,
+        videos: Annotated[list[Path], typer.Argument(help="Video files to process.",
+                                                     show_default=False, metavar="VIDEO")],
         top: Annotated[int, typer.Option("--top", "-n", min=1, help="Persons in each table.")] = 20,
         force: Annotated[bool, typer.Option("--force", help="Redo detection of videos already done.")] = False,
+        *,
+        detect_overrides: dict,
     ) -> None:
         """Everything for each video: detect, track, group, rank and the selection table.
 
-        A failing video does not stop the others; a summary table ends the run (exit code 1
-        when any video failed).
+        Takes every `ptrack detect` option. One progress display covers the run (the detect
+        bar with frames/s and ETA, then a line per stage). A failing video does not stop the
+        others; a summary ends the run (exit code 1 when any video failed).
 
-        Example: ptrack run match.mp4 training.mp4
+        Example: ptrack run match.mp4 training.mp4 --model yolov8n.pt
         """
-        from rich.console import Console
-        from rich.table import Table
-
-        cfg = settings(ctx, {"detect": {"model": model, "classes": classes, "backend": backend}})
-        err = Console(stderr=True)
-
-        def log(message: str) -> None:
-            err.print(message, highlight=False, soft_wrap=True)
-
+        cfg = settings(ctx, detect_overrides)
         rows = []
-        with open_store(ctx, create=True) as store:
+        with open_store(ctx, create=True) as store, DetectProgress() as progress:
             for path in videos:
-                err.print(f"[bold]{path.name}[/bold]", highlight=False)
                 try:
-                    rows.append(_one_video(store, path, cfg, force, top, log))
+                    rows.append(_one_video(store, path, cfg, force, top, progress))
                 except PtrackError as exc:
-                    rows.append({"video": path.stem, "persons": "-", "top": "-", "outputs": "-",
+                    rows.append({"video": path.stem, "persons": "-", "top": None, "table": None,
                                  "error": exc.message})
-                    log(f"Error: {exc.message}")
-        table = Table(title="ptrack run", title_justify="left")
-        for col in ("video", "persons", "top person", "outputs", "errors"):
-            table.add_column(col, overflow="fold")
-        for r in rows:
-            table.add_row(r["video"], str(r["persons"]), r["top"], r["outputs"], r["error"] or "-")
-        Console().print(table)
+                    progress.log(f"{path.name}: Error: {exc.message}")
+        out = console()
+        for line in summary_text(rows):
+            out.print(safe(line), soft_wrap=True)
         if any(r["error"] and r["error"] != "nobody was found" for r in rows):
             raise typer.Exit(1)  # scripts see that something failed; the others are done
