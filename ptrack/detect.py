@@ -215,20 +215,23 @@ def detect_video(store: Store, path: Path, settings: dict, *, force: bool = Fals
             store.discard_detections(video.id, 0)
             run = store.start_run(video.id, "detect", wanted)
         store.mark_stale(video.id, "detect")
-        return _detect_loop(store, video, run.id, settings, start, summary, progress)
+        return _detect_loop(store, video, run.id, settings, start, summary, progress, log)
 
 
 def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start: int,
-                 summary: DetectSummary, progress: Progress | None) -> DetectSummary:
-    from ptrack.detector import load_detector
+                 summary: DetectSummary, progress: Progress | None,
+                 log: Callable[[str], None] = print) -> DetectSummary:
+    from ptrack.detector import load_detector, precision_info
 
     cfg = settings["detect"]
     stride, batch_size = max(1, int(cfg["stride"])), max(1, int(cfg["batch"]))
     end = video.frame_count if not cfg["max_frames"] else min(video.frame_count, int(cfg["max_frames"]))
     end_limit = int(cfg["max_frames"]) or 1 << 62  # decode past a too-small frame count
     to_do = len(range(start + (-start) % stride, end, stride))
-    detector = load_detector(cfg, width=video.width, height=video.height, project=store.root)
-    summary.backend = detector.backend
+    detector = load_detector(cfg, width=video.width, height=video.height, project=store.root,
+                             video=Path(video.path), frame_count=video.frame_count, log=log)
+    summary.backend = f"{detector.backend} {detector.precision}"
+    summary.notes.append(detector.precision_note)
     writer = _Writer(store, video, run_id, settings["crops"])
     fault = _fault_after()
     batches = 0
@@ -291,6 +294,7 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
     stats = {"frames_covered": summary.total_frames, "detections": summary.detections,
              "crop_count": summary.crop_count, "crop_bytes": summary.crop_bytes,
              "seconds": round(summary.seconds, 3), "frames": summary.frames,
-             "backend": summary.backend, "stopped_at": summary.stopped_at}
+             "backend": summary.backend, "stopped_at": summary.stopped_at,
+             "precision": precision_info(detector)}
     store.finish_run(run_id, "done", stats)
     return summary

@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
         stride: Annotated[Optional[int], typer.Option(min=1, help="Detect every Nth frame. [default: 1]")] = None,
         max_frames: Annotated[Optional[int], typer.Option(min=0, help="Stop after N frames (0 = all).")] = None,
         batch: Annotated[Optional[int], typer.Option(min=1, help="Frames per batch. [default: 8]")] = None,
+        precision: Annotated[Optional[str], typer.Option(
+            help="auto | f32 | bf16 | int8 (OpenVINO); auto = INT8 when it passes its accuracy "
+                 "gate. [default: auto]")] = None,
         force: Annotated[bool, typer.Option("--force", help="Redo videos already detected.")] = False,
     ) -> None:
         """Detect people in VIDEOS once: boxes and crops go into the project.
@@ -61,7 +64,8 @@ def register(app: typer.Typer) -> None:
 
         overrides = {"detect": {"model": model, "conf": conf, "imgsz": imgsz, "classes": classes,
                                 "backend": backend, "device": device, "stride": stride,
-                                "max_frames": max_frames, "batch": batch}}
+                                "max_frames": max_frames, "batch": batch,
+                                "precision": precision}}
         cfg = settings(ctx, overrides)
         err = Console(stderr=True)
         out = Console()

@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         classes: Annotated[Optional[str], typer.Option(
             help="Class names or ids (comma separated) or 'all'. [default: person]")] = None,
         backend: Annotated[Optional[str], typer.Option(help="auto | torch | openvino.")] = None,
+        precision: Annotated[Optional[str], typer.Option(
+            help="auto | f32 | bf16 | int8 (OpenVINO); auto = INT8 when it passes its accuracy "
+                 "gate. [default: auto]")] = None,
         top: Annotated[int, typer.Option("--top", "-n", min=1, help="Persons in each table.")] = 20,
         force: Annotated[bool, typer.Option("--force", help="Redo detection of videos already done.")] = False,
     ) -> None:
@@ -66,7 +69,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        cfg = settings(ctx, {"detect": {"model": model, "classes": classes, "backend": backend}})
+        cfg = settings(ctx, {"detect": {"model": model, "classes": classes, "backend": backend,
+                                       "precision": precision}})
         err = Console(stderr=True)
 
         def log(message: str) -> None:
