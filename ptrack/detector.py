@@ -328,6 +328,10 @@ def _load_openvino(settings: dict, pt_path: Path, shape: tuple[int, int], *, nam
         elif video is None or frame_count <= 0:
             gate = {"error": "no INT8 model for this model and input shape yet, and no video to "
                              "calibrate one on"}
+        elif asked == "auto" and frame_count < int(settings.get("int8_min_frames", 2000)):
+            gate = {"error": f"no INT8 model for this model and input shape yet; building one "
+                             f"pays from {int(settings.get('int8_min_frames', 2000))} frames, "
+                             f"this video has {frame_count} (--precision int8 builds it now)"}
         else:
             try:
                 int8_dir = quantize.quantize_int8(

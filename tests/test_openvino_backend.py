@@ -107,6 +107,14 @@ def test_export_cached_per_user_and_not_redone(person_model, tmp_path, monkeypat
     assert len(messages) == 1 and (first / "model.bin").stat().st_mtime_ns == stamp
     assert not (tmp_path / "other-project" / "models").exists()
     assert det.requests >= 1
+    # auto on a short clip: building INT8 would cost more than it saves, so it runs float
+    auto = load_detector(settings(person_model), width=480, height=270, project=tmp_path,
+                         video=CLIP, frame_count=35, log=messages.append)
+    assert auto.precision in ("f32", "bf16") and auto.gate is None
+    assert auto.precision_note == (f"auto: {auto.precision} (no INT8 model for this model and "
+                                   f"input shape yet; building one pays from 2000 frames, this "
+                                   f"video has 35 (--precision int8 builds it now))")
+    assert len(messages) == 1 and sorted(p.name for p in cache.iterdir()) == [first.name]
 
 
 def test_int8_calibrated_on_the_video_and_gated(person_model, clip, tmp_path):
