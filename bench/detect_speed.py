@@ -164,7 +164,6 @@ def measure_video(report: Report, label: str, video: Path, *, repeats: int, trac
     d = auto["precision"]
     variants.update({f"bare {d} latency hint": ("bare", {"precision": d, "ov_hint": "latency"}),
                      f"bare {d} batch 1": ("bare", {"precision": d, "batch": 1}),
-                     f"bare {d} batch 16": ("bare", {"precision": d, "batch": 16}),
                      "model.track": ("track", "pt"), "exported openvino track": ("track", "exported")})
     rates: dict[str, list[float]] = {k: [] for k in variants}
     extra: dict[str, dict] = {}

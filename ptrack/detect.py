@@ -230,7 +230,7 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
     to_do = len(range(start + (-start) % stride, end, stride))
     detector = load_detector(cfg, width=video.width, height=video.height, project=store.root,
                              video=Path(video.path), frame_count=video.frame_count, log=log)
-    summary.backend = f"{detector.backend} {detector.precision}"
+    summary.backend = detector.backend
     summary.notes.append(detector.precision_note)
     writer = _Writer(store, video, run_id, settings["crops"])
     fault = _fault_after()
