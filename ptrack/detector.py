@@ -266,6 +266,18 @@ def _load_yolo(path: Path, task: str | None = None):
         raise PtrackError(f"cannot load model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
+def check_precision(settings: dict) -> None:
+    """Refuse an unknown ``precision`` or ``ov_hint`` (cheap: no model is loaded)."""
+    from ptrack.openvino_backend import HINTS, PRECISIONS
+
+    if settings.get("precision", "auto") not in PRECISIONS:
+        raise PtrackError(f"unknown precision '{settings.get('precision')}' (use "
+                          f"{', '.join(PRECISIONS)})")
+    if str(settings.get("ov_hint", "throughput")).lower() not in HINTS:
+        raise PtrackError(f"unknown detect.ov_hint '{settings.get('ov_hint')}' (use "
+                          f"{' or '.join(HINTS)})")
+
+
 def precision_info(detector) -> dict:
     """What a run should store about the precision it ran in (and the INT8 gate's figures)."""
     return {"precision": detector.precision, "why": detector.precision_note, "gate": detector.gate}
@@ -362,6 +374,7 @@ def load_detector(settings: dict, *, width: int, height: int, project: Path,
     The result has ``precision`` and ``precision_note`` (which precision runs and why) and
     ``gate`` (the INT8 accuracy gate's figures, or None): see :func:`precision_info`.
     """
+    check_precision(settings)
     quiet_ultralytics()
     path = find_model(settings["model"], project)
     import torch  # noqa: F401  (after the environment is set)

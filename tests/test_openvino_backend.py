@@ -143,3 +143,25 @@ def test_int8_calibrated_on_the_video_and_gated(person_model, clip, tmp_path):
     assert auto.precision == ("int8" if ok else floating)
     assert auto.precision_note.startswith("auto: ")
     assert os.environ["PTRACK_CACHE_DIR"] in str(int8_dir)
+
+
+def test_cli_precision_errors(person_model, tmp_path):
+    """Unknown precisions, and bf16 on a CPU without it, are one-line errors (exit 1)."""
+    from typer.testing import CliRunner
+
+    from ptrack.cli import app
+
+    def detect(*args):
+        return CliRunner().invoke(app, ["--project", str(tmp_path / "p"), "detect", str(CLIP),
+                                        "--model", str(person_model), "--classes", "all",
+                                        "--backend", "openvino", *args])
+
+    bad = detect("--precision", "fp8")
+    assert bad.exit_code == 1
+    assert "Error: unknown precision 'fp8' (use auto, f32, bf16, int8)" in bad.output
+    if "BF16" in ob.cpu_capabilities():
+        pytest.skip("this CPU runs bf16")
+    no = detect("--precision", "bf16")
+    assert no.exit_code == 1
+    assert "Error: --precision bf16: this CPU has no bf16 in OpenVINO (it offers FP32" in no.output
+    assert "Traceback" not in no.output
