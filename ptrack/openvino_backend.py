@@ -29,6 +29,7 @@ import numpy as np
 from ptrack.errors import PtrackError
 
 PRECISIONS = ("auto", "f32", "bf16", "int8")
+NMS_MATRIX_MAX = 1500  # candidates up to which NMS uses one IoU matrix (memory n^2)
 HINTS = ("throughput", "latency")
 
 
@@ -176,6 +177,14 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     """Greedy NMS: indices kept, best score first (ties in input order, like torchvision)."""
     order = np.argsort(-scores, kind="stable")
     boxes = boxes[order]
+    if len(order) > NMS_MATRIX_MAX:  # very low conf: no n x n matrix, one row per kept box
+        alive = np.ones(len(order), bool)
+        keep = []
+        for i in range(len(order)):
+            if alive[i]:
+                keep.append(i)
+                alive[i + 1:] &= box_iou(boxes[i:i + 1], boxes[i + 1:])[0] <= iou
+        return order[np.asarray(keep, dtype=np.int64)]
     overlap = box_iou(boxes, boxes) > iou
     alive = np.ones(len(order), bool)
     keep = []

@@ -248,3 +248,22 @@ def test_auto_precision_uses_int8_only_when_the_gate_passes():
     with pytest.raises(PtrackError, match="this CPU has no bf16 in OpenVINO"):
         _resolve_precision({**THRESH, "precision": "bf16"}, caps, None, None)
     assert _resolve_precision({**THRESH, "precision": "f32"}, caps, None, None)[0] == "f32"
+
+
+def test_nms_large_and_small_paths_agree(monkeypatch):
+    rng = np.random.default_rng(1)
+    xy = rng.random((1200, 2)) * 600
+    boxes = np.concatenate([xy, xy + 20 + rng.random((1200, 2)) * 80], axis=1).astype(np.float32)
+    scores = rng.random(1200).astype(np.float32)
+    matrix = ob.nms(boxes, scores, 0.5)
+    monkeypatch.setattr(ob, "NMS_MATRIX_MAX", 100)
+    rows = ob.nms(boxes, scores, 0.5)
+    assert matrix.tolist() == rows.tolist() and 50 < len(rows) < 1200
+    kept = boxes[rows]
+    iou = ob.box_iou(kept, kept)
+    np.fill_diagonal(iou, 0)
+    assert iou.max() <= 0.5
+    # every dropped box overlaps a kept box with a higher score by more than 0.5
+    dropped = np.setdiff1d(np.arange(1200), rows)
+    cross = ob.box_iou(boxes[dropped], kept) > 0.5
+    assert (cross & (scores[rows][None, :] >= scores[dropped][:, None])).any(axis=1).all()
