@@ -215,6 +215,7 @@ def child_env(extra: dict | None = None) -> dict:
     env.setdefault("YOLO_VERBOSE", "false")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.pop("PTRACK_PROJECT", None)
+    env.setdefault("PTRACK_CACHE_DIR", str(shared_models_dir()))  # exports + INT8, built once
     env["COLUMNS"] = env.get("COLUMNS", "120")
     if extra:
         env.update(extra)
@@ -350,51 +351,16 @@ def read_frames(path: Path, n: int) -> list:
 
 
 def shared_models_dir() -> Path:
-    """Where benchmark projects share their OpenVINO exports (symlinked as PROJECT/models)."""
+    """The benchmarks' OpenVINO export and INT8 cache (``PTRACK_CACHE_DIR`` of every child)."""
     d = WORK / "models"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
 def fresh_project(name: str) -> Path:
-    """An empty project directory under WORK whose ``models/`` is the shared export cache."""
+    """An empty project directory under WORK (exports are shared through PTRACK_CACHE_DIR)."""
     root = WORK / name
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    (root / "models").symlink_to(shared_models_dir())
-    return root
-
-
-# ----------------------------------------------------------------------------- proposals
-PROPOSALS = BENCH / "proposals"
-
-
-def patched_tree(names: str | Sequence[str]) -> Path | None:
-    """A copy of ptrack (and configs) under WORK with ``proposals/NAME.patch`` applied.
-
-    ``names``: one patch name, several comma separated, or a list (applied in order). Returns
-    the copy's root (put it first on PYTHONPATH; run children from outside the repository, or
-    as scripts, so the repository's own ``ptrack`` is not found first), or None when a patch
-    no longer applies to the current code (then the proposal needs refreshing).
-    """
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    patches = [PROPOSALS / f"{n}.patch" for n in names]
-    if not patches or not all(p.exists() for p in patches):
-        return None
-    root = WORK / ("patched-" + "+".join(names))
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "ptrack", root / "ptrack",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "configs", root / "configs")
-    for patch in patches:
-        done = subprocess.run(["patch", "-p1", "--quiet", "--forward", "-i", str(patch)],
-                              cwd=root, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"note: proposals/{patch.name} does not apply to the current code: "
-                  f"{(done.stderr or done.stdout).strip()[:200]}", flush=True)
-            return None
     return root

@@ -2,20 +2,11 @@
 
     shape     OpenVINO input shaped to the video (640x384 for 16:9, 640x480 for 4:3) vs the
               640x640 square: bare inference frames/s, same frames.
-    hint      OpenVINO threading on 2 cores: LATENCY (1 stream x 2 threads, synchronous, what
-              Ultralytics compiles), LATENCY with 1 thread, THROUGHPUT (2 streams x 1 thread,
-              AsyncInferQueue); and bf16 (AMX, the CPU plugin's default here) vs f32. Bare
-              inference through bench/fastdet.py on pre-decoded frames.
-    pipeline  ``ptrack detect`` end to end as shipped vs with proposals/fast-openvino.patch
-              (direct OpenVINO, THROUGHPUT + async requests, preprocessing folded into the
-              model, numpy NMS input), vs the same with the letterbox moved into the reader
-              thread (bench/fastdet.py swapped in at run time).
     batch     ``ptrack detect --batch`` 1 / 8 / 16 end to end.
     decode    the reader's decode rate alone (OpenCV/FFmpeg), 640x480 and 1080p.
     stride    ``--stride`` 1 / 2 / 3 on TUD-Stadtmitte: detect rate, then ``track``, ``group``
               and ``eval gt.txt``: what the skipped frames cost in coverage (persons level;
-              group interpolates the gaps); and the same with ByteTrack stepping over the
-              detected frames only (``worker_stride``: a fix for the track stage to take).
+              ``track`` steps ByteTrack over the detected frames only; group interpolates).
     overlap   the per-row overlap loop in ``appearance.pick_descriptor_samples`` (group's
               descriptor sampling) vs a vectorised version, on the 54k-frame project.
     inserts   SQLite: executemany in one transaction (Store.replace_detections) vs one
@@ -23,7 +14,10 @@
     imports   ``python -X importtime -c "import ptrack.cli"`` and what the heavy modules
               would cost if the CLI imported them eagerly.
 
-Run: ``python bench/levers.py [--only shape,hint,...] [--repeats 3]``
+OpenVINO hint, batch size and precision (f32 / bf16 / INT8) of the product's detector are
+measured by ``detect_speed.py`` (bare and end to end, interleaved).
+
+Run: ``python bench/levers.py [--only shape,batch,...] [--repeats 3]``
 """
 
 from __future__ import annotations
@@ -44,7 +38,7 @@ import detect_speed as ds  # noqa: E402
 from common import Report, finish, median, python_worker, run_child  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
-ALL = ("shape", "hint", "pipeline", "batch", "decode", "stride", "overlap", "inserts", "imports")
+ALL = ("shape", "batch", "decode", "stride", "overlap", "inserts", "imports")
 VIDEO_480 = common.TUD_STADTMITTE / "TUD-Stadtmitte.mp4"
 
 
@@ -55,15 +49,11 @@ def best_of(fn, repeats: int) -> tuple[float, list[float]]:
 
 
 def project_for(label: str) -> Path:
-    """detect_speed's project (shares the OpenVINO export cache) or a fresh one."""
+    """detect_speed's project or a fresh one (exports are shared through PTRACK_CACHE_DIR)."""
     root = common.WORK / f"detect-{label}"
     if not (root / "ptrack.db").exists():
         root = common.fresh_project(f"detect-{label}")
     return root
-
-
-def ensure_export(video: Path, project: Path, width: int = 0, height: int = 0) -> None:
-    ds.bare(video, project, 8, width=width, height=height)
 
 
 # ----------------------------------------------------------------------------- levers
@@ -71,14 +61,13 @@ def lever_shape(report: Report, repeats: int) -> None:
     for label, video in (("480p", VIDEO_480), ("1080p", common.make_1080p())):
         if not video.exists():
             continue
-        project = project_for(label)
         info = common.video_info(video)
-        ensure_export(video, project)
-        ensure_export(video, project, 640, 640)
         shaped, sq = [], []
+        ds.bare(video, 16, precision="f32")  # exports once (cached)
+        ds.bare(video, 16, precision="f32", _width=640, _height=640)
         for _ in range(repeats):  # interleaved
-            shaped.append(ds.bare(video, project, 160)["fps"])
-            sq.append(ds.bare(video, project, 160, width=640, height=640)["fps"])
+            shaped.append(ds.bare(video, 160, precision="f32")["fps"])
+            sq.append(ds.bare(video, 160, precision="f32", _width=640, _height=640)["fps"])
         from ptrack.detector import input_shape
 
         h, w = input_shape(640, info["width"], info["height"])
@@ -87,80 +76,11 @@ def lever_shape(report: Report, repeats: int) -> None:
                    note=f"{median(shaped):.1f} vs {median(sq):.1f} frames/s bare")
 
 
-def worker_hint(video: str, project: str, frames: int, spec: str) -> None:
-    """Bare inference with bench/fastdet.py compiled per ``spec``."""
-    import fastdet
-
-    opts = json.loads(spec)
-    images = common.read_frames(Path(video), frames)
-    info = common.video_info(Path(video))
-    cfg = common.detect_settings()["detect"]
-    det = fastdet.load_fast_detector(cfg, width=info["width"], height=info["height"],
-                                     project=Path(project), **opts)
-    det(images[:8])
-    t0 = time.perf_counter()
-    for i in range(0, len(images), 8):
-        det(images[i:i + 8])
-    dt = time.perf_counter() - t0
-    print(json.dumps({"fps": len(images) / dt, "requests": det.requests}))
-
-
-def lever_hint(report: Report, repeats: int) -> None:
-    video = VIDEO_480
-    project = project_for("480p")
-    ensure_export(video, project)
-    specs = {"LATENCY, 2 threads (Ultralytics' choice)": {"mode": "LATENCY"},
-             "LATENCY, 1 thread": {"mode": "LATENCY", "threads": 1},
-             "THROUGHPUT, 2 streams x 1 thread, async": {"mode": "THROUGHPUT"},
-             "THROUGHPUT, f32 instead of bf16": {"mode": "THROUGHPUT", "precision": "f32"},
-             "LATENCY, f32 instead of bf16": {"mode": "LATENCY", "precision": "f32"}}
-    rates: dict[str, list[float]] = {k: [] for k in specs}
-    for _ in range(repeats):
-        for name, spec in specs.items():
-            out = run_child(python_worker(SCRIPT, "hint", str(video), str(project), "160",
-                                          json.dumps(spec))).json()
-            rates[name].append(out["fps"])
-    base = median(rates["LATENCY, 2 threads (Ultralytics' choice)"])
-    ultra = median([ds.bare(video, project, 160)["fps"] for _ in range(repeats)])
-    report.add("hint 640x480: Ultralytics predictor (ptrack today), bare", ultra, "frames/s")
-    for name, r in rates.items():
-        report.add(f"hint 640x480: {name}", median(r), "frames/s",
-                   note=f"{median(r) / base:.2f}x LATENCY-2; runs " + ", ".join(f"{x:.1f}" for x in r))
-
-
-def lever_pipeline(report: Report, repeats: int) -> None:
-    tree = common.patched_tree("fast-openvino")
-    variants = {"as shipped (Ultralytics predictor)": ({}, None),
-                "proposals/fast-openvino.patch (direct OpenVINO, THROUGHPUT)": ({}, tree),
-                "bench/fastdet.py, THROUGHPUT + letterbox in the reader thread":
-                    ({"_fast": {"mode": "THROUGHPUT", "prepare_in_reader": True}}, None)}
-    if tree is None:
-        variants.pop("proposals/fast-openvino.patch (direct OpenVINO, THROUGHPUT)")
-        variants["bench/fastdet.py, THROUGHPUT"] = ({"_fast": {"mode": "THROUGHPUT"}}, None)
-    for label, video, frames in (("480p", VIDEO_480, 0), ("1080p", common.make_1080p(), 600)):
-        if not video.exists():
-            continue
-        project = common.fresh_project(f"levers-{label}")
-        ds.e2e(video, project, max_frames=8)
-        rates: dict[str, list[float]] = {k: [] for k in variants}
-        for _ in range(repeats):  # interleaved
-            for name, (over, t) in variants.items():
-                rates[name].append(ds.e2e(video, project, max_frames=frames, overrides=over,
-                                          tree=t)["fps"])
-        info = common.video_info(video)
-        base = median(rates["as shipped (Ultralytics predictor)"])
-        span = f"first {frames} frames" if frames else "whole clip"
-        for name, r in rates.items():
-            report.add(f"pipeline {info['width']}x{info['height']}: {name}", median(r), "frames/s",
-                       note=f"{median(r) / base:.2f}x as shipped; {span}; runs "
-                            + ", ".join(f"{x:.1f}" for x in r))
-
-
 def lever_batch(report: Report, repeats: int) -> None:
     video = VIDEO_480
     project = project_for("480p")
     ds.e2e(video, project, max_frames=8)
-    rates: dict[int, list[float]] = {1: [], 8: [], 16: []}
+    rates: dict[int, list[float]] = {1: [], 8: [], 16: []}  # end to end, default precision
     for _ in range(repeats):
         for b in rates:
             rates[b].append(ds.e2e(video, project, batch=b)["fps"])
@@ -204,7 +124,7 @@ def lever_stride(report: Report, repeats: int) -> None:
         pre = ["--project", str(project)]
         run_child(common.ptrack_cmd(*pre, "detect", str(VIDEO_480), "--model", common.MODEL,
                                     "--classes", common.CLASSES, "--stride", str(stride)))
-        fps = [ds.e2e(VIDEO_480, project, overrides={"stride": stride})["fps"]
+        fps = [ds.e2e(VIDEO_480, project, stride=stride)["fps"]
                for _ in range(repeats)]
         # the e2e runs redo the detections with the same settings: track, group, score them
         run_child(common.ptrack_cmd(*pre, "track"))
@@ -217,41 +137,9 @@ def lever_stride(report: Report, repeats: int) -> None:
                    note=f"HOTA {float(p.get('HOTA', float('nan'))):.1f}, IDF1 "
                         f"{float(p.get('IDF1', float('nan'))):.1f}, IDSW {p.get('IDSW')}, "
                         f"{cov - base_cov:+.1f} points vs stride 1")
-        if stride > 1:  # the tracker stepping over the detected frames only (see worker_stride)
-            run_child(python_worker(SCRIPT, "stride", str(project), str(stride)))
-            res = json.loads(run_child(common.ptrack_cmd(*pre, "eval", str(gt), "--json")).stdout)
-            p = res.get("persons", {})
-            cov2 = float(p.get("coverage", float("nan")))
-            report.add(f"stride {stride}: persons coverage, tracker fed detected frames only", cov2,
-                       "%", note=f"HOTA {float(p.get('HOTA', float('nan'))):.1f}, IDF1 "
-                                 f"{float(p.get('IDF1', float('nan'))):.1f}, IDSW {p.get('IDSW')}, "
-                                 f"{cov2 - base_cov:+.1f} points vs stride 1")
         # detected frames per second of video: stride N processes 1 frame in N
         report.add(f"stride {stride}: video frames/s covered", median(fps) * stride, "frames/s",
                    note=f"{median(fps):.1f} detected frames/s x {stride}")
-
-
-def worker_stride(project: str, stride: int) -> None:
-    """track + group with ByteTrack stepping over the detected frames only (frame // stride,
-    fps / stride): today ``track`` feeds it every frame, so with ``--stride`` every other step
-    is empty and ByteTrack drops each new track before its confirming second match."""
-    import ptrack.track as T
-    from ptrack.config import load_config
-    from ptrack.stages import run_group, run_track
-    from ptrack.store import Store
-
-    original = T.track_detections
-
-    def on_detected_frames(frame, xyxy, conf, cls=None, *, fps, **params):
-        return original(np.asarray(frame) // stride, xyxy, conf, cls, fps=fps / stride, **params)
-
-    T.track_detections = on_detected_frames
-    cfg = load_config()
-    with Store.open(project, create=False) as store:
-        v = store.video()
-        run_track(store, v, cfg, log=lambda m: None)
-        run_group(store, v, cfg, log=lambda m: None)
-    print(json.dumps({"ok": True}))
 
 
 def _covered_loop(frame, xyxy, of, ob):
@@ -383,8 +271,7 @@ def lever_imports(report: Report, repeats: int) -> None:
                    "ms", note="kept lazy: imported inside the commands that need it")
 
 
-LEVERS = {"shape": lever_shape, "hint": lever_hint, "pipeline": lever_pipeline,
-          "batch": lever_batch, "decode": lever_decode, "stride": lever_stride,
+LEVERS = {"shape": lever_shape, "batch": lever_batch, "decode": lever_decode, "stride": lever_stride,
           "overlap": lever_overlap, "inserts": lever_inserts, "imports": lever_imports}
 
 
@@ -416,11 +303,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         kind, rest = sys.argv[2], sys.argv[3:]
-        if kind == "hint":
-            worker_hint(rest[0], rest[1], int(rest[2]), rest[3])
-        elif kind == "stride":
-            worker_stride(rest[0], int(rest[1]))
-        elif kind == "decode":
+        if kind == "decode":
             worker_decode(rest[0], int(rest[1]), int(rest[2]))
         sys.exit(0)
     main()

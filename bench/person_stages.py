@@ -121,16 +121,11 @@ def build(frames: int, with_crops: bool, rebuild: bool = False) -> tuple[Path, d
     return root, info
 
 
-def time_stages(root: Path, tree: Path | None = None) -> dict:
-    """Each stage's CLI in its own process: wall, internal seconds, peak RSS.
-
-    ``tree``: run ptrack from this patched copy (common.patched_tree) instead of the repo.
-    """
+def time_stages(root: Path) -> dict:
+    """Each stage's CLI in its own process: wall, internal seconds, peak RSS."""
     out = {}
     for stage in ("track", "group", "rank"):
-        child = run_child(ptrack_cmd("--project", str(root), stage), timeout=3600,
-                          env={"PYTHONPATH": str(tree)} if tree else None,
-                          cwd=common.WORK if tree else None)
+        child = run_child(ptrack_cmd("--project", str(root), stage), timeout=3600)
         m = re.search(r"done in ([0-9.]+) s \((.*)\)", child.stdout)
         out[stage] = {"wall": child.wall, "maxrss_mb": child.maxrss_mb,
                       "inside_s": float(m.group(1)) if m else None,
@@ -146,9 +141,6 @@ def main() -> None:
     ap.add_argument("--no-crops", action="store_true", help="import-like project, no crops")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--build-only", action="store_true")
-    ap.add_argument("--proposal", default="", help="also time the stages with these "
-                    "bench/proposals patches applied (comma separated), e.g. "
-                    "stream-descriptors,vectorised-overlap")
     args = ap.parse_args()
     t0 = time.perf_counter()
     report = Report("person_stages" if not args.no_crops else "person_stages_nocrops")
@@ -178,20 +170,6 @@ def main() -> None:
     report.add(f"stages ({label}): peak memory", peak / 1024, "GB", 2.0, "<=",
                note="max ru_maxrss of the 3")
     report.details["stages"] = stages
-    tree = common.patched_tree(args.proposal) if args.proposal else None
-    if tree is not None:
-        print(f"with proposals {args.proposal}:", flush=True)
-        patched = time_stages(root, tree)
-        p_total = sum(s["wall"] for s in patched.values())
-        p_peak = max(s["maxrss_mb"] for s in patched.values())
-        for stage, s in patched.items():
-            report.add(f"stages ({label}) +{args.proposal}: {stage}", s["wall"], "s",
-                       note=f"{s['inside_s']} s inside; peak {s['maxrss_mb']:,.0f} MB")
-        report.add(f"stages ({label}) +{args.proposal}: track+group+rank", p_total, "s",
-                   note=f"bar 45 s applies once merged; {total / p_total:.2f}x faster")
-        report.add(f"stages ({label}) +{args.proposal}: peak memory", p_peak / 1024, "GB",
-                   note="bar 2 GB applies once merged")
-        report.details["stages_patched"] = {"proposal": args.proposal, **patched}
     finish(report, t0)
 
 

@@ -5,8 +5,7 @@
     python bench/run_all.py --summary     # reprint the table from bench/out/results/*.json
 
 Each script runs in its own process, in this order (later ones reuse what earlier ones built):
-detect_speed.py, crop_store.py, person_stages.py (with crops, and the stage proposals timed
-too; then --no-crops, the import-like project), answers.py, levers.py. The table is also
+detect_speed.py, precision_coverage.py, crop_store.py, person_stages.py (with crops; then --no-crops, the import-like project), answers.py, levers.py. The table is also
 written as Markdown to bench/out/summary.md. Exit status 0 whatever the verdicts (a benchmark
 is a measurement, not a test); 1 only when a script itself crashed.
 """
@@ -25,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import RESULTS, Metric, fmt_bar, fmt_value, machine_summary, print_table  # noqa: E402
 
-SCRIPTS = [("detect_speed", []), ("crop_store", []),
-           ("person_stages", ["--proposal", "stream-descriptors,vectorised-overlap"]),
+SCRIPTS = [("detect_speed", []), ("precision_coverage", []), ("crop_store", []),
+           ("person_stages", []),
            ("person_stages", ["--no-crops"]), ("answers", []), ("levers", [])]
 
 

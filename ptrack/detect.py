@@ -293,13 +293,14 @@ def detect_video(store: Store, path: Path, settings: dict, *, force: bool = Fals
     store.require_writable()
     store.set_crop_map_size(int(settings["crops"].get("initial_map_mb", 64)) << 20)
     detector = load_detector(settings["detect"], width=info.width, height=info.height,
-                             project=store.root)
+                             project=store.root, video=path, frame_count=info.frame_count, log=log)
     if force:
         note = store.rebuild_crops_if_broken()
         if note:
             log(note)
     video = register_video(store, info, log)
     summary = DetectSummary(video=video.name, status="done", backend=detector.backend)
+    summary.notes.append(detector.precision_note)
     with video_lock(store, video.id), _sigterm_as_interrupt():
         plan, last = _plan(store, video, wanted, force)
         if plan == "skip":
@@ -333,6 +334,8 @@ def _undo_start(store: Store, video: Video, run_id: int, *, new_video: bool) -> 
 def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start: int,
                  summary: DetectSummary, progress: Progress | None, detector,
                  replace_from: int | None) -> DetectSummary:
+    from ptrack.detector import precision_info
+
     cfg = settings["detect"]
     stride, batch_size = max(1, int(cfg["stride"])), max(1, int(cfg["batch"]))
     end = video.frame_count if not cfg["max_frames"] else min(video.frame_count, int(cfg["max_frames"]))
@@ -403,6 +406,7 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
     stats = {"frames_covered": summary.total_frames, "detections": summary.detections,
              "crop_count": summary.crop_count, "crop_bytes": summary.crop_bytes,
              "seconds": round(summary.seconds, 3), "frames": summary.frames,
-             "backend": summary.backend, "stopped_at": summary.stopped_at}
+             "backend": summary.backend, "stopped_at": summary.stopped_at,
+             "precision": precision_info(detector)}
     store.finish_run(run_id, "done", stats)
     return summary

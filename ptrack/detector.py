@@ -1,7 +1,13 @@
-"""YOLO person detector: model lookup, class choice, torch and OpenVINO backends.
+"""YOLO person detector: model lookup (and fetch), class choice, precision, backends.
 
-Ultralytics is imported only here (and in ``track``), inside functions, with its auto-install
-and online checks switched off: ptrack never downloads or pip-installs in its user's name.
+Ultralytics is imported only here, in ``openvino_backend`` (export) and in ``track``, inside
+functions, with its auto-install and online checks switched off. The one download ptrack
+allows is Ultralytics' own official weights by name (``yolov8s.pt``) when the machine is online
+and the file is nowhere on disk; it says which file and where it goes.
+
+Backends: ``torch`` (Ultralytics' predictor; CUDA or CPU) and ``openvino``
+(:mod:`ptrack.openvino_backend`, async inference, INT8 from :mod:`ptrack.quantize`).
+Both suppress overlapping boxes across the chosen classes (class-agnostic NMS).
 """
 
 from __future__ import annotations
@@ -9,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -81,11 +85,85 @@ def find_model(name: str, project: Path | None = None) -> Path:
             looked.append(candidate)
             if candidate.is_file():
                 return candidate.resolve()
+    plan = fetch_plan(name, looked, official=_official_name(name, path), online=_online())
+    if plan[0] == "fetch":
+        return _fetch(name, plan[1])
+    raise PtrackError(plan[1])
+
+
+def _official_name(name: str, path: Path) -> bool:
+    """Is ``name`` a bare file name of Ultralytics' official weights (``yolov8s.pt``...)?"""
+    if len(path.parts) != 1 or not name.endswith(".pt"):
+        return False
+    try:
+        from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+    except ImportError:
+        return False
+    return name in GITHUB_ASSETS_NAMES
+
+
+def _online() -> bool:
+    """Can this machine resolve a public host? (Ultralytics' own check, without its switch.)"""
+    import socket
+
+    for host in ("one.one.one.one", "dns.google"):
+        try:
+            socket.getaddrinfo(host, 0, socket.AF_UNSPEC, 0, 0, socket.AI_ADDRCONFIG)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def ultralytics_weights_dir() -> Path:
+    """Where Ultralytics keeps downloaded weights (its settings' ``weights_dir``)."""
+    try:
+        from ultralytics.utils import SETTINGS
+
+        return Path(SETTINGS["weights_dir"])
+    except (ImportError, KeyError):
+        return Path.home() / ".config" / "Ultralytics" / "weights"
+
+
+def _ways_out(name: str, looked: list[Path]) -> str:
     where = ", ".join(str(p) for p in looked)
-    raise PtrackError(
-        f"model file '{name}' not found (looked in: {where}); ptrack does not download "
-        f"weights: Ultralytics fetches official ones only when online, so get it once on a "
-        f"connected machine or pass --model PATH")
+    return (f"pass --model PATH to a weights file, put {Path(name).name} in one of the places "
+            f"looked in ({where}), or name weights shipped in an installed package with "
+            f"--model pkg:PACKAGE/path/to/weights.pt")
+
+
+def fetch_plan(name: str, looked: list[Path], *, official: bool, online: bool) -> tuple[str, object]:
+    """What to do about weights not found on disk: ``("fetch", destination)`` when Ultralytics
+    knows ``name`` and the machine is online, else ``("error", message)``."""
+    if official and online:
+        return "fetch", ultralytics_weights_dir() / Path(name).name
+    if official:
+        return "error", (f"model file '{name}' not found and fetching Ultralytics' official "
+                         f"{name} failed: this machine is offline; {_ways_out(name, looked)}")
+    return "error", f"model file '{name}' not found; {_ways_out(name, looked)}"
+
+
+def _fetch(name: str, dest: Path) -> Path:
+    """Let Ultralytics download its official ``name`` to ``dest`` (online only)."""
+    import sys
+
+    print(f"fetching Ultralytics' official {name} into {dest} (once)", file=sys.stderr)
+    saved = os.environ.pop("YOLO_OFFLINE", None)
+    try:
+        from ultralytics.utils.downloads import attempt_download_asset
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        got = Path(attempt_download_asset(dest))
+        if not got.is_file():
+            raise OSError("no file was written")
+        return got.resolve()
+    except Exception as exc:  # network errors come in many kinds
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PtrackError(f"model file '{name}' not found and fetching Ultralytics' official "
+                          f"{name} failed ({reason}); {_ways_out(name, [dest])}") from None
+    finally:
+        if saved is not None:
+            os.environ["YOLO_OFFLINE"] = saved
 
 
 def file_hash(path: Path) -> str:
@@ -144,12 +222,16 @@ class Detector:
     classes: list[int] | None
     max_det: int
     names: dict[int, str]
+    precision: str = "f32"
+    precision_note: str = ""
+    gate: dict | None = None
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per frame: (xyxy float32 (N,4) in frame pixels, conf float32 (N,), cls int64 (N,))."""
         results = self.model.predict(list(frames), imgsz=list(self.imgsz), conf=self.conf,
                                      iou=self.iou, classes=self.classes, max_det=self.max_det,
-                                     device=self.device, verbose=False, half=False)
+                                     device=self.device, verbose=False, half=False,
+                                     agnostic_nms=True)
         out = []
         for r in results:
             b = r.boxes
@@ -184,34 +266,115 @@ def _load_yolo(path: Path, task: str | None = None):
         raise PtrackError(f"cannot load model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
-def _openvino_model(pt_path: Path, digest: str, shape: tuple[int, int], cache_root: Path):
-    """Export (once) and load the OpenVINO model for this weights file and input shape."""
-    target = cache_root / f"{digest[:16]}-{shape[0]}x{shape[1]}_openvino_model"  # suffix Ultralytics needs
-    xml = target / "model.xml"
-    if not xml.exists():
-        cache_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache_root, prefix=".export-") as tmp:
-            local = Path(tmp) / "model.pt"
-            shutil.copyfile(pt_path, local)
-            model = _load_yolo(local)
+def check_precision(settings: dict) -> None:
+    """Refuse an unknown ``precision`` or ``ov_hint`` (cheap: no model is loaded)."""
+    from ptrack.openvino_backend import HINTS, PRECISIONS
+
+    if settings.get("precision", "auto") not in PRECISIONS:
+        raise PtrackError(f"unknown precision '{settings.get('precision')}' (use "
+                          f"{', '.join(PRECISIONS)})")
+    if str(settings.get("ov_hint", "throughput")).lower() not in HINTS:
+        raise PtrackError(f"unknown detect.ov_hint '{settings.get('ov_hint')}' (use "
+                          f"{' or '.join(HINTS)})")
+
+
+def precision_info(detector) -> dict:
+    """What a run should store about the precision it ran in (and the INT8 gate's figures)."""
+    return {"precision": detector.precision, "why": detector.precision_note, "gate": detector.gate}
+
+
+def _resolve_precision(settings: dict, caps: list[str], int8_dir, gate: dict | None) -> tuple[str, str]:
+    """(precision to run, why) for the OpenVINO backend. ``int8_dir`` None = no INT8 model
+    (its reason in ``gate['error']``); ``gate`` = the gate record of the INT8 model."""
+    from ptrack.quantize import gate_verdict
+
+    asked = settings.get("precision", "auto")
+    has_bf16 = "BF16" in caps
+    caps_text = ", ".join(caps)
+    if asked == "f32":
+        return "f32", "f32 asked for (--precision f32)"
+    if asked == "bf16":
+        if not has_bf16:
+            raise PtrackError(f"--precision bf16: this CPU has no bf16 in OpenVINO (it offers "
+                              f"{caps_text}); use f32, int8 or auto")
+        return "bf16", "bf16 asked for (--precision bf16)"
+    floating = "bf16" if has_bf16 else "f32"
+    if int8_dir is None:
+        why = (gate or {}).get("error", "no INT8 model")
+        if asked == "int8":
+            raise PtrackError(f"--precision int8: {why}")
+        return floating, f"auto: {floating} ({why})"
+    figures = gate["figures"]
+    ok, fails = gate_verdict(figures, settings)
+    text = (f"agreement with f32 at IoU 0.5 {min(figures['recall'], figures['precision']):.3f}, "
+            f"median IoU {figures['median_iou']:.3f}, confidence shift {figures['conf_shift']:.3f} "
+            f"on {figures['frames']} held-aside frames")
+    if asked == "int8":
+        return "int8", f"int8 asked for (gate {'passed' if ok else 'failed: ' + fails}; {text})"
+    if ok:
+        return "int8", f"auto: int8, it passed the accuracy gate ({text})"
+    return floating, f"auto: {floating}, INT8 failed the accuracy gate ({fails})"
+
+
+def _load_openvino(settings: dict, pt_path: Path, shape: tuple[int, int], *, names, classes,
+                   video: Path | None, frame_count: int, log) -> object:
+    from ptrack import openvino_backend as ob
+
+    asked = settings.get("precision", "auto")
+    if asked not in ob.PRECISIONS:
+        raise PtrackError(f"unknown precision '{asked}' (use {', '.join(ob.PRECISIONS)})")
+    hint = str(settings.get("ov_hint", "throughput")).lower()
+    if hint not in ob.HINTS:
+        raise PtrackError(f"unknown detect.ov_hint '{hint}' (use {' or '.join(ob.HINTS)})")
+    caps = ob.cpu_capabilities()
+    if asked == "bf16" and "BF16" not in caps:
+        _resolve_precision(settings, caps, None, None)  # raises the message
+    f32_dir = ob.export_ir(pt_path, file_hash(pt_path), shape, log=log)
+    int8_dir, gate = None, None
+    if asked in ("auto", "int8"):
+        from ptrack import quantize
+
+        cached = ob.export_dir(file_hash(pt_path), shape, "int8")
+        if (cached / "gate.json").exists():
+            int8_dir = cached
+        elif video is None or frame_count <= 0:
+            gate = {"error": "no INT8 model for this model and input shape yet, and no video to "
+                             "calibrate one on"}
+        elif asked == "auto" and frame_count < int(settings.get("int8_min_frames", 2000)):
+            gate = {"error": f"no INT8 model for this model and input shape yet; building one "
+                             f"pays from {int(settings.get('int8_min_frames', 2000))} frames, "
+                             f"this video has {frame_count} (--precision int8 builds it now)"}
+        else:
             try:
-                import warnings
+                int8_dir = quantize.quantize_int8(
+                    f32_dir, video, frame_count, shape, calib_frames=int(settings.get("int8_calib_frames", 300)),
+                    gate_frames=int(settings.get("int8_gate_frames", 60)), log=log)
+            except PtrackError as exc:
+                if asked == "int8":
+                    raise
+                gate = {"error": str(exc)}
+        if int8_dir is not None:
+            gate = quantize.load_gate(int8_dir)
+    precision, why = _resolve_precision(settings, caps, int8_dir, gate)
+    xml = (int8_dir if precision == "int8" else f32_dir) / "model.xml"
+    compiled, requests = ob.compile_ir(xml, hint=hint, precision="bf16" if precision == "bf16" else "f32")
+    return ob.OpenVINODetector(compiled=compiled, imgsz=shape, conf=float(settings["conf"]),
+                               iou=float(settings["iou"]), classes=classes,
+                               max_det=int(settings["max_det"]), names=names, requests=requests,
+                               precision=precision, precision_note=why,
+                               gate=gate.get("figures") if gate else None)
 
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    exported = model.export(format="openvino", imgsz=list(shape), half=False,
-                                            dynamic=False, batch=1, verbose=False)
-            except Exception as exc:
-                raise PtrackError(f"OpenVINO export of {pt_path} failed: {exc}") from None
-            exported = Path(exported)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(exported, target)
-    return _load_yolo(target, task="detect")
 
+def load_detector(settings: dict, *, width: int, height: int, project: Path,
+                  video: Path | None = None, frame_count: int = 0, log=None):
+    """Build a detector from the ``detect`` settings for a video of this size.
 
-def load_detector(settings: dict, *, width: int, height: int, project: Path) -> Detector:
-    """Build a :class:`Detector` from the ``detect`` settings for a video of this size."""
+    ``video`` and ``frame_count`` let the OpenVINO backend calibrate INT8 on that video the
+    first time (``precision`` auto or int8); ``log`` gets one-time messages (export, INT8).
+    The result has ``precision`` and ``precision_note`` (which precision runs and why) and
+    ``gate`` (the INT8 accuracy gate's figures, or None): see :func:`precision_info`.
+    """
+    check_precision(settings)
     quiet_ultralytics()
     path = find_model(settings["model"], project)
     import torch  # noqa: F401  (after the environment is set)
@@ -231,11 +394,14 @@ def load_detector(settings: dict, *, width: int, height: int, project: Path) -> 
         raise PtrackError("backend openvino asked for, but the openvino package is not installed")
     shape = input_shape(settings["imgsz"], width, height)
     if backend == "openvino":
-        model = _openvino_model(path, file_hash(path), shape, project / "models")
-        device = "cpu"
-    else:
-        if device == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)  # Ultralytics leaves one core idle
-    return Detector(model=model, backend=backend, device=device, imgsz=shape,
+        return _load_openvino(settings, path, shape, names=names, classes=classes, video=video,
+                              frame_count=frame_count, log=log)
+    precision = settings.get("precision", "auto")
+    if precision not in ("auto", "f32"):
+        raise PtrackError(f"--precision {precision} needs the OpenVINO backend (--backend openvino)")
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)  # Ultralytics leaves one core idle
+    return Detector(model=model, backend="torch", device=device, imgsz=shape,
                     conf=float(settings["conf"]), iou=float(settings["iou"]), classes=classes,
-                    max_det=int(settings["max_det"]), names=names)
+                    max_det=int(settings["max_det"]), names=names, precision="f32",
+                    precision_note=f"torch backend on {device}: f32")

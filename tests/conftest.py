@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+# OpenVINO exports and INT8 models: one cache for the whole test session, never the user's
+os.environ["PTRACK_CACHE_DIR"] = tempfile.mkdtemp(prefix="ptrack-test-models-")
+atexit.register(shutil.rmtree, os.environ["PTRACK_CACHE_DIR"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

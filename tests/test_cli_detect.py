@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,9 +109,11 @@ def test_detect_with_test_model_stores_boxes_and_crops(tmp_path, walking_pair, p
     for data in crops[:10]:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         assert img is not None and img.shape[0] <= 256 and img.shape[1] <= 128
-    # the export is cached in the project, keyed by model hash and input shape
-    assert len(list((proj / "models").glob("*-288x480_openvino_model/model.xml"))) == 0
-    assert len(list((proj / "models").glob("*-384x640_openvino_model/model.xml"))) == 1
+    # the export is cached per user (PTRACK_CACHE_DIR in tests), keyed by model hash and shape
+    cache = Path(os.environ["PTRACK_CACHE_DIR"])
+    assert len(list(cache.glob("*-288x480/model.xml"))) == 0
+    assert len(list(cache.glob("*-384x640/model.xml"))) == 1
+    assert not (proj / "models").exists()
 
     again = detect(proj, walking_pair, "--model", person_model, "--classes", "all",
                    "--backend", "openvino")

@@ -43,6 +43,9 @@ def detect_options() -> list[inspect.Parameter]:
         ("max_frames", Optional[int], dict(min=0, help="Stop after N frames (0 = all)."
                                                       + _default("max_frames"))),
         ("batch", Optional[int], dict(min=1, help="Frames per batch." + _default("batch"))),
+        ("precision", Optional[str], dict(help="auto | f32 | bf16 | int8 (OpenVINO); auto = INT8 "
+                                               "when it passes its accuracy gate."
+                                               + _default("precision"))),
     ]
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                               annotation=Annotated[kind, typer.Option(show_default=False, **opts)])
