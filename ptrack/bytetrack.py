@@ -64,23 +64,30 @@ def det_geometry(xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return box, xyah, valid
 
 
-def _iou_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 - IoU of float32 boxes a (n, 4) x b (m, 4), computed as Ultralytics' ``bbox_ioa``."""
-    ax1, ay1, ax2, ay2 = a[:, 0:1], a[:, 1:2], a[:, 2:3], a[:, 3:4]
-    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    inter = (np.minimum(ax2, bx2) - np.maximum(ax1, bx1)).clip(0) * (
-        np.minimum(ay2, by2) - np.maximum(ay1, by1)).clip(0)
-    area = ((bx2 - bx1) * (by2 - by1) + (ax2 - ax1) * (ay2 - ay1)) - inter
-    return np.float32(1) - inter / (area + np.float32(1e-7))
+def _area(box: np.ndarray) -> np.ndarray:
+    """Areas of float32 xyxy boxes, computed as ``bbox_ioa`` does."""
+    return (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+
+
+def _iou_cost(a: np.ndarray, a_area: np.ndarray, b: np.ndarray, b_area: np.ndarray) -> np.ndarray:
+    """1 - IoU of float32 boxes a (n, 4) x b (m, 4) with their areas, as Ultralytics' ``bbox_ioa``."""
+    wh = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh -= np.maximum(a[:, None, :2], b[None, :, :2])
+    np.maximum(wh, 0, out=wh)
+    inter = wh[..., 0] * wh[..., 1]
+    union = (b_area[None, :] + a_area[:, None]) - inter
+    union += np.float32(1e-7)
+    return np.float32(1) - inter / union
 
 
 def _boxes(state: np.ndarray) -> np.ndarray:
     """Kalman means (n, 24 state rows) -> float32 xyxy, as ``STrack.xyxy``."""
-    x, y, a, h = state[:, 0], state[:, 1], state[:, 2], state[:, 3]
-    w = a * h
-    x1 = x - w / 2
-    y1 = y - h / 2
-    return np.stack([x1, y1, x1 + w, y1 + h], axis=1).astype(np.float32)
+    out = np.empty((len(state), 4))
+    out[:, 2] = state[:, 2] * state[:, 3]  # w = a * h
+    out[:, 3] = state[:, 3]
+    out[:, :2] = state[:, :2] - out[:, 2:] / 2
+    out[:, 2:] += out[:, :2]
+    return out.astype(np.float32)
 
 
 def _initiate(z: np.ndarray) -> np.ndarray:
@@ -141,7 +148,39 @@ def _update(s: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def _assign(cost: np.ndarray, thresh: float, lapjv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(matched rows, their columns, unmatched columns mask) of a thresholded assignment."""
+    """Thresholded minimum-cost assignment, as ``lap.lapjv(cost, extend_cost=True, cost_limit=thresh)``.
+
+    Returns (matched rows, their columns, mask of unmatched columns). Pairs costing less than
+    ``thresh`` may match; the matching minimises the total cost with every unmatched row or
+    column costing ``thresh / 2``. When every row's cheapest candidate is strictly cheapest and
+    no two rows want the same column (or the same holds by columns), that is the unique optimum,
+    found here without calling lapjv (its wrapper costs ~50 us a call); otherwise lapjv decides.
+    """
+    c = cost.astype(np.float64)  # lapjv compares in double precision
+    n, m = c.shape
+    cand = c < thresh
+    if not (c == thresh).any():
+        for t in (False, True):
+            cc, cm = (c.T, cand.T) if t else (c, cand)
+            masked = np.where(cm, cc, np.inf)
+            best = masked.argmin(1)
+            has = cm.any(1)
+            rows = np.flatnonzero(has)
+            cols = best[rows]
+            if len(set(cols.tolist())) < len(cols):
+                continue  # two rows want one column
+            if len(rows):
+                picked = masked[rows, cols]
+                masked[rows, cols] = np.inf
+                if (masked[rows].min(1) <= picked).any():
+                    continue  # a tie for a row's cheapest column
+            if t:
+                rows, cols = cols, rows
+                order = np.argsort(rows)
+                rows, cols = rows[order], cols[order]
+            free = np.ones(m, dtype=bool)
+            free[cols] = False
+            return rows, cols, free
     _, x, y = lapjv(cost, extend_cost=True, cost_limit=thresh)
     rows = np.flatnonzero(x >= 0)
     return rows, x[rows], y < 0
@@ -189,145 +228,179 @@ def bytetrack(
     box, xyah, valid = det_geometry(xyxy)
     high = valid & (conf >= track_high_thresh)
     low = valid & (conf > track_low_thresh) & (conf < track_high_thresh)
-    new_ok = conf >= new_track_thresh
     hi_rows, lo_rows = np.flatnonzero(high), np.flatnonzero(low)
     hi_b = np.searchsorted(hi_rows, bounds).tolist()
     lo_b = np.searchsorted(lo_rows, bounds).tolist()
-    new_ok_l = new_ok.tolist()
     hi_box, hi_xyah, hi_conf = box[hi_rows], xyah[hi_rows], conf[hi_rows]
+    hi_area = _area(hi_box)
+    hi_new = (hi_conf >= new_track_thresh).tolist()
     lo_box, lo_xyah = box[lo_rows], xyah[lo_rows]
+    lo_area = _area(lo_box)
     hi_rows_l, lo_rows_l = hi_rows.tolist(), lo_rows.tolist()
+    one = np.float32(1)
 
-    # per-track state: Kalman arrays by slot, scalars in Python lists (cheap to read one at a time)
-    cap = 64
+    # Per-track state by slot: Kalman state, its box and box area in arrays; scalars in Python
+    # lists (cheap to read one at a time). Slots are never reused.
+    cap = 256
     kal = np.zeros((cap, 24))
+    tbox = np.zeros((cap, 4), np.float32)
+    tarea = np.zeros(cap, np.float32)
     state: list[int] = []
     activated: list[bool] = []
-    last: list[int] = []  # frame_id of the last update
+    last: list[int] = []  # frame of the last update (Ultralytics' frame_id)
     start: list[int] = []
     tid: list[int] = []
-    first_row: list[int] = []
-    seen: list[bool] = []
+    first_row: list[int] = []  # row of an unconfirmed track's first box, -1 once reported
     det_row: list[int] = []
     tracked: list[int] = []  # slots, in Ultralytics' tracked_stracks order
     lost: list[int] = []  # slots, in lost_stracks order
-    removed_log: deque[int] = deque()  # slots in the removed list (last REMOVED_MEMORY entries)
+    removed_log: deque[int] = deque()  # slots in Ultralytics' removed list (last REMOVED_MEMORY)
     removed_count: dict[int, int] = {}
     out_rows: list[int] = []
     out_ids: list[int] = []
-    next_id = 1
 
-    n_frames = len(bounds) - 1
-    for k in range(n_frames):
+    for k in range(len(bounds) - 1):
         fid = k + 1
         h0, h1, l0, l1 = hi_b[k], hi_b[k + 1], lo_b[k], lo_b[k + 1]
-        if h0 == h1 and l0 == l1 and not tracked and not lost:
+        if h0 == h1 and not tracked and not lost:
             continue
-        activated_new: list[int] = []  # tracks appended to the tracked list this frame
         refind: list[int] = []
         lost_new: list[int] = []
         removed_now: list[int] = []
+        upd_slots: list[int] = []  # tracks matched to a high box, and that box
+        upd_meas: list[int] = []
+        low_slots: list[int] = []  # tracks matched to a low box, and that box
+        low_meas: list[int] = []
 
-        unconfirmed = [s for s in tracked if not activated[s]]
-        pool = [s for s in tracked if activated[s]]
-        n_tr = len(pool)
-        pool += lost
+        if lost:
+            pool = [s for s in tracked if activated[s]]
+            n_tr = len(pool)
+            pool += lost
+        else:
+            pool = [s for s in tracked if activated[s]]
+            n_tr = len(pool)
+        unconfirmed = [s for s in tracked if not activated[s]] if len(tracked) > n_tr else []
         n_hi = h1 - h0
-        u_hi = np.ones(n_hi, dtype=bool)  # high boxes not matched yet
-        u_pool = list(range(len(pool)))
+        rest = range(n_hi)  # high boxes (frame index) not matched yet
         if pool:
             pidx = np.array(pool)
             ps = _predict(kal[pidx], n_tr)
             kal[pidx] = ps
+            pb = _boxes(ps)
+            tbox[pidx] = pb
+            pa = _area(pb)
+            tarea[pidx] = pa
+            u_pool = pool
             if n_hi:
-                pbox = _boxes(ps)
-                cost = _iou_cost(pbox, hi_box[h0:h1])
+                cost = _iou_cost(pb, pa, hi_box[h0:h1], hi_area[h0:h1])
                 if fuse_score:
-                    cost = np.float32(1) - (np.float32(1) - cost) * hi_conf[h0:h1]
-                rows, cols, u_hi = _assign(cost, match_thresh, lapjv)
+                    cost = one - (one - cost) * hi_conf[h0:h1]
+                rows, cols, free = _assign(cost, match_thresh, lapjv)
                 if len(rows):
-                    slots = pidx[rows]
-                    kal[slots] = _update(ps[rows], hi_xyah[h0 + cols])
-                    matched = set(rows.tolist())
-                    u_pool = [i for i in u_pool if i not in matched]
+                    rest = np.flatnonzero(free).tolist()
+                    matched = set()
                     for i, c in zip(rows.tolist(), cols.tolist()):
                         s = pool[i]
-                        if state[s] == TRACKED:
-                            pass  # already in the tracked list
-                        else:
+                        matched.add(s)
+                        if state[s] != TRACKED:
                             state[s] = TRACKED
+                            activated[s] = True
                             refind.append(s)
-                        activated[s] = True
                         last[s] = fid
-                        det_row[s] = hi_rows_l[h0 + c]
+                        j = h0 + c
+                        det_row[s] = hi_rows_l[j]
+                        upd_slots.append(s)
+                        upd_meas.append(j)
+                    u_pool = [s for s in pool if s not in matched]
             # second stage: tracked tracks left over against the low-score boxes
-            r_tracked = [pool[i] for i in u_pool if state[pool[i]] == TRACKED]
+            r_tracked = [s for s in u_pool if state[s] == TRACKED]
             if r_tracked:
                 left = r_tracked
                 if l1 > l0:
                     ridx = np.array(r_tracked)
-                    cost = _iou_cost(_boxes(kal[ridx]), lo_box[l0:l1])
+                    cost = _iou_cost(tbox[ridx], tarea[ridx], lo_box[l0:l1], lo_area[l0:l1])
                     rows, cols, _ = _assign(cost, LOW_MATCH_THRESH, lapjv)
                     if len(rows):
-                        kal[ridx[rows]] = _update(kal[ridx[rows]], lo_xyah[l0 + cols])
+                        matched = set()
                         for i, c in zip(rows.tolist(), cols.tolist()):
                             s = r_tracked[i]
+                            matched.add(s)
                             last[s] = fid
-                            det_row[s] = lo_rows_l[l0 + c]
-                        matched = set(rows.tolist())
-                        left = [s for i, s in enumerate(r_tracked) if i not in matched]
+                            j = l0 + c
+                            det_row[s] = lo_rows_l[j]
+                            low_slots.append(s)
+                            low_meas.append(j)
+                        left = [s for s in r_tracked if s not in matched]
                 for s in left:
                     state[s] = LOST
                     lost_new.append(s)
         # unconfirmed tracks against the high boxes left
-        rest = np.flatnonzero(u_hi)  # indices into this frame's high boxes
         if unconfirmed:
-            if len(rest):
+            gone = unconfirmed
+            if rest:
+                ridx = np.array(rest) + h0
                 uidx = np.array(unconfirmed)
-                cost = _iou_cost(_boxes(kal[uidx]), hi_box[h0 + rest])
+                cost = _iou_cost(tbox[uidx], tarea[uidx], hi_box[ridx], hi_area[ridx])
                 if fuse_score:
-                    cost = np.float32(1) - (np.float32(1) - cost) * hi_conf[h0 + rest]
-                rows, cols, u_rest = _assign(cost, UNCONFIRMED_MATCH_THRESH, lapjv)
+                    cost = one - (one - cost) * hi_conf[ridx]
+                rows, cols, free = _assign(cost, UNCONFIRMED_MATCH_THRESH, lapjv)
                 if len(rows):
-                    kal[uidx[rows]] = _update(kal[uidx[rows]], hi_xyah[h0 + rest[cols]])
+                    matched = set()
                     for i, c in zip(rows.tolist(), cols.tolist()):
                         s = unconfirmed[i]
+                        matched.add(s)
                         activated[s] = True
                         last[s] = fid
-                        det_row[s] = hi_rows_l[h0 + int(rest[c])]
-                matched = set(rows.tolist())
-                gone = [s for i, s in enumerate(unconfirmed) if i not in matched]
-                rest = rest[u_rest]
-            else:
-                gone = unconfirmed
+                        j = h0 + rest[c]
+                        det_row[s] = hi_rows_l[j]
+                        upd_slots.append(s)
+                        upd_meas.append(j)
+                    gone = [s for s in unconfirmed if s not in matched]
+                    rest = [rest[i] for i in np.flatnonzero(free).tolist()]
             for s in gone:
                 state[s] = REMOVED
                 removed_now.append(s)
         # new tracks from the high boxes left
-        if len(rest):
-            starts = [h0 + int(j) for j in rest.tolist() if new_ok_l[hi_rows_l[h0 + int(j)]]]
+        new_slots: list[int] = []
+        if rest:
+            starts = [h0 + j for j in rest if hi_new[h0 + j]]
             if starts:
                 m = len(state)
                 need = m + len(starts)
                 if need > cap:
                     while cap < need:
                         cap *= 2
-                    grown = np.zeros((cap, 24))
-                    grown[:m] = kal[:m]
-                    kal = grown
-                kal[m:need] = _initiate(hi_xyah[starts])
+                    kal = np.concatenate([kal, np.zeros((cap - len(kal), 24))])
+                    tbox = np.concatenate([tbox, np.zeros((cap - len(tbox), 4), np.float32)])
+                    tarea = np.concatenate([tarea, np.zeros(cap - len(tarea), np.float32)])
+                ks = _initiate(hi_xyah[starts])
+                kal[m:need] = ks
+                nb = _boxes(ks)
+                tbox[m:need] = nb
+                tarea[m:need] = _area(nb)
                 for j in starts:
                     row = hi_rows_l[j]
                     state.append(TRACKED)
                     activated.append(fid == 1)
                     last.append(fid)
                     start.append(fid)
-                    tid.append(next_id)
-                    next_id += 1
+                    tid.append(len(tid) + 1)
                     first_row.append(-1 if fid == 1 else row)
-                    seen.append(False)
                     det_row.append(row)
-                    activated_new.append(len(state) - 1)
+                    new_slots.append(len(state) - 1)
+        if upd_slots or low_slots:  # Kalman update of every matched track at once
+            uidx = np.array(upd_slots + low_slots)
+            if not low_slots:
+                z = hi_xyah[upd_meas]
+            elif not upd_slots:
+                z = lo_xyah[low_meas]
+            else:
+                z = np.concatenate([hi_xyah[upd_meas], lo_xyah[low_meas]])
+            us = _update(kal[uidx], z)
+            kal[uidx] = us
+            ub = _boxes(us)
+            tbox[uidx] = ub
+            tarea[uidx] = _area(ub)
         # lost tracks past the buffer are removed (those lost this frame are not in the list yet)
         for s in lost:
             if fid - last[s] > track_buffer:
@@ -336,32 +409,33 @@ def bytetrack(
 
         # merge the pools (Ultralytics' merge_track_pools)
         tracked = [s for s in tracked if state[s] == TRACKED]
-        if activated_new or refind:
+        if new_slots or refind:
+            tracked += new_slots  # new slots are in no list yet
             have = set(tracked)
-            for s in activated_new + refind:
-                if s not in have:
-                    tracked.append(s)
-                    have.add(s)
+            tracked += [s for s in refind if s not in have]
         if lost or lost_new:
-            in_tracked = set(tracked)
-            lost = [s for s in lost if s not in in_tracked] + lost_new
+            if refind:
+                in_tracked = set(tracked)
+                lost = [s for s in lost if s not in in_tracked]
+            lost = lost + lost_new
             if removed_count:
                 lost = [s for s in lost if s not in removed_count]
-        for s in removed_now:
-            removed_log.append(s)
-            removed_count[s] = removed_count.get(s, 0) + 1
-        while len(removed_log) > REMOVED_MEMORY:
-            s = removed_log.popleft()
-            c = removed_count[s] - 1
-            if c:
-                removed_count[s] = c
-            else:
-                del removed_count[s]
+        if removed_now:
+            for s in removed_now:
+                removed_log.append(s)
+                removed_count[s] = removed_count.get(s, 0) + 1
+            while len(removed_log) > REMOVED_MEMORY:
+                s = removed_log.popleft()
+                c = removed_count[s] - 1
+                if c:
+                    removed_count[s] = c
+                else:
+                    del removed_count[s]
         if tracked and lost:  # a tracked and a lost track on the same object: keep the older
-            tb = _boxes(kal[np.array(tracked)])
-            lb = _boxes(kal[np.array(lost)])
-            dp, dq = np.nonzero(_iou_cost(tb, lb) < DUPLICATE_IOU_COST)
-            if len(dp):
+            tidx, lidx = np.array(tracked), np.array(lost)
+            close = _iou_cost(tbox[tidx], tarea[tidx], tbox[lidx], tarea[lidx]) < DUPLICATE_IOU_COST
+            if close.any():
+                dp, dq = np.nonzero(close)
                 drop_a, drop_b = set(), set()
                 for p, q in zip(dp.tolist(), dq.tolist()):
                     sp, sq = tracked[p], lost[q]
@@ -375,11 +449,11 @@ def bytetrack(
             if activated[s]:
                 out_rows.append(det_row[s])
                 out_ids.append(tid[s])
-                if not seen[s]:
-                    seen[s] = True
-                    if first_row[s] >= 0:
-                        out_rows.append(first_row[s])
-                        out_ids.append(tid[s])
+                r = first_row[s]
+                if r >= 0:
+                    first_row[s] = -1
+                    out_rows.append(r)
+                    out_ids.append(tid[s])
     if out_rows:
         raw[np.array(out_rows)] = np.array(out_ids)
     return raw
