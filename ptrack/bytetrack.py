@@ -41,146 +41,159 @@ UNCONFIRMED_MATCH_THRESH = 0.7  # new tracks against the next frame's high boxes
 DUPLICATE_IOU_COST = 0.15  # a tracked and a lost track closer than this are one object
 REMOVED_MEMORY = 1000  # Ultralytics keeps this many removed tracks (affects re-finding)
 
-# columns of the per-track Kalman state array
-_POS, _VEL, _PPP, _PPV, _PVP, _PVV = (slice(4 * i, 4 * i + 4) for i in range(6))
+# Rows of the Kalman state array (24, n), one column per track: mean position (x, y, a, h) and
+# velocity, then the covariance as four 2x2 blocks per coordinate (position/velocity).
+_POS, _VEL = slice(0, 4), slice(4, 8)
+_PPP, _PVP, _PPV, _PVV = slice(8, 12), slice(12, 16), slice(16, 20), slice(20, 24)
+# Noise standard deviations as h * W + C per coordinate (x, y, a, h): initial position and
+# velocity, process position and velocity, measurement (Ultralytics' KalmanFilterXYAH)
+_INIT_W = np.array([2 * STD_POS] * 2 + [0.0] + [2 * STD_POS] + [10 * STD_VEL] * 2 + [0.0] + [10 * STD_VEL])[:, None]
+_INIT_C = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])[:, None]
+_PROC_W = np.array([STD_POS] * 2 + [0.0] + [STD_POS] + [STD_VEL] * 2 + [0.0] + [STD_VEL])[:, None]
+_PROC_C = _INIT_C
+_MEAS_W = np.array([STD_POS] * 2 + [0.0] + [STD_POS])[:, None]
+_MEAS_C = np.array([0, 0, 1e-1, 0])[:, None]
 
 
 def det_geometry(xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Detection boxes as the tracker sees them: (xyxy float32, xyah float64, valid mask).
+    """Detection boxes as the tracker sees them: (xyxy float32 (N, 4), xyah float64 (N, 4), valid).
 
     Done in float32 in the same steps as Ultralytics (xyxy -> centre/size -> top-left/size), so
     IoUs and Kalman measurements agree with it bit for bit.
     """
-    xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
-    c = (xyxy[:, :2] + xyxy[:, 2:]) / np.float32(2)
-    wh = xyxy[:, 2:] - xyxy[:, :2]
+    xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4).T
+    c = (xyxy[:2] + xyxy[2:]) / np.float32(2)
+    wh = xyxy[2:] - xyxy[:2]
     tl = c - wh / np.float32(2)
-    box = np.concatenate([tl, tl + wh], axis=1)
+    box = np.concatenate([tl, tl + wh]).T.copy()
     ctr = tl + wh / np.float32(2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        aspect = wh[:, 0] / wh[:, 1]
-    xyah = np.stack([ctr[:, 0], ctr[:, 1], aspect, wh[:, 1]], axis=1).astype(np.float64)
-    valid = (wh[:, 0] > 0) & (wh[:, 1] > 0)
+        aspect = wh[0] / wh[1]
+    xyah = np.stack([ctr[0], ctr[1], aspect, wh[1]], axis=1).astype(np.float64)
+    valid = (wh[0] > 0) & (wh[1] > 0)
     return box, xyah, valid
 
 
 def _area(box: np.ndarray) -> np.ndarray:
-    """Areas of float32 xyxy boxes, computed as ``bbox_ioa`` does."""
-    return (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+    """Areas of float32 xyxy boxes (4, n), computed as ``bbox_ioa`` does."""
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _iou_cost(a: np.ndarray, a_area: np.ndarray, b: np.ndarray, b_area: np.ndarray) -> np.ndarray:
-    """1 - IoU of float32 boxes a (n, 4) x b (m, 4) with their areas, as Ultralytics' ``bbox_ioa``."""
-    wh = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh -= np.maximum(a[:, None, :2], b[None, :, :2])
+    """1 - IoU of float32 boxes a (4, n) x b (4, m), given their areas: (n, m), as ``bbox_ioa``."""
+    wh = np.minimum(a[2:, :, None], b[2:, None, :])
+    wh -= np.maximum(a[:2, :, None], b[:2, None, :])
     np.maximum(wh, 0, out=wh)
-    inter = wh[..., 0] * wh[..., 1]
-    union = (b_area[None, :] + a_area[:, None]) - inter
+    inter = wh[0] * wh[1]
+    union = (b_area + a_area[:, None]) - inter
     union += np.float32(1e-7)
-    return np.float32(1) - inter / union
+    inter /= union
+    return np.subtract(1, inter, out=inter)
 
 
-def _boxes(state: np.ndarray) -> np.ndarray:
-    """Kalman means (n, 24 state rows) -> float32 xyxy, as ``STrack.xyxy``."""
-    out = np.empty((len(state), 4))
-    out[:, 2] = state[:, 2] * state[:, 3]  # w = a * h
-    out[:, 3] = state[:, 3]
-    out[:, :2] = state[:, :2] - out[:, 2:] / 2
-    out[:, 2:] += out[:, :2]
-    return out.astype(np.float32)
+def _boxes(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kalman states (24, n) -> (float32 xyxy (4, n), area (n,)), as ``STrack.xyxy``."""
+    out = np.empty((4, s.shape[1]))
+    np.multiply(s[2], s[3], out=out[2])  # w = a * h
+    out[3] = s[3]
+    np.subtract(s[:2], out[2:] / 2, out=out[:2])
+    out[2:] += out[:2]
+    box = out.astype(np.float32)
+    return box, _area(box)
 
 
 def _initiate(z: np.ndarray) -> np.ndarray:
-    """New Kalman states (n, 24) from xyah measurements (n, 4) float64."""
-    n = len(z)
-    s = np.zeros((n, 24))
-    s[:, _POS] = z
-    h = z[:, 3:4]
-    pp = np.square((2 * STD_POS) * h) * np.ones((1, 4))
-    pp[:, 2] = 1e-2 ** 2
-    vv = np.square((10 * STD_VEL) * h) * np.ones((1, 4))
-    vv[:, 2] = 1e-5 ** 2
-    s[:, _PPP] = pp
-    s[:, _PVV] = vv
+    """New Kalman states (24, n) from xyah measurements (4, n) float64."""
+    s = np.zeros((24, z.shape[1]))
+    s[_POS] = z
+    std = z[3] * _INIT_W + _INIT_C
+    std *= std
+    s[_PPP] = std[:4]
+    s[_PVV] = std[4:]
     return s
 
 
 def _predict(s: np.ndarray, n_tracked: int) -> np.ndarray:
-    """One constant-velocity step for all rows; rows from ``n_tracked`` on are not tracked
-    (lost), and their height velocity is zeroed first, as Ultralytics does."""
-    s = s.copy()
-    s[n_tracked:, 7] = 0.0
-    h = s[:, 3:4]
-    qp = np.square(STD_POS * h) * np.ones((1, 4))
-    qp[:, 2] = 1e-2 ** 2
-    qv = np.square(STD_VEL * h) * np.ones((1, 4))
-    qv[:, 2] = 1e-5 ** 2
-    ppp, ppv, pvp, pvv = s[:, _PPP], s[:, _PPV], s[:, _PVP], s[:, _PVV]
-    out = np.empty_like(s)
-    out[:, _POS] = s[:, _POS] + s[:, _VEL]
-    out[:, _VEL] = s[:, _VEL]
-    out[:, _PPP] = ((ppp + pvp) + (ppv + pvv)) + qp
-    out[:, _PPV] = ppv + pvv
-    out[:, _PVP] = pvp + pvv
-    out[:, _PVV] = pvv + qv
-    return out
+    """One constant-velocity step of states (24, n), in place; columns from ``n_tracked`` on are
+    not tracked (lost), and their height velocity is zeroed first, as Ultralytics does."""
+    if n_tracked < s.shape[1]:
+        s[7, n_tracked:] = 0.0
+    q = s[3] * _PROC_W + _PROC_C
+    q *= q
+    s[_POS] += s[_VEL]
+    ppp = s[_PPP] + s[_PVP]
+    pv = s[12:20].reshape(2, 4, -1)
+    pv += s[_PVV]  # pvp += pvv, ppv += pvv
+    ppp += s[_PPV]
+    ppp += q[:4]
+    s[_PPP] = ppp
+    s[_PVV] += q[4:]
+    return s
 
 
 def _update(s: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Kalman update of states (n, 24) with xyah measurements (n, 4) float64."""
-    h = s[:, 3:4]
-    r = np.square(STD_POS * h) * np.ones((1, 4))
-    r[:, 2] = 1e-1 ** 2
-    ppp, ppv, pvp, pvv = s[:, _PPP], s[:, _PPV], s[:, _PVP], s[:, _PVV]
-    S = ppp + r
-    inv = 1.0 / S
-    kp, kv = ppp * inv, pvp * inv
-    innov = z - s[:, _POS]
-    skp, skv = S * kp, S * kv
-    out = np.empty_like(s)
-    out[:, _POS] = s[:, _POS] + innov * kp
-    out[:, _VEL] = s[:, _VEL] + innov * kv
-    out[:, _PPP] = ppp - kp * skp
-    out[:, _PPV] = ppv - kp * skv
-    out[:, _PVP] = pvp - kv * skp
-    out[:, _PVV] = pvv - kv * skv
-    return out
+    """Kalman update of states (24, n) with xyah measurements (4, n) float64, in place."""
+    r = s[3] * _MEAS_W + _MEAS_C
+    r *= r
+    S = s[_PPP] + r
+    k = s[8:16].reshape(2, 4, -1) * (1.0 / S)  # gains for position, velocity
+    mean = s[0:8].reshape(2, 4, -1)
+    mean += (z - s[_POS]) * k
+    sk = S * k
+    cov = s[8:24].reshape(2, 2, 4, -1)
+    cov -= k[None] * sk[:, None]
+    return s
 
 
-def _assign(cost: np.ndarray, thresh: float, lapjv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _limit(thresh: float) -> tuple[np.float32, bool]:
+    """(least float32 >= thresh, whether it equals thresh): ``cost < limit`` on float32 costs
+    then decides ``cost < thresh`` exactly as lapjv does in double precision."""
+    lim = np.float32(thresh)
+    if float(lim) < thresh:
+        lim = np.nextafter(lim, np.float32(np.inf))
+    return lim, float(lim) == thresh
+
+
+def _assign(cost: np.ndarray, thresh: float, lim: np.float32, exact: bool,
+            lapjv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Thresholded minimum-cost assignment, as ``lap.lapjv(cost, extend_cost=True, cost_limit=thresh)``.
 
     Returns (matched rows, their columns, mask of unmatched columns). Pairs costing less than
     ``thresh`` may match; the matching minimises the total cost with every unmatched row or
-    column costing ``thresh / 2``. When every row's cheapest candidate is strictly cheapest and
-    no two rows want the same column (or the same holds by columns), that is the unique optimum,
-    found here without calling lapjv (its wrapper costs ~50 us a call); otherwise lapjv decides.
+    column costing ``thresh / 2``. When no row or column has two candidates, or every row's
+    cheapest candidate is strictly cheapest and no two rows want the same column (or the same
+    by columns), that is the unique optimum, found here without lapjv (whose wrapper costs tens
+    of microseconds a call); otherwise lapjv decides. ``lim``/``exact``: from :func:`_limit`.
     """
-    c = cost.astype(np.float64)  # lapjv compares in double precision
-    n, m = c.shape
-    cand = c < thresh
-    if not (c == thresh).any():
-        for t in (False, True):
-            cc, cm = (c.T, cand.T) if t else (c, cand)
-            masked = np.where(cm, cc, np.inf)
-            best = masked.argmin(1)
-            has = cm.any(1)
-            rows = np.flatnonzero(has)
-            cols = best[rows]
-            if len(set(cols.tolist())) < len(cols):
-                continue  # two rows want one column
-            if len(rows):
-                picked = masked[rows, cols]
-                masked[rows, cols] = np.inf
-                if (masked[rows].min(1) <= picked).any():
-                    continue  # a tie for a row's cheapest column
-            if t:
-                rows, cols = cols, rows
-                order = np.argsort(rows)
-                rows, cols = rows[order], cols[order]
-            free = np.ones(m, dtype=bool)
-            free[cols] = False
-            return rows, cols, free
+    cand = cost < lim
+    if exact and (cost == lim).any():  # a pair costing exactly the limit: lapjv breaks the tie
+        _, x, y = lapjv(cost, extend_cost=True, cost_limit=thresh)
+        rows = np.flatnonzero(x >= 0)
+        return rows, x[rows], y < 0
+    rows, cols = cand.nonzero()
+    rl, cl = rows.tolist(), cols.tolist()
+    if len(set(rl)) == len(rl) and len(set(cl)) == len(cl):  # no competition
+        free = np.ones(cost.shape[1], dtype=bool)
+        free[cols] = False
+        return rows, cols, free
+    for t in (False, True):
+        cc, cm = (cost.T, cand.T) if t else (cost, cand)
+        masked = np.where(cm, cc, np.inf)
+        best = masked.argmin(1)
+        r = np.flatnonzero(cm.any(1))
+        c = best[r]
+        if len(set(c.tolist())) < len(c):
+            continue  # two rows want one column
+        picked = masked[r, c]
+        masked[r, c] = np.inf
+        if (masked[r].min(1) <= picked).any():
+            continue  # a tie for a row's cheapest column
+        if t:
+            order = np.argsort(c)
+            r, c = c[order], r[order]
+        free = np.ones(cost.shape[1], dtype=bool)
+        free[c] = False
+        return r, c, free
     _, x, y = lapjv(cost, extend_cost=True, cost_limit=thresh)
     rows = np.flatnonzero(x >= 0)
     return rows, x[rows], y < 0
@@ -232,15 +245,19 @@ def bytetrack(
     hi_b = np.searchsorted(hi_rows, bounds).tolist()
     lo_b = np.searchsorted(lo_rows, bounds).tolist()
     hi_box, hi_xyah, hi_conf = box[hi_rows], xyah[hi_rows], conf[hi_rows]
-    hi_area = _area(hi_box)
+    hi_area = _area(hi_box.T)
     hi_new = (hi_conf >= new_track_thresh).tolist()
     lo_box, lo_xyah = box[lo_rows], xyah[lo_rows]
-    lo_area = _area(lo_box)
+    lo_area = _area(lo_box.T)
     hi_rows_l, lo_rows_l = hi_rows.tolist(), lo_rows.tolist()
     one = np.float32(1)
+    first_lim, first_exact = _limit(match_thresh)
+    low_lim, low_exact = _limit(LOW_MATCH_THRESH)
+    unc_lim, unc_exact = _limit(UNCONFIRMED_MATCH_THRESH)
 
-    # Per-track state by slot: Kalman state, its box and box area in arrays; scalars in Python
-    # lists (cheap to read one at a time). Slots are never reused.
+    # Per-track state by slot: Kalman state, its box and box area in arrays (one row per track,
+    # worked on transposed: one column per track); scalars in Python lists (cheap to read one
+    # at a time). Slots are never reused.
     cap = 256
     kal = np.zeros((cap, 24))
     tbox = np.zeros((cap, 4), np.float32)
@@ -284,18 +301,18 @@ def bytetrack(
         rest = range(n_hi)  # high boxes (frame index) not matched yet
         if pool:
             pidx = np.array(pool)
-            ps = _predict(kal[pidx], n_tr)
-            kal[pidx] = ps
-            pb = _boxes(ps)
-            tbox[pidx] = pb
-            pa = _area(pb)
+            g = kal.take(pidx, 0)
+            ps = _predict(g.T, n_tr)
+            kal[pidx] = g
+            pb, pa = _boxes(ps)
+            tbox[pidx] = pb.T
             tarea[pidx] = pa
             u_pool = pool
             if n_hi:
-                cost = _iou_cost(pb, pa, hi_box[h0:h1], hi_area[h0:h1])
+                cost = _iou_cost(pb, pa, hi_box[h0:h1].T, hi_area[h0:h1])
                 if fuse_score:
                     cost = one - (one - cost) * hi_conf[h0:h1]
-                rows, cols, free = _assign(cost, match_thresh, lapjv)
+                rows, cols, free = _assign(cost, match_thresh, first_lim, first_exact, lapjv)
                 if len(rows):
                     rest = np.flatnonzero(free).tolist()
                     matched = set()
@@ -318,8 +335,9 @@ def bytetrack(
                 left = r_tracked
                 if l1 > l0:
                     ridx = np.array(r_tracked)
-                    cost = _iou_cost(tbox[ridx], tarea[ridx], lo_box[l0:l1], lo_area[l0:l1])
-                    rows, cols, _ = _assign(cost, LOW_MATCH_THRESH, lapjv)
+                    cost = _iou_cost(tbox.take(ridx, 0).T, tarea.take(ridx), lo_box[l0:l1].T,
+                                     lo_area[l0:l1])
+                    rows, cols, _ = _assign(cost, LOW_MATCH_THRESH, low_lim, low_exact, lapjv)
                     if len(rows):
                         matched = set()
                         for i, c in zip(rows.tolist(), cols.tolist()):
@@ -340,10 +358,12 @@ def bytetrack(
             if rest:
                 ridx = np.array(rest) + h0
                 uidx = np.array(unconfirmed)
-                cost = _iou_cost(tbox[uidx], tarea[uidx], hi_box[ridx], hi_area[ridx])
+                cost = _iou_cost(tbox.take(uidx, 0).T, tarea.take(uidx), hi_box.take(ridx, 0).T,
+                                 hi_area.take(ridx))
                 if fuse_score:
-                    cost = one - (one - cost) * hi_conf[ridx]
-                rows, cols, free = _assign(cost, UNCONFIRMED_MATCH_THRESH, lapjv)
+                    cost = one - (one - cost) * hi_conf.take(ridx)
+                rows, cols, free = _assign(cost, UNCONFIRMED_MATCH_THRESH, unc_lim, unc_exact,
+                                           lapjv)
                 if len(rows):
                     matched = set()
                     for i, c in zip(rows.tolist(), cols.tolist()):
@@ -370,14 +390,14 @@ def bytetrack(
                 if need > cap:
                     while cap < need:
                         cap *= 2
-                    kal = np.concatenate([kal, np.zeros((cap - len(kal), 24))])
-                    tbox = np.concatenate([tbox, np.zeros((cap - len(tbox), 4), np.float32)])
-                    tarea = np.concatenate([tarea, np.zeros(cap - len(tarea), np.float32)])
-                ks = _initiate(hi_xyah[starts])
-                kal[m:need] = ks
-                nb = _boxes(ks)
-                tbox[m:need] = nb
-                tarea[m:need] = _area(nb)
+                    grow = cap - len(kal)
+                    kal = np.concatenate([kal, np.zeros((grow, 24))])
+                    tbox = np.concatenate([tbox, np.zeros((grow, 4), np.float32)])
+                    tarea = np.concatenate([tarea, np.zeros(grow, np.float32)])
+                ks = _initiate(hi_xyah.take(starts, 0).T)
+                kal[m:need] = ks.T
+                nb, tarea[m:need] = _boxes(ks)
+                tbox[m:need] = nb.T
                 for j in starts:
                     row = hi_rows_l[j]
                     state.append(TRACKED)
@@ -391,16 +411,16 @@ def bytetrack(
         if upd_slots or low_slots:  # Kalman update of every matched track at once
             uidx = np.array(upd_slots + low_slots)
             if not low_slots:
-                z = hi_xyah[upd_meas]
+                z = hi_xyah.take(upd_meas, 0)
             elif not upd_slots:
-                z = lo_xyah[low_meas]
+                z = lo_xyah.take(low_meas, 0)
             else:
-                z = np.concatenate([hi_xyah[upd_meas], lo_xyah[low_meas]])
-            us = _update(kal[uidx], z)
-            kal[uidx] = us
-            ub = _boxes(us)
-            tbox[uidx] = ub
-            tarea[uidx] = _area(ub)
+                z = np.concatenate([hi_xyah.take(upd_meas, 0), lo_xyah.take(low_meas, 0)])
+            g = kal.take(uidx, 0)
+            us = _update(g.T, z.T)
+            kal[uidx] = g
+            ub, tarea[uidx] = _boxes(us)
+            tbox[uidx] = ub.T
         # lost tracks past the buffer are removed (those lost this frame are not in the list yet)
         for s in lost:
             if fid - last[s] > track_buffer:
@@ -433,7 +453,8 @@ def bytetrack(
                     del removed_count[s]
         if tracked and lost:  # a tracked and a lost track on the same object: keep the older
             tidx, lidx = np.array(tracked), np.array(lost)
-            close = _iou_cost(tbox[tidx], tarea[tidx], tbox[lidx], tarea[lidx]) < DUPLICATE_IOU_COST
+            close = _iou_cost(tbox.take(tidx, 0).T, tarea.take(tidx), tbox.take(lidx, 0).T,
+                              tarea.take(lidx)) < DUPLICATE_IOU_COST
             if close.any():
                 dp, dq = np.nonzero(close)
                 drop_a, drop_b = set(), set()
