@@ -241,15 +241,18 @@ def bytetrack(
     box, xyah, valid = det_geometry(xyxy)
     high = valid & (conf >= track_high_thresh)
     low = valid & (conf > track_low_thresh) & (conf < track_high_thresh)
-    hi_rows, lo_rows = np.flatnonzero(high), np.flatnonzero(low)
-    hi_b = np.searchsorted(hi_rows, bounds).tolist()
-    lo_b = np.searchsorted(lo_rows, bounds).tolist()
-    hi_box, hi_xyah, hi_conf = box[hi_rows], xyah[hi_rows], conf[hi_rows]
-    hi_area = _area(hi_box.T)
-    hi_new = (hi_conf >= new_track_thresh).tolist()
-    lo_box, lo_xyah = box[lo_rows], xyah[lo_rows]
-    lo_area = _area(lo_box.T)
-    hi_rows_l, lo_rows_l = hi_rows.tolist(), lo_rows.tolist()
+    # Within each frame put the high boxes first, then the low ones, each in input order, so a
+    # frame's boxes for the association are one contiguous block: [high | low | unused].
+    n_frames = len(bounds) - 1
+    row_frame = np.repeat(np.arange(n_frames), np.diff(bounds))
+    kind = np.where(high, 0, np.where(low, 1, 2))
+    perm = np.lexsort((np.arange(n), kind, row_frame))
+    box, xyah, conf, kind = box[perm], xyah[perm], conf[perm], kind[perm]
+    area = _area(box.T)
+    n_hi = np.bincount(row_frame, weights=kind == 0, minlength=n_frames).astype(np.int64).tolist()
+    n_lo = np.bincount(row_frame, weights=kind == 1, minlength=n_frames).astype(np.int64).tolist()
+    first = bounds[:-1].tolist()
+    new_ok = (conf >= new_track_thresh).tolist()
     one = np.float32(1)
     first_lim, first_exact = _limit(match_thresh)
     low_lim, low_exact = _limit(LOW_MATCH_THRESH)
@@ -276,79 +279,78 @@ def bytetrack(
     out_rows: list[int] = []
     out_ids: list[int] = []
 
-    for k in range(len(bounds) - 1):
-        fid = k + 1
-        h0, h1, l0, l1 = hi_b[k], hi_b[k + 1], lo_b[k], lo_b[k + 1]
-        if h0 == h1 and not tracked and not lost:
+    for k in range(n_frames):
+        nh, nl = n_hi[k], n_lo[k]
+        if not nh and not tracked and not lost:
             continue
+        fid = k + 1
+        a = first[k]
         refind: list[int] = []
         lost_new: list[int] = []
         removed_now: list[int] = []
-        upd_slots: list[int] = []  # tracks matched to a high box, and that box
-        upd_meas: list[int] = []
-        low_slots: list[int] = []  # tracks matched to a low box, and that box
-        low_meas: list[int] = []
+        upd_slots: list[int] = []  # matched tracks, and the row of the box each is updated with
+        upd_rows: list[int] = []
 
-        if lost:
-            pool = [s for s in tracked if activated[s]]
-            n_tr = len(pool)
-            pool += lost
-        else:
-            pool = [s for s in tracked if activated[s]]
-            n_tr = len(pool)
+        pool = [s for s in tracked if activated[s]]
+        n_tr = len(pool)
         unconfirmed = [s for s in tracked if not activated[s]] if len(tracked) > n_tr else []
-        n_hi = h1 - h0
-        rest = range(n_hi)  # high boxes (frame index) not matched yet
+        if lost:
+            pool += lost
+        n_pool = len(pool)
+        rest = range(nh)  # high boxes (column in the frame's block) not matched yet
+        if pool or (unconfirmed and nh):
+            # one IoU matrix for the frame: rows = pool (predicted) + unconfirmed (as they were),
+            # columns = the frame's high and low boxes
+            if pool:
+                pidx = np.array(pool)
+                g = kal.take(pidx, 0)
+                ps = _predict(g.T, n_tr)
+                kal[pidx] = g
+                pb, pa = _boxes(ps)
+                tbox[pidx] = pb.T
+                tarea[pidx] = pa
+            if nh + nl:
+                ridx = np.array(pool + unconfirmed)
+                cost_all = _iou_cost(tbox.take(ridx, 0).T, tarea.take(ridx), box[a:a + nh + nl].T,
+                                     area[a:a + nh + nl])
         if pool:
-            pidx = np.array(pool)
-            g = kal.take(pidx, 0)
-            ps = _predict(g.T, n_tr)
-            kal[pidx] = g
-            pb, pa = _boxes(ps)
-            tbox[pidx] = pb.T
-            tarea[pidx] = pa
-            u_pool = pool
-            if n_hi:
-                cost = _iou_cost(pb, pa, hi_box[h0:h1].T, hi_area[h0:h1])
+            u_idx = range(n_pool)  # pool rows not matched yet
+            if nh:
+                cost = cost_all[:n_pool, :nh]
                 if fuse_score:
-                    cost = one - (one - cost) * hi_conf[h0:h1]
+                    cost = one - (one - cost) * conf[a:a + nh]
                 rows, cols, free = _assign(cost, match_thresh, first_lim, first_exact, lapjv)
                 if len(rows):
                     rest = np.flatnonzero(free).tolist()
-                    matched = set()
-                    for i, c in zip(rows.tolist(), cols.tolist()):
+                    rl = rows.tolist()
+                    for i, c in zip(rl, cols.tolist()):
                         s = pool[i]
-                        matched.add(s)
                         if state[s] != TRACKED:
                             state[s] = TRACKED
                             activated[s] = True
                             refind.append(s)
                         last[s] = fid
-                        j = h0 + c
-                        det_row[s] = hi_rows_l[j]
                         upd_slots.append(s)
-                        upd_meas.append(j)
-                    u_pool = [s for s in pool if s not in matched]
+                        upd_rows.append(a + c)
+                    matched = set(rl)
+                    u_idx = [i for i in u_idx if i not in matched]
             # second stage: tracked tracks left over against the low-score boxes
-            r_tracked = [s for s in u_pool if state[s] == TRACKED]
-            if r_tracked:
-                left = r_tracked
-                if l1 > l0:
-                    ridx = np.array(r_tracked)
-                    cost = _iou_cost(tbox.take(ridx, 0).T, tarea.take(ridx), lo_box[l0:l1].T,
-                                     lo_area[l0:l1])
+            r_i = [i for i in u_idx if state[pool[i]] == TRACKED]
+            if r_i:
+                left = [pool[i] for i in r_i]
+                if nl:
+                    cost = cost_all[r_i, nh:nh + nl]
                     rows, cols, _ = _assign(cost, LOW_MATCH_THRESH, low_lim, low_exact, lapjv)
                     if len(rows):
-                        matched = set()
-                        for i, c in zip(rows.tolist(), cols.tolist()):
+                        r_tracked = left
+                        rl = rows.tolist()
+                        for i, c in zip(rl, cols.tolist()):
                             s = r_tracked[i]
-                            matched.add(s)
                             last[s] = fid
-                            j = l0 + c
-                            det_row[s] = lo_rows_l[j]
-                            low_slots.append(s)
-                            low_meas.append(j)
-                        left = [s for s in r_tracked if s not in matched]
+                            upd_slots.append(s)
+                            upd_rows.append(a + nh + c)
+                        matched = set(rl)
+                        left = [s for i, s in enumerate(r_tracked) if i not in matched]
                 for s in left:
                     state[s] = LOST
                     lost_new.append(s)
@@ -356,12 +358,10 @@ def bytetrack(
         if unconfirmed:
             gone = unconfirmed
             if rest:
-                ridx = np.array(rest) + h0
-                uidx = np.array(unconfirmed)
-                cost = _iou_cost(tbox.take(uidx, 0).T, tarea.take(uidx), hi_box.take(ridx, 0).T,
-                                 hi_area.take(ridx))
+                cost = cost_all[n_pool:, rest] if len(rest) < nh else cost_all[n_pool:, :nh]
                 if fuse_score:
-                    cost = one - (one - cost) * hi_conf.take(ridx)
+                    cost = one - (one - cost) * (conf.take(np.array(rest) + a) if len(rest) < nh
+                                                 else conf[a:a + nh])
                 rows, cols, free = _assign(cost, UNCONFIRMED_MATCH_THRESH, unc_lim, unc_exact,
                                            lapjv)
                 if len(rows):
@@ -371,10 +371,8 @@ def bytetrack(
                         matched.add(s)
                         activated[s] = True
                         last[s] = fid
-                        j = h0 + rest[c]
-                        det_row[s] = hi_rows_l[j]
                         upd_slots.append(s)
-                        upd_meas.append(j)
+                        upd_rows.append(a + rest[c])
                     gone = [s for s in unconfirmed if s not in matched]
                     rest = [rest[i] for i in np.flatnonzero(free).tolist()]
             for s in gone:
@@ -383,7 +381,7 @@ def bytetrack(
         # new tracks from the high boxes left
         new_slots: list[int] = []
         if rest:
-            starts = [h0 + j for j in rest if hi_new[h0 + j]]
+            starts = [a + j for j in rest if new_ok[a + j]]
             if starts:
                 m = len(state)
                 need = m + len(starts)
@@ -394,12 +392,8 @@ def bytetrack(
                     kal = np.concatenate([kal, np.zeros((grow, 24))])
                     tbox = np.concatenate([tbox, np.zeros((grow, 4), np.float32)])
                     tarea = np.concatenate([tarea, np.zeros(grow, np.float32)])
-                ks = _initiate(hi_xyah.take(starts, 0).T)
-                kal[m:need] = ks.T
-                nb, tarea[m:need] = _boxes(ks)
-                tbox[m:need] = nb.T
-                for j in starts:
-                    row = hi_rows_l[j]
+                kal[m:need] = _initiate(xyah.take(starts, 0).T).T
+                for row in starts:
                     state.append(TRACKED)
                     activated.append(fid == 1)
                     last.append(fid)
@@ -408,18 +402,17 @@ def bytetrack(
                     first_row.append(-1 if fid == 1 else row)
                     det_row.append(row)
                     new_slots.append(len(state) - 1)
-        if upd_slots or low_slots:  # Kalman update of every matched track at once
-            uidx = np.array(upd_slots + low_slots)
-            if not low_slots:
-                z = hi_xyah.take(upd_meas, 0)
-            elif not upd_slots:
-                z = lo_xyah.take(low_meas, 0)
-            else:
-                z = np.concatenate([hi_xyah.take(upd_meas, 0), lo_xyah.take(low_meas, 0)])
+                upd_slots += new_slots  # their boxes are computed with the updated ones below
+        if upd_slots:  # Kalman update of every matched track at once, then the boxes
+            n_upd = len(upd_rows)
+            uidx = np.array(upd_slots)
             g = kal.take(uidx, 0)
-            us = _update(g.T, z.T)
-            kal[uidx] = g
-            ub, tarea[uidx] = _boxes(us)
+            if n_upd:
+                _update(g[:n_upd].T, xyah.take(upd_rows, 0).T)
+                kal[uidx[:n_upd]] = g[:n_upd]
+                for s, r in zip(upd_slots, upd_rows):
+                    det_row[s] = r
+            ub, tarea[uidx] = _boxes(g.T)
             tbox[uidx] = ub.T
         # lost tracks past the buffer are removed (those lost this frame are not in the list yet)
         for s in lost:
@@ -431,8 +424,9 @@ def bytetrack(
         tracked = [s for s in tracked if state[s] == TRACKED]
         if new_slots or refind:
             tracked += new_slots  # new slots are in no list yet
-            have = set(tracked)
-            tracked += [s for s in refind if s not in have]
+            if refind:
+                have = set(tracked)
+                tracked += [s for s in refind if s not in have]
         if lost or lost_new:
             if refind:
                 in_tracked = set(tracked)
@@ -476,5 +470,5 @@ def bytetrack(
                     out_rows.append(r)
                     out_ids.append(tid[s])
     if out_rows:
-        raw[np.array(out_rows)] = np.array(out_ids)
+        raw[perm[np.array(out_rows)]] = np.array(out_ids)
     return raw
