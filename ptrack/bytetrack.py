@@ -155,48 +155,44 @@ def _limit(thresh: float) -> tuple[np.float32, bool]:
 
 
 def _assign(cost: np.ndarray, thresh: float, lim: np.float32, exact: bool,
-            lapjv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            lapjv) -> tuple[list[int], list[int], list[int]]:
     """Thresholded minimum-cost assignment, as ``lap.lapjv(cost, extend_cost=True, cost_limit=thresh)``.
 
-    Returns (matched rows, their columns, mask of unmatched columns). Pairs costing less than
-    ``thresh`` may match; the matching minimises the total cost with every unmatched row or
-    column costing ``thresh / 2``. When no row or column has two candidates, or every row's
-    cheapest candidate is strictly cheapest and no two rows want the same column (or the same
-    by columns), that is the unique optimum, found here without lapjv (whose wrapper costs tens
-    of microseconds a call); otherwise lapjv decides. ``lim``/``exact``: from :func:`_limit`.
+    Returns (matched rows, their columns, unmatched columns), ascending lists. Pairs costing
+    less than ``thresh`` may match; the matching minimises the total cost with every unmatched
+    row or column costing ``thresh / 2``. When no row or column has two candidates, or every
+    row's cheapest candidate is strictly cheapest and no two rows want the same column (or the
+    same by columns), that is the unique optimum, found here without lapjv (whose wrapper costs
+    tens of microseconds a call); otherwise lapjv decides. ``lim``/``exact``: from :func:`_limit`.
     """
+    m = cost.shape[1]
     cand = cost < lim
-    if exact and (cost == lim).any():  # a pair costing exactly the limit: lapjv breaks the tie
-        _, x, y = lapjv(cost, extend_cost=True, cost_limit=thresh)
-        rows = np.flatnonzero(x >= 0)
-        return rows, x[rows], y < 0
-    rows, cols = cand.nonzero()
-    rl, cl = rows.tolist(), cols.tolist()
-    if len(set(rl)) == len(rl) and len(set(cl)) == len(cl):  # no competition
-        free = np.ones(cost.shape[1], dtype=bool)
-        free[cols] = False
-        return rows, cols, free
-    for t in (False, True):
-        cc, cm = (cost.T, cand.T) if t else (cost, cand)
-        masked = np.where(cm, cc, np.inf)
-        best = masked.argmin(1)
-        r = np.flatnonzero(cm.any(1))
-        c = best[r]
-        if len(set(c.tolist())) < len(c):
-            continue  # two rows want one column
-        picked = masked[r, c]
-        masked[r, c] = np.inf
-        if (masked[r].min(1) <= picked).any():
-            continue  # a tie for a row's cheapest column
-        if t:
-            order = np.argsort(c)
-            r, c = c[order], r[order]
-        free = np.ones(cost.shape[1], dtype=bool)
-        free[c] = False
-        return r, c, free
+    if not (exact and np.count_nonzero(cost == lim)):  # a pair at exactly the limit: lapjv's tie
+        rows, cols = cand.nonzero()
+        rl, cl = rows.tolist(), cols.tolist()
+        cs = set(cl)
+        if len(set(rl)) == len(rl) and len(cs) == len(cl):  # no competition
+            return rl, cl, [j for j in range(m) if j not in cs]
+        for t in (False, True):
+            cc, cm = (cost.T, cand.T) if t else (cost, cand)
+            masked = np.where(cm, cc, np.inf)
+            best = masked.argmin(1)
+            r = np.flatnonzero(cm.any(1))
+            c = best[r]
+            if len(set(c.tolist())) < len(c):
+                continue  # two rows want one column
+            picked = masked[r, c]
+            masked[r, c] = np.inf
+            if (masked[r].min(1) <= picked).any():
+                continue  # a tie for a row's cheapest column
+            if t:
+                order = np.argsort(c)
+                r, c = c[order], r[order]
+            cs = set(c.tolist())
+            return r.tolist(), c.tolist(), [j for j in range(m) if j not in cs]
     _, x, y = lapjv(cost, extend_cost=True, cost_limit=thresh)
     rows = np.flatnonzero(x >= 0)
-    return rows, x[rows], y < 0
+    return rows.tolist(), x[rows].tolist(), np.flatnonzero(y < 0).tolist()
 
 
 def bytetrack(
@@ -319,11 +315,10 @@ def bytetrack(
                 cost = cost_all[:n_pool, :nh]
                 if fuse_score:
                     cost = one - (one - cost) * conf[a:a + nh]
-                rows, cols, free = _assign(cost, match_thresh, first_lim, first_exact, lapjv)
-                if len(rows):
-                    rest = np.flatnonzero(free).tolist()
-                    rl = rows.tolist()
-                    for i, c in zip(rl, cols.tolist()):
+                rl, cl, free = _assign(cost, match_thresh, first_lim, first_exact, lapjv)
+                if rl:
+                    rest = free
+                    for i, c in zip(rl, cl):
                         s = pool[i]
                         if state[s] != TRACKED:
                             state[s] = TRACKED
@@ -340,11 +335,10 @@ def bytetrack(
                 left = [pool[i] for i in r_i]
                 if nl:
                     cost = cost_all[r_i, nh:nh + nl]
-                    rows, cols, _ = _assign(cost, LOW_MATCH_THRESH, low_lim, low_exact, lapjv)
-                    if len(rows):
+                    rl, cl, _ = _assign(cost, LOW_MATCH_THRESH, low_lim, low_exact, lapjv)
+                    if rl:
                         r_tracked = left
-                        rl = rows.tolist()
-                        for i, c in zip(rl, cols.tolist()):
+                        for i, c in zip(rl, cl):
                             s = r_tracked[i]
                             last[s] = fid
                             upd_slots.append(s)
@@ -362,11 +356,10 @@ def bytetrack(
                 if fuse_score:
                     cost = one - (one - cost) * (conf.take(np.array(rest) + a) if len(rest) < nh
                                                  else conf[a:a + nh])
-                rows, cols, free = _assign(cost, UNCONFIRMED_MATCH_THRESH, unc_lim, unc_exact,
-                                           lapjv)
-                if len(rows):
+                rl, cl, free = _assign(cost, UNCONFIRMED_MATCH_THRESH, unc_lim, unc_exact, lapjv)
+                if rl:
                     matched = set()
-                    for i, c in zip(rows.tolist(), cols.tolist()):
+                    for i, c in zip(rl, cl):
                         s = unconfirmed[i]
                         matched.add(s)
                         activated[s] = True
@@ -374,7 +367,7 @@ def bytetrack(
                         upd_slots.append(s)
                         upd_rows.append(a + rest[c])
                     gone = [s for s in unconfirmed if s not in matched]
-                    rest = [rest[i] for i in np.flatnonzero(free).tolist()]
+                    rest = [rest[i] for i in free]
             for s in gone:
                 state[s] = REMOVED
                 removed_now.append(s)

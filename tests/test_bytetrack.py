@@ -259,9 +259,9 @@ def test_assignment_shortcuts_agree_with_lapjv(thresh):
             cost = rng.uniform(0, 1, (n, m)).astype(np.float32)
         rows, cols, free = _assign(cost, thresh, lim, exact, lapjv)
         _, x, y = lapjv(cost, extend_cost=True, cost_limit=thresh)
-        assert rows.tolist() == np.flatnonzero(x >= 0).tolist()
-        assert cols.tolist() == x[x >= 0].tolist()
-        assert free.tolist() == (y < 0).tolist()
+        assert rows == np.flatnonzero(x >= 0).tolist()
+        assert cols == x[x >= 0].tolist()
+        assert free == np.flatnonzero(y < 0).tolist()
 
 
 def test_degenerate_boxes_are_ignored_and_empty_frames_age_tracks():
