@@ -22,9 +22,10 @@ Two parameters:
   per coordinate. 1/20 of the height is the value ByteTrack's Kalman filter uses for the same
   boxes (Ultralytics' ``KalmanFilterXYAH``).
 
-The smoothed boxes depend on the two (almost) only through their ratio (scaling both by one factor
-scales every variance but the diffuse start alike), so in practice there is one knob, ``accel_noise / meas_noise``:
-keep ``meas_noise`` at ByteTrack's value and tune ``accel_noise`` if at all. The defaults were
+The smoothed boxes depend on the two (almost) only through their ratio (scaling both by one
+factor scales every variance but the diffuse start alike), so in practice there is one knob,
+``accel_noise / meas_noise``: keep ``meas_noise`` at ByteTrack's value and tune ``accel_noise``
+if at all. The defaults were
 set before measuring; on MOT15's public detections they give (persons, raw -> smoothed):
 TUD-Stadtmitte MOTA 72.7 -> 75.8, IDF1 80.8 -> 82.7; TUD-Campus MOTA 78.0 -> 84.7,
 IDF1 84.9 -> 87.7 (not tuned on them; those sequences were used to tune ``group``).
