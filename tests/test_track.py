@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
+from ptrack.config import load_config
 from ptrack.errors import PtrackError
-from ptrack.track import confidence_scale, DEFAULTS, track_detections
+from ptrack.track import confidence_scale, track_detections
+
+
+def settings(**overrides):
+    """The config's track settings as one object (as ptrack.config's settings), with overrides."""
+    return SimpleNamespace(**{**load_config()["track"], **overrides})
+
+
+def track(frame, xyxy, conf, *, fps, **overrides):
+    return track_detections(frame, xyxy, conf, None, fps=fps, settings=settings(**overrides))
 
 
 def walkers(n_frames=40, people=2, skip=(), conf=0.9):
@@ -25,7 +37,7 @@ def walkers(n_frames=40, people=2, skip=(), conf=0.9):
 
 def test_two_walkers_get_two_ids_numbered_by_first_appearance():
     frame, xyxy, conf = walkers()
-    ids = track_detections(frame, xyxy, conf, None, fps=25)
+    ids = track(frame, xyxy, conf, fps=25)
     assert ids.dtype == np.int64 and len(ids) == len(frame)
     assert (ids[0::2] == 1).all() and (ids[1::2] == 2).all()  # first frame included
 
@@ -37,7 +49,7 @@ def test_later_tracks_get_their_first_detection_too():
     f = np.r_[frame, frame2[late]]
     b = np.r_[xyxy, xyxy2[late] + np.float32([0, 250, 0, 250])]
     c = np.r_[conf, conf2[late]]
-    ids = track_detections(f, b, c, None, fps=25)
+    ids = track(f, b, c, fps=25)
     assert (ids[: len(frame)] == 1).all()
     assert (ids[len(frame) :] == 2).all()  # including its first box, before ByteTrack confirmed it
 
@@ -45,8 +57,8 @@ def test_later_tracks_get_their_first_detection_too():
 def test_row_order_does_not_matter():
     frame, xyxy, conf = walkers(people=3)
     perm = np.random.default_rng(0).permutation(len(frame))
-    ids = track_detections(frame, xyxy, conf, None, fps=25)
-    ids_p = track_detections(frame[perm], xyxy[perm], conf[perm], None, fps=25)
+    ids = track(frame, xyxy, conf, fps=25)
+    ids_p = track(frame[perm], xyxy[perm], conf[perm], fps=25)
     assert np.array_equal(ids[perm], ids_p)
 
 
@@ -56,8 +68,8 @@ def test_lost_buffer_is_in_seconds():
     frame, xyxy, conf = walkers(people=1, skip=skip)
     # the walker stands still across the gap so the Kalman prediction still overlaps
     xyxy[:] = [50, 100, 110, 280]
-    ids25 = track_detections(frame, xyxy, conf, None, fps=25, track_buffer_s=1.0)
-    ids10 = track_detections(frame, xyxy, conf, None, fps=10, track_buffer_s=1.0)
+    ids25 = track(frame, xyxy, conf, fps=25, track_buffer_s=1.0)
+    ids10 = track(frame, xyxy, conf, fps=10, track_buffer_s=1.0)
     assert set(ids25.tolist()) == {1}
     assert set(ids10.tolist()) == {1, 2} and (ids10[frame >= 27] == 2).all()
 
@@ -65,9 +77,9 @@ def test_lost_buffer_is_in_seconds():
 def test_low_confidence_boxes_do_not_start_tracks():
     frame, xyxy, conf = walkers(people=1, conf=0.5)
     absolute = dict(conf_reference_q=0.0)
-    ids = track_detections(frame, xyxy, conf, None, fps=25, new_track_thresh=0.7, **absolute)
+    ids = track(frame, xyxy, conf, fps=25, new_track_thresh=0.7, **absolute)
     assert (ids == -1).all()
-    ids = track_detections(frame, xyxy, conf, None, fps=25, new_track_thresh=0.4,
+    ids = track(frame, xyxy, conf, fps=25, new_track_thresh=0.4,
                            track_high_thresh=0.4, **absolute)
     assert (ids == 1).all()
 
@@ -75,44 +87,48 @@ def test_low_confidence_boxes_do_not_start_tracks():
 def test_thresholds_are_relative_to_the_videos_confident_boxes():
     # a detector that never scores above 0.5 still gets tracks ...
     frame, xyxy, conf = walkers(people=1, conf=0.5)
-    assert (track_detections(frame, xyxy, conf, None, fps=25) == 1).all()
+    assert (track(frame, xyxy, conf, fps=25) == 1).all()
     # ... while next to confident boxes (0.9) the same 0.5 boxes are too weak to start one
     f2, x2, c2 = walkers(people=1, conf=0.9)
     x2 = x2 + np.array([400, 0, 400, 0], np.float32)
-    ids = track_detections(np.concatenate([frame, f2]), np.concatenate([xyxy, x2]),
-                           np.concatenate([conf, c2]), None, fps=25)
+    ids = track(np.concatenate([frame, f2]), np.concatenate([xyxy, x2]),
+                np.concatenate([conf, c2]), fps=25)
     assert (ids[: len(frame)] == -1).all() and (ids[len(frame):] >= 1).all()
     assert confidence_scale(np.array([0.5, 0.9, 0.9, 0.9]), 0.9) == pytest.approx(0.9)
     assert confidence_scale(np.array([0.5, 0.9]), 0.0) == 1.0
 
 
 def test_empty_input_and_bad_settings():
-    assert track_detections(np.zeros(0), np.zeros((0, 4)), np.zeros(0), None, fps=25).shape == (0,)
+    assert track(np.zeros(0), np.zeros((0, 4)), np.zeros(0), fps=25).shape == (0,)
     frame, xyxy, conf = walkers()
+    cfg = load_config()["track"]
     with pytest.raises(PtrackError, match="unknown track setting"):
-        track_detections(frame, xyxy, conf, None, fps=25, buffer=3)
+        track_detections(frame, xyxy, conf, fps=25, **cfg, buffer=3)
+    with pytest.raises(PtrackError, match="missing track setting.*split_gap_s"):
+        track_detections(frame, xyxy, conf, fps=25,
+                         settings=SimpleNamespace(**{k: v for k, v in cfg.items() if k != "split_gap_s"}))
+    with pytest.raises(PtrackError, match="either"):
+        track_detections(frame, xyxy, conf, fps=25, settings=settings(), track_buffer_s=1.0)
     with pytest.raises(PtrackError, match="fps"):
-        track_detections(frame, xyxy, conf, None, fps=0)
+        track(frame, xyxy, conf, fps=0)
 
 
-def test_defaults_match_the_config_fragment():
-    import pathlib
-
-    import yaml
-
-    cfg = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "configs" / "default.yaml").read_text())
-    assert cfg["track"] == DEFAULTS
+def test_keywords_and_settings_object_give_the_same_tracks():
+    frame, xyxy, conf = walkers(people=3, skip={5, 6})
+    cfg = load_config()["track"]
+    assert np.array_equal(track_detections(frame, xyxy, conf, fps=25, **cfg),
+                          track_detections(frame, xyxy, conf, fps=25, settings=SimpleNamespace(**cfg)))
 
 
 def test_long_internal_gaps_are_cut_for_grouping_to_judge():
     # a standing person unseen for 20 frames (0.8 s at 25 fps): ByteTrack re-finds it (2 s buffer)
     frame, xyxy, conf = walkers(people=1, skip=set(range(15, 35)))
     xyxy[:] = [50, 100, 110, 280]
-    kept = track_detections(frame, xyxy, conf, None, fps=25, track_buffer_s=2.0, split_gap_s=0)
-    cut = track_detections(frame, xyxy, conf, None, fps=25, track_buffer_s=2.0, split_gap_s=0.7)
+    kept = track(frame, xyxy, conf, fps=25, track_buffer_s=2.0, split_gap_s=0)
+    cut = track(frame, xyxy, conf, fps=25, track_buffer_s=2.0, split_gap_s=0.7)
     assert set(kept.tolist()) == {1}
     assert (cut[frame < 15] == 1).all() and (cut[frame >= 35] == 2).all()
-    longer = track_detections(frame, xyxy, conf, None, fps=25, track_buffer_s=2.0, split_gap_s=1.0)
+    longer = track(frame, xyxy, conf, fps=25, track_buffer_s=2.0, split_gap_s=1.0)
     assert set(longer.tolist()) == {1}
 
 
@@ -130,7 +146,7 @@ def test_random_scenes_one_box_per_id_per_frame_and_order_free():
         keep = rng.random(len(frame)) < 0.8
         frame, xyxy = frame[keep], xyxy[keep]
         conf = rng.uniform(0.3, 1.0, len(frame)).astype(np.float32)
-        ids = track_detections(frame, xyxy, conf, None, fps=10)
+        ids = track(frame, xyxy, conf, fps=10)
         assert ids.min(initial=-1) >= -1
         tracked = ids >= 0
         pairs = np.stack([frame[tracked], ids[tracked]], 1)
@@ -138,6 +154,6 @@ def test_random_scenes_one_box_per_id_per_frame_and_order_free():
         if tracked.any():  # numbered 1..K by first appearance
             assert sorted(set(ids[tracked].tolist())) == list(range(1, ids.max() + 1))
         perm = rng.permutation(len(frame))
-        assert np.array_equal(track_detections(frame[perm], xyxy[perm], conf[perm], None, fps=10), ids[perm])
+        assert np.array_equal(track(frame[perm], xyxy[perm], conf[perm], fps=10), ids[perm])
 
     check()
