@@ -246,7 +246,7 @@ def score_video(model: str, name: str, *, sizes, yolo: bool, min_boxes: int, det
         at = np.searchsorted(tid, ids)
         cand[f"{prefix}_cos"] = D[np.ix_(at, at)]
         try:
-            m = learn_kissme(X, trk, frame, dims=32)
+            m = learn_kissme(X, trk, frame, xyxy=xyxy, dims=32)
             tid, D = tracklet_distances(X, trk, m)
             cand[f"{prefix}_kissme"] = D[np.ix_(at, at)]
         except NotEnoughPairs as exc:

@@ -96,7 +96,18 @@ def _sample_pairs(a: np.ndarray, b: np.ndarray | None, k: int, rng: np.random.Ge
     return np.stack([a[i], b[j]], 1)
 
 
-def tracklet_pairs(tracklet: np.ndarray, frame: np.ndarray, *, per_group: int = 200,
+def _iou_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes ``a[i]`` and ``b[i]`` (xyxy), row by row."""
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
+    union = area(a) + area(b) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def tracklet_pairs(tracklet: np.ndarray, frame: np.ndarray, *, xyxy: np.ndarray | None = None,
+                   max_iou: float = 0.5, per_group: int = 200,
                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Row-index pairs ``(positive (p, 2), negative (q, 2))`` from the tracklet structure alone.
 
@@ -104,6 +115,10 @@ def tracklet_pairs(tracklet: np.ndarray, frame: np.ndarray, *, per_group: int = 
     where A and B hold a box in a common frame. Each tracklet, and each co-occurring pair of
     tracklets, gives at most ``per_group`` pairs, so long tracklets do not drown short ones.
     Rows with a negative tracklet id (untracked boxes) are ignored.
+
+    With ``xyxy`` given, two tracklets whose boxes overlap by more than ``max_iou`` in a shared
+    frame are not taken as different people: that is one person boxed twice (two classes of
+    one detector, say), not two people.
     """
     tracklet = np.asarray(tracklet, np.int64).reshape(-1)
     frame = np.asarray(frame, np.int64).reshape(-1)
@@ -118,14 +133,21 @@ def tracklet_pairs(tracklet: np.ndarray, frame: np.ndarray, *, per_group: int = 
     order = valid[np.lexsort((tracklet[valid], frame[valid]))]
     f, t = frame[order], tracklet[order]
     co: set[tuple[int, int]] = set()
+    twice: set[tuple[int, int]] = set()
     starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
     ends = np.r_[starts[1:], len(f)]
     for s, e in zip(starts, ends):
         if e - s > 1:
-            u = np.unique(t[s:e])
-            for x in range(len(u)):
-                for y in range(x + 1, len(u)):
-                    co.add((int(u[x]), int(u[y])))
+            x, y = np.triu_indices(e - s, 1)
+            for a, b in zip(x, y):
+                if t[s + a] != t[s + b]:
+                    co.add((int(min(t[s + a], t[s + b])), int(max(t[s + a], t[s + b]))))
+            if xyxy is not None:
+                boxes = np.asarray(xyxy, np.float64)[order[s:e]]
+                over = _iou_rows(boxes[x], boxes[y]) > max_iou
+                for a, b in zip(x[over], y[over]):
+                    twice.add((int(min(t[s + a], t[s + b])), int(max(t[s + a], t[s + b]))))
+    co -= twice
     neg = [_sample_pairs(rows[a], rows[b], per_group, rng) for a, b in sorted(co)]
     empty = np.zeros((0, 2), np.int64)
     return (np.concatenate(pos) if pos else empty), (np.concatenate(neg) if neg else empty)
@@ -150,7 +172,8 @@ def psd(A: np.ndarray) -> np.ndarray:
     return (V * np.clip(w, 0, None)) @ V.T
 
 
-def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *, dims: int = 32,
+def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *,
+                 xyxy: np.ndarray | None = None, max_iou: float = 0.5, dims: int = 32,
                  per_group: int = 200, ridge: float = 1e-3, min_pairs: int = 20,
                  seed: int = 0) -> Metric:
     """Learn the per-video metric from per-box features and the tracklet structure.
@@ -159,6 +182,9 @@ def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *, dims
         X: (n, d) features of the boxes (NaN rows are ignored).
         tracklet: (n,) tracklet id of each box (negative = untracked, ignored).
         frame: (n,) frame of each box.
+        xyxy: (n, 4) boxes; when given, tracklets overlapping by more than ``max_iou`` in a
+            shared frame give no negatives (see :func:`tracklet_pairs`).
+        max_iou: See ``xyxy``.
         dims: PCA dimensions kept (fewer = more robust on short videos, less detail).
         per_group: Pairs sampled per tracklet (positives) and per co-occurring tracklet pair
             (negatives).
@@ -176,7 +202,7 @@ def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *, dims
         raise ValueError(f"X must be (n, d) with n = len(tracklet) = len(frame); got {X.shape}, {tracklet.shape}, {frame.shape}")
     finite = np.all(np.isfinite(X), axis=1)
     tracklet = np.where(finite, tracklet, -1)
-    pos, neg = tracklet_pairs(tracklet, frame, per_group=per_group, seed=seed)
+    pos, neg = tracklet_pairs(tracklet, frame, xyxy=xyxy, max_iou=max_iou, per_group=per_group, seed=seed)
     if len(pos) < min_pairs or len(neg) < min_pairs:
         raise NotEnoughPairs(f"too few pairs to learn a metric ({len(pos)} positive, {len(neg)} negative; need {min_pairs})")
     used = np.unique(np.concatenate([pos.ravel(), neg.ravel()]))

@@ -97,6 +97,18 @@ def test_pairs_come_from_tracklet_structure_only():
     assert {tuple(p) for p in neg.tolist()} == {(a, b) for a in (0, 1, 2) for b in (3, 4)}
 
 
+def test_one_person_boxed_twice_gives_no_negatives():
+    trk = np.array([1, 1, 2, 2, 3, 3])
+    frm = np.array([0, 1, 0, 1, 0, 1])
+    box = np.array([0, 0, 10, 20], float)
+    xyxy = np.stack([box, box, box + 1, box + 1, box + 50, box + 50])  # 2 duplicates 1; 3 elsewhere
+    _, neg = tracklet_pairs(trk, frm, xyxy=xyxy)
+    pairs = {tuple(sorted(trk[p].tolist())) for p in neg}
+    assert pairs == {(1, 3), (2, 3)}
+    _, neg_all = tracklet_pairs(trk, frm)
+    assert {tuple(sorted(trk[p].tolist())) for p in neg_all} == {(1, 2), (1, 3), (2, 3)}
+
+
 def test_pairs_are_capped_per_group():
     trk = np.repeat([0, 1], 50)
     frm = np.tile(np.arange(50), 2)
