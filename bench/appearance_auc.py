@@ -253,11 +253,17 @@ def score_video(model: str, name: str, *, sizes, yolo: bool, min_boxes: int, det
             info[f"{prefix}_kissme"] = str(exc)
 
     for size in sizes:
-        emb = embed.load_embedder(WORK / "embed-models", size=size)
-        t0 = time.perf_counter()
-        X = emb.embed_jpegs(jpegs)
-        secs = time.perf_counter() - t0
-        info[f"embed_{size[0]}x{size[1]}_crops_per_s"] = round(len(jpegs) / secs, 1)
+        cache = WORK / "appearance-embeddings" / f"{model}-{name}-{len(jpegs)}-{size[0]}x{size[1]}.npy"
+        if cache.exists():  # embeddings of these very boxes from an earlier run
+            X = np.load(cache)
+        else:
+            emb = embed.load_embedder(WORK / "embed-models", size=size)
+            t0 = time.perf_counter()
+            X = emb.embed_jpegs(jpegs)
+            secs = time.perf_counter() - t0
+            info[f"embed_{size[0]}x{size[1]}_crops_per_s"] = round(len(jpegs) / secs, 1)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cache, X)
         add_learned("mnv2" if size == sizes[0] else f"mnv2_{size[0]}x{size[1]}", X)
     if yolo:
         weights = MODELS[model][1]
