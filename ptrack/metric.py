@@ -38,11 +38,14 @@ class Metric:
         mean: (d,) centre of the features.
         proj: (d, k) PCA projection, whitened.
         M: (k, k) positive semi-definite KISSME matrix.
+        scale: Median distance of the negative (different-people) training pairs, so that
+            ``distance / scale`` is unitless across videos: about 1 for two different people.
     """
 
     mean: np.ndarray
     proj: np.ndarray
     M: np.ndarray
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         d, k = self.proj.shape
@@ -217,7 +220,9 @@ def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *,
         return c + np.eye(len(c)) * ridge * max(np.trace(c) / len(c), 1e-12)
 
     M = psd(np.linalg.inv(cov(pos)) - np.linalg.inv(cov(neg)))
-    return Metric(mean=mean, proj=proj, M=M)
+    d = Z[at[neg[:, 0]]] - Z[at[neg[:, 1]]]
+    scale = float(np.median(np.sqrt(np.clip(np.einsum("ij,jk,ik->i", d, M, d), 0, None))))
+    return Metric(mean=mean, proj=proj, M=M, scale=scale if scale > 0 else 1.0)
 
 
 def tracklet_means(X: np.ndarray, tracklet: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

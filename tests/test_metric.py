@@ -64,6 +64,10 @@ def test_learned_metric_separates_identities_better_than_euclidean(seed):
     a_e, a_l = pair_auc(ids, eucl, who), pair_auc(ids, learned, who)
     assert a_e < 0.8  # the nuisance direction swamps plain distances
     assert a_l > 0.95 and a_l > a_e + 0.15
+    # scale: different people sit around 1 in distance / scale, the same person well below
+    same = [learned[i, j] / m.scale for i in range(len(ids)) for j in range(i + 1, len(ids)) if who[ids[i]] == who[ids[j]]]
+    diff = [learned[i, j] / m.scale for i in range(len(ids)) for j in range(i + 1, len(ids)) if who[ids[i]] != who[ids[j]]]
+    assert np.median(same) < 0.5 < 0.7 < np.median(diff) < 1.5
 
 
 def test_metric_downweights_the_nuisance_direction():
