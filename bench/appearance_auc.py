@@ -265,6 +265,10 @@ def score_video(model: str, name: str, *, sizes, yolo: bool, min_boxes: int, det
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.save(cache, X)
         add_learned("mnv2" if size == sizes[0] else f"mnv2_{size[0]}x{size[1]}", X)
+    # unlabelled per-video combination: each distance over its median across the scored pairs
+    if "mnv2_kissme" in cand:
+        med = lambda D: np.median(D[iu, ju]) or 1.0  # noqa: E731
+        cand["hsv+mnv2_kissme"] = cand["hsv6"] / med(cand["hsv6"]) + cand["mnv2_kissme"] / med(cand["mnv2_kissme"])
     if yolo:
         weights = MODELS[model][1]
         add_learned("yolo", yolo_features(weights, crops))
@@ -332,7 +336,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", default=",".join([*MOT_VIDEOS, *CLIP_VIDEOS]))
     ap.add_argument("--models", default="fall,coco")
-    ap.add_argument("--sizes", default="256x128", help="embedding input sizes HxW, comma separated (first = headline)")
+    ap.add_argument("--sizes", default="224x224,256x128,128x64", help="embedding input sizes HxW, comma separated (first = headline)")
     ap.add_argument("--min-boxes", type=int, default=3)
     ap.add_argument("--yolo", action="store_true", help="also the detector's own features (slow)")
     ap.add_argument("--no-speed", action="store_true")
@@ -360,17 +364,22 @@ def main() -> int:
     keys = sorted({k for r in table.values() for k in r}, key=lambda k: (k.split("_")[0] != "hsv6", k))
     for kind in ("disjoint", "all"):
         print(f"\nROC AUC, same vs different person, {kind} tracklet pairs (out-of-sample: no label used)")
-        print(f"{'video':34s}" + "".join(f"{k:>14s}" for k in keys))
+        print(f"{'video':34s}" + "".join(f"{k:>18s}" for k in keys))
         for vid, r in table.items():
-            print(f"{vid:34s}" + "".join(f"{r[k][kind]:14.3f}" if k in r and r[k][kind] is not None else f"{'-':>14s}" for k in keys))
+            print(f"{vid:34s}" + "".join(f"{r[k][kind]:18.3f}" if k in r and r[k][kind] is not None else f"{'-':>18s}" for k in keys))
         means = {}
         for k in keys:
             vals = [r[k][kind] for r in table.values() if k in r and r[k][kind] is not None]
             means[k] = float(np.mean(vals)) if vals else None
-        print(f"{'mean':34s}" + "".join(f"{means[k]:14.3f}" if means[k] is not None else f"{'-':>14s}" for k in keys))
+        for vid in table:
+            i = report.details[vid]
+            print(f"  {vid}: {i['scored_tracklets']} tracklets, same/diff pairs "
+                  + (f"{i['same_disjoint']}/{i['diff_disjoint']}" if kind == "disjoint" else f"{i['same_pairs']}/{i['diff_pairs']}"))
+        print(f"{'mean':34s}" + "".join(f"{means[k]:18.3f}" if means[k] is not None else f"{'-':>18s}" for k in keys))
         for k in keys:
             if means[k] is not None:
-                report.add(f"AUC {kind} mean {k}", means[k], note=f"{len(table)} video/model runs")
+                n = sum(1 for r in table.values() if k in r and r[k][kind] is not None)
+                report.add(f"AUC {kind} mean {k}", means[k], note=f"mean of {n} video/model runs")
     report.details["auc_table"] = table
     if not args.no_speed:
         speed(report, sizes)
