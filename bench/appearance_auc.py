@@ -376,6 +376,12 @@ def main() -> int:
             print(f"  {vid}: {i['scored_tracklets']} tracklets, same/diff pairs "
                   + (f"{i['same_disjoint']}/{i['diff_disjoint']}" if kind == "disjoint" else f"{i['same_pairs']}/{i['diff_pairs']}"))
         print(f"{'mean':34s}" + "".join(f"{means[k]:18.3f}" if means[k] is not None else f"{'-':>18s}" for k in keys))
+        common = [r for r in table.values() if all(k in r and r[k][kind] is not None for k in keys)]
+        if common:
+            cm = {k: float(np.mean([r[k][kind] for r in common])) for k in keys}
+            print(f"{f'mean of the {len(common)} runs all have':34s}" + "".join(f"{cm[k]:18.3f}" for k in keys))
+            for k in keys:
+                report.add(f"AUC {kind} common-mean {k}", cm[k], note=f"mean of the {len(common)} runs every candidate scores")
         for k in keys:
             if means[k] is not None:
                 n = sum(1 for r in table.values() if k in r and r[k][kind] is not None)
