@@ -26,9 +26,9 @@ from ptrack import crops
 from ptrack.errors import PtrackError
 from ptrack.store import Run, Store, Video, crop_key
 from ptrack.video import FrameReader, VideoInfo, probe
+from ptrack.videos import register_video
 
 Progress = Callable[[int, int], None]  # (frames done in this run, frames to do)
-MIN_IMGSZ, MAX_IMGSZ = 32, 8192  # YOLO needs a multiple of its 32-pixel stride; 8192 is 8K video
 
 
 @dataclass
@@ -85,21 +85,6 @@ def video_lock(store: Store, video_id: int) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def register_video(store: Store, info: VideoInfo, log: Callable[[str], None]) -> Video:
-    """The project's record of this file: same content = same video; changed content = new one."""
-    known = store.find_video_by_fingerprint(info.fingerprint)
-    if known is not None:
-        if known.path != str(info.path):
-            store.update_video(known.id, path=str(info.path))
-        return store.video(known.id)
-    if any(v.name == info.name for v in store.videos()):
-        log(f"note: {info.path.name} differs from the video named '{info.name}' already in the "
-            f"project (content changed); it is stored as a new video")
-    return store.add_video(name=info.name, path=str(info.path), size=info.size,
-                           fingerprint=info.fingerprint, fps=info.fps, width=info.width,
-                           height=info.height, frame_count=info.frame_count)
 
 
 def _diff(old: dict, new: dict) -> str:
@@ -212,36 +197,22 @@ _BACKENDS = ("auto", "torch", "openvino")
 
 
 def check_settings(settings: dict) -> None:
-    """Reject impossible ``detect`` / ``crops`` values with a one-line error naming the option,
-    before anything touches the project."""
-    d, c = settings["detect"], settings["crops"]
+    """Reject impossible ``detect`` choices with a one-line error naming the option, before
+    anything touches the project (numbers and their ranges are checked when the settings load:
+    :class:`ptrack.settings.Settings`)."""
+    from ptrack.settings import Settings
+
+    Settings.from_dict(settings)
+    d = settings["detect"]
 
     def bad(name: str, value: object, want: str) -> PtrackError:
         return PtrackError(f"--{name.replace('_', '-')} {value!r}: must be {want}", exit_code=2)
 
-    for name in ("conf", "iou"):
-        v = d[name]
-        if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0 or v != v:
-            raise bad(name, v, "a number from 0 to 1")
-    imgsz = d["imgsz"]
-    if not isinstance(imgsz, int) or not MIN_IMGSZ <= imgsz <= MAX_IMGSZ or imgsz % 32:
-        raise bad("imgsz", imgsz, f"a multiple of 32 from {MIN_IMGSZ} to {MAX_IMGSZ}")
-    for name, low in (("batch", 1), ("stride", 1), ("max_frames", 0), ("max_det", 1)):
-        if not isinstance(d[name], int) or d[name] < low:
-            raise bad(name, d[name], f"a whole number >= {low}")
     if str(d["backend"]) not in _BACKENDS:
         raise bad("backend", d["backend"], "auto, torch or openvino")
     device = str(d["device"])
     if not (device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+|\d+(,\d+)*", device)):
         raise bad("device", device, "auto, cpu, cuda or cuda:N")
-    for name, low, high in (("height", 8, 4096), ("width", 8, 4096), ("quality", 1, 100)):
-        if not isinstance(c[name], int) or not low <= c[name] <= high:
-            raise PtrackError(f"config key 'crops.{name}' {c[name]!r}: must be a whole number "
-                              f"from {low} to {high}", exit_code=2)
-    mb = c.get("initial_map_mb", 64)
-    if not isinstance(mb, int) or mb < 1:
-        raise PtrackError(f"config key 'crops.initial_map_mb' {mb!r}: must be a whole number >= 1",
-                          exit_code=2)
 
 
 def _plan(store: Store, video: Video, wanted: dict, force: bool) -> tuple[str, Run | None]:
@@ -291,7 +262,7 @@ def detect_video(store: Store, path: Path, settings: dict, *, force: bool = Fals
         if plan == "skip":
             return _skipped(store, known, last)
     store.require_writable()
-    store.set_crop_map_size(int(settings["crops"].get("initial_map_mb", 64)) << 20)
+    store.set_crop_map_size(int(settings["crops"]["initial_map_mb"]) << 20)
     detector = load_detector(settings["detect"], width=info.width, height=info.height,
                              project=store.root, video=path, frame_count=info.frame_count, log=log)
     if force:

@@ -102,6 +102,14 @@ class DetectSettings(_Section):
     stride: int = _range(1)
     max_frames: int = _range(0)
     max_det: int = _range(1, 100_000)
+    precision: str = _range()
+    ov_hint: str = _range()
+    int8_min_frames: int = _range(0)
+    int8_calib_frames: int = _range(1, 100_000)
+    int8_gate_frames: int = _range(1, 100_000)
+    int8_min_agree: float = _range(0.0, 1.0)
+    int8_min_median_iou: float = _range(0.0, 1.0)
+    int8_max_conf_shift: float = _range(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class CropSettings(_Section):
     height: int = _range(8, 4096)
     width: int = _range(8, 4096)
     quality: int = _range(1, 100)
+    initial_map_mb: int = _range(1, 1 << 20)
 
 
 @dataclass(frozen=True)

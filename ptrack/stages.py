@@ -139,9 +139,8 @@ def _run_track(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
         # `detect --stride N` run as empty ones, it drops every new track before the second
         # match that confirms it (coverage on TUD-Stadtmitte fell from 78% to 29% at stride 2;
         # with this, 80%; bench/levers.py --only stride)
-        # TODO(lead): when ptrack.track takes `settings=`, pass settings.track itself
         tid = track_detections(det.frame // stride, det.xyxy, det.conf, det.cls,
-                               fps=video.fps / stride, **settings.track.as_dict())
+                               fps=video.fps / stride, settings=settings.track)
         n_tracklets = int(len(np.unique(tid[tid >= 0])))
         counts = {"detections": len(det), "tracked": int((tid >= 0).sum()),
                   "tracklets": n_tracklets}

@@ -232,16 +232,33 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
     """Re-run the stages whose results are stale (after a correction, a new tracking or other
     settings) before a view reads the persons, saying so on stderr.
 
-    LEAD: the one call site for helper algo's ``stages.ensure_current``; wire it as::
-
-        from ptrack.stages import ensure_current
-        ensure_current(store, video, settings(ctx), "rank",
-                       log=lambda m: typer.echo(m, err=True))
-
-    (``ensure_current`` may import ultralytics when ``track`` must re-run; the view commands'
-    no-torch test then needs a project whose stages are current.)
+    Nothing runs while a ``detect --force`` is replacing the video's boxes (the previous persons
+    are shown, with a note), on a read-only project (a note says the persons are stale), or when
+    the video was never grouped (the caller says what to run).
     """
-    return None
+    from ptrack.cli.output import safe
+    from ptrack.config import load_config
+    from ptrack.stages import ensure_current, stale_reason
+
+    def log(message: str) -> None:
+        typer.echo(safe(message), err=True)
+
+    if store.replacing(video.id):
+        log(f"note: the latest `ptrack detect` of {video.name} has not finished (it is running, "
+            f"or was interrupted): its boxes are being replaced; showing the persons found before")
+        return
+    if store.stage_state(video.id, "group") == "missing":
+        return
+    cfg = settings(ctx) if ctx is not None else load_config()
+    if store.read_only:
+        for stage in ("track", "group", "rank"):
+            why = stale_reason(store, video, stage, cfg)
+            if why is not None:
+                log(f"note: {stage} results of {video.name} are {why}; the project is read-only, "
+                    f"so they are shown as they are")
+                return
+        return
+    ensure_current(store, video, cfg, "rank", log=log)
 
 
 def require_persons(store: Any, video: Any, ctx: typer.Context | None = None) -> list[dict]:
