@@ -173,12 +173,12 @@ def project_state(project: Path):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--conf", "-1", "--conf -1.0: must be a number from 0 to 1"),
-    ("--conf", "2", "--conf 2.0: must be a number from 0 to 1"),
-    ("--imgsz", "0", "--imgsz 0: must be a multiple of 32 from 32 to 8192"),
-    ("--imgsz", "33", "--imgsz 33: must be a multiple of 32"),
-    ("--imgsz", "-640", "--imgsz -640: must be a multiple of 32"),
-    ("--imgsz", "100000", "--imgsz 100000: must be a multiple of 32"),
+    ("--conf", "-1", "--conf must be in [0, 1], got -1.0"),
+    ("--conf", "2", "--conf must be in [0, 1], got 2.0"),
+    ("--imgsz", "0", "--imgsz must be in [32, 8192], got 0"),
+    ("--imgsz", "33", "--imgsz must be a multiple of 32, got 33"),
+    ("--imgsz", "-640", "--imgsz must be in [32, 8192], got -640"),
+    ("--imgsz", "100000", "--imgsz must be in [32, 8192], got 100000"),
     ("--backend", "tpu", "--backend 'tpu': must be auto, torch or openvino"),
     ("--device", "gpu7", "--device 'gpu7': must be auto, cpu, cuda or cuda:N"),
 ])

@@ -39,10 +39,24 @@ def state(ctx: typer.Context) -> State:
 
 
 def settings(ctx: typer.Context, overrides: dict | None = None) -> dict:
-    """Defaults + ``--config`` + flags."""
+    """Defaults + ``--config`` + flags. A bad flag value is a usage error (exit 2) that names
+    the flag as typed (``--conf must be in [0, 1], got 2.0``)."""
     from ptrack.config import load_config
 
-    return load_config(state(ctx).config, overrides)
+    path = state(ctx).config
+    if not overrides:
+        return load_config(path)
+    load_config(path)  # errors in the file name its keys
+    try:
+        return load_config(path, overrides)
+    except PtrackError as exc:
+        for section, values in overrides.items():
+            for key, value in values.items():
+                named = f"config key '{section}.{key}'"
+                if value is not None and named in exc.message:
+                    raise PtrackError(exc.message.replace(named, f"--{key.replace('_', '-')}"),
+                                      exit_code=2) from None
+        raise
 
 
 def open_store(ctx: typer.Context, *, create: bool = False):
