@@ -80,8 +80,18 @@ def test_help_shows_every_default():
 def test_version_and_completion():
     res = runner.invoke(app, ["--version"])
     assert (res.exit_code, res.output) == (0, f"ptrack {__version__}\n")
-    res = runner.invoke(app, ["--show-completion", "bash"])
-    assert res.exit_code == 0 and "COMPREPLY" in res.output and "_COMPLETE" in res.output
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    # Typer's own completion, as a user gets it (a fresh process: Typer keeps completion state)
+    out = subprocess.run([sys.executable, "-m", "ptrack", "--show-completion", "bash"],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert "COMPREPLY" in out.stdout and "_COMPLETE" in out.stdout
 
 
 def test_global_options_after_the_command(tmp_path):
