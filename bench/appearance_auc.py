@@ -34,7 +34,12 @@ Speed: ``ptrack detect`` on the bundled ``tests/data/walking-pair.mp4`` with the
 then the embedding of all its crops in the same run (converted model cached): crops/s and the
 embedding's share of detect's time (bar: at most 1/5).
 
-Run: ``python bench/appearance_auc.py [--videos A,B] [--models fall,coco] [--sizes 256x128]
+Projects are reused when present: a clip whose detect ran with other settings than its labels'
+is reported as unusable (``why`` in the JSON). ``one-by-one-person``'s labels cover its first
+1056 frames (``--max-frames 1056``): build that project by hand with the ``reproduce`` line of
+its labels file, since this script runs ``detect`` without ``--max-frames``.
+
+Run: ``python bench/appearance_auc.py [--videos A,B] [--models fall,coco] [--sizes 224x224,256x128]
 [--yolo] [--no-speed]``
 """
 
