@@ -34,7 +34,11 @@ Speed: ``ptrack detect`` on the bundled ``tests/data/walking-pair.mp4`` with the
 then the embedding of all its crops in the same run (converted model cached): crops/s and the
 embedding's share of detect's time (bar: at most 1/5).
 
-Run: ``python bench/appearance_auc.py [--videos A,B] [--models fall,coco] [--sizes 256x128]
+Projects are reused when present: a clip whose detect ran with other settings than its labels'
+is reported as unusable (``why`` in the JSON). ``one-by-one-person``'s labels cover its first
+1056 frames (``--max-frames 1056``), which this script passes to ``detect`` from the labels file.
+
+Run: ``python bench/appearance_auc.py [--videos A,B] [--models fall,coco] [--sizes 224x224,256x128]
 [--yolo] [--no-speed]``
 """
 
@@ -92,7 +96,12 @@ def ensure_tracked(model: str, name: str) -> Path:
             except Exception:
                 done = False
     if not done:
-        run_child(ptrack_cmd("--project", str(root), "detect", str(video_path(name)), *MODELS[model]),
+        extra: list[str] = []
+        labels = LABELS / f"{name}.json"
+        if labels.exists():  # the labels' own frame limit, so the tracklet ids are theirs
+            n = json.loads(labels.read_text()).get("detect_settings", {}).get("detect", {}).get("max_frames", 0)
+            extra = ["--max-frames", str(n)] if n else []
+        run_child(ptrack_cmd("--project", str(root), "detect", str(video_path(name)), *MODELS[model], *extra),
                   timeout=7200)
         run_child(ptrack_cmd("--project", str(root), "track", "--video", name), timeout=1800)
     return root
