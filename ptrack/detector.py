@@ -329,12 +329,13 @@ def _load_openvino(settings: dict, pt_path: Path, shape: tuple[int, int], *, nam
     caps = ob.cpu_capabilities()
     if asked == "bf16" and "BF16" not in caps:
         _resolve_precision(settings, caps, None, None)  # raises the message
-    f32_dir = ob.export_ir(pt_path, file_hash(pt_path), shape, log=log)
+    digest = file_hash(pt_path)
+    f32_dir = ob.export_ir(pt_path, digest, shape, log=log)
     int8_dir, gate = None, None
     if asked in ("auto", "int8"):
         from ptrack import quantize
 
-        cached = ob.export_dir(file_hash(pt_path), shape, "int8")
+        cached = ob.export_dir(digest, shape, "int8")
         if (cached / "gate.json").exists():
             int8_dir = cached
         elif video is None or frame_count <= 0:
@@ -347,7 +348,8 @@ def _load_openvino(settings: dict, pt_path: Path, shape: tuple[int, int], *, nam
         else:
             try:
                 int8_dir = quantize.quantize_int8(
-                    f32_dir, video, frame_count, shape, calib_frames=int(settings.get("int8_calib_frames", 300)),
+                    f32_dir, video, frame_count, shape,
+                    calib_frames=int(settings.get("int8_calib_frames", 300)),
                     gate_frames=int(settings.get("int8_gate_frames", 60)), log=log)
             except PtrackError as exc:
                 if asked == "int8":

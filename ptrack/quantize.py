@@ -137,6 +137,9 @@ def gate_verdict(figures: dict, thresholds: dict) -> tuple[bool, str]:
     agree = min(figures["recall"], figures["precision"])
     if agree < thresholds["int8_min_agree"]:
         fails.append(f"agreement {agree:.3f} < {thresholds['int8_min_agree']}")
+    tight = figures.get("iou_0.9", 0.0)
+    if tight < thresholds["int8_min_tight"]:
+        fails.append(f"boxes matched at IoU 0.9 {tight:.3f} < {thresholds['int8_min_tight']}")
     if figures["median_iou"] < thresholds["int8_min_median_iou"]:
         fails.append(f"median IoU {figures['median_iou']:.3f} < {thresholds['int8_min_median_iou']}")
     if figures["conf_shift"] > thresholds["int8_max_conf_shift"]:
