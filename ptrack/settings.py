@@ -108,6 +108,7 @@ class DetectSettings(_Section):
     int8_calib_frames: int = _range(1, 100_000)
     int8_gate_frames: int = _range(1, 100_000)
     int8_min_agree: float = _range(0.0, 1.0)
+    int8_min_tight: float = _range(0.0, 1.0)
     int8_min_median_iou: float = _range(0.0, 1.0)
     int8_max_conf_shift: float = _range(0.0, 1.0)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,10 +99,6 @@ def handles_errors(fn: F) -> F:
                 raise
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             fail(f"{exc.strerror or exc}{where}")
-        except sqlite3.Error as exc:
-            if os.environ.get("PTRACK_DEBUG"):
-                raise
-            fail(f"project database error: {exc}")
         except Exception as exc:  # last resort: still one line, traceback on request
             if os.environ.get("PTRACK_DEBUG"):
                 raise

@@ -151,7 +151,7 @@ def write_png(rows: Sequence[SheetRow], video: Any, path: Path, k: int, *,
         first, last = int(p["first"]), int(p["last"])
         cells = ["-" if p.get("rank") is None else str(p["rank"]), f"P{p['id']}", None,
                  (str(first), _time(first, fps)), (str(last), _time(last, fps)),
-                 (str(p["n_frames"]), f"{p['n_observed'] / max(last - first + 1, 1):.0%} of span"),
+                 (str(p["n_frames"]), f"{p['n_observed'] / max(last - first + 1, 1):.0%} detected"),
                  str(p["n_tracklets"])]
         for x, w, value in zip(x0s, widths, cells):
             if value is None:
@@ -224,7 +224,7 @@ def write_html(rows: Sequence[SheetRow], video: Any, path: Path, k: int, *,
             f"<td><b>P{p['id']}</b></td><td><div class=\"crops\">{figs}</div></td>"
             f'<td class="num">{first}<br><span class="t">{_time(first, fps)}</span></td>'
             f'<td class="num">{last}<br><span class="t">{_time(last, fps)}</span></td>'
-            f'<td class="num">{p["n_frames"]}<br><span class="t">{cov:.0%} of span</span></td>'
+            f'<td class="num">{p["n_frames"]}<br><span class="t">{cov:.0%} detected</span></td>'
             f'<td class="num">{p["n_tracklets"]}</td></tr>')
     if not rows:
         out.append(f'<tr><td colspan="{len(COLUMNS)}">no persons</td></tr>')
