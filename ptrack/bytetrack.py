@@ -47,7 +47,8 @@ _POS, _VEL = slice(0, 4), slice(4, 8)
 _PPP, _PVP, _PPV, _PVV = slice(8, 12), slice(12, 16), slice(16, 20), slice(20, 24)
 # Noise standard deviations as h * W + C per coordinate (x, y, a, h): initial position and
 # velocity, process position and velocity, measurement (Ultralytics' KalmanFilterXYAH)
-_INIT_W = np.array([2 * STD_POS] * 2 + [0.0] + [2 * STD_POS] + [10 * STD_VEL] * 2 + [0.0] + [10 * STD_VEL])[:, None]
+_INIT_W = np.array([2 * STD_POS, 2 * STD_POS, 0.0, 2 * STD_POS,
+                    10 * STD_VEL, 10 * STD_VEL, 0.0, 10 * STD_VEL])[:, None]
 _INIT_C = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])[:, None]
 _PROC_W = np.array([STD_POS] * 2 + [0.0] + [STD_POS] + [STD_VEL] * 2 + [0.0] + [STD_VEL])[:, None]
 _PROC_C = _INIT_C

@@ -147,7 +147,8 @@ def test_same_tracks_as_ultralytics_on_mot15(seq, settings):
 
 @pytest.fixture(scope="module")
 def clip_detections(person_model):
-    """The test model's boxes (both classes, conf 0.1, as `ptrack detect --classes all`) on the bundled clip."""
+    """The test model's boxes on the bundled clip (both classes, conf 0.1, as `ptrack detect
+    --classes all` stores them)."""
     from pathlib import Path
 
     from ptrack.detector import quiet_ultralytics
