@@ -56,7 +56,7 @@ def test_merge_of_persons_on_screen_together_is_refused_or_forced(proj):
     res = run(proj, "merge", 1, 2, "--force")
     assert res.stdout.splitlines() == [
         "recorded merge #1: persons 1, 2 (tracklets 1, 2, 4) are one person",
-        "run `ptrack group; ptrack rank` to apply it"]
+        "applied: regrouped walking-pair, 2 persons now"]
     assert recorded(proj) == [(1, "merge", [1, 2, 4], None)]
 
 
@@ -72,17 +72,21 @@ def test_same_merge_twice_is_stored_once(proj):
 
 def test_contradicting_correction_is_refused_naming_every_conflict(proj):
     run(proj, "merge", 1, 3, "--force")
-    res = run(proj, "unmerge", 1, code=2)
+    res = run(proj, "unmerge", 1, code=2)  # P1 is now tracklets 1, 3, 4 (applied at once)
     assert res.output == (
-        "Error: this unmerge contradicts the recorded corrections (1 conflict); nothing "
+        "Error: this unmerge contradicts the recorded corrections (3 conflicts); nothing "
         "recorded:\n"
+        "  tracklets 1 and 3 are joined by merge #1 (tracklets 1, 3, 4) but kept apart by this "
+        "unmerge (tracklets 1, 3, 4)\n"
         "  tracklets 1 and 4 are joined by merge #1 (tracklets 1, 3, 4) but kept apart by this "
-        "unmerge (tracklets 1, 4)\n"
+        "unmerge (tracklets 1, 3, 4)\n"
+        "  tracklets 3 and 4 are joined by merge #1 (tracklets 1, 3, 4) but kept apart by this "
+        "unmerge (tracklets 1, 3, 4)\n"
         "see `ptrack constraints`; remove one with `ptrack constraints --delete ID`\n")
     assert [c[1] for c in recorded(proj)] == ["merge"]
     res = run(proj, "split", 1, "--at", 10, code=2)  # cuts tracklet 1, which merge #1 joins to 4
     assert "tracklets 1 and 4 are joined by merge #1" in res.output
-    assert "kept apart by this split (tracklets 1, 4 at frame 10)" in res.output
+    assert "kept apart by this split (tracklets 1, 3, 4 at frame 10)" in res.output
     run(proj, "constraints", "--delete", 1)
     out = run(proj, "unmerge", 1).stdout
     assert out.startswith("recorded unmerge #") and ": tracklets 1, 4 of P1 are kept apart" in out

@@ -235,16 +235,16 @@ def test_merge_split_unmerge_store_tracklet_ids(proj):
     res = run(proj, "merge", 1, 3, "--force")
     assert res.stdout.splitlines() == [
         "recorded merge #1: persons 1, 3 (tracklets 1, 3, 4) are one person",
-        "run `ptrack group; ptrack rank` to apply it"]
+        "applied: regrouped walking-pair, 2 persons now"]
     res = run(proj, "split", 1, "--at", 20)
     assert res.stdout.splitlines()[1] == "  before: tracklets 1, 4; from 20: tracklets 4; 4 cut at 20"
     run(proj, "unmerge", 2, code=1)  # a single tracklet
     with Store.open(proj) as store:
         got = [(c["kind"], c["ids"], c["frame"]) for c in store.constraints(1)]
-    assert got == [("merge", [1, 3, 4], None), ("split", [1, 4], 20)]
+    assert got == [("merge", [1, 3, 4], None), ("split", [1, 3, 4], 20)]
     listed = json.loads(run(proj, "constraints", "--json").stdout)
     assert [(c["id"], c["kind"], c["tracklets"]) for c in listed] == [
-        (1, "merge", [1, 3, 4]), (2, "split", [1, 4])]
+        (1, "merge", [1, 3, 4]), (2, "split", [1, 3, 4])]
     run(proj, "constraints", "--delete", 1)
     assert [c["id"] for c in json.loads(run(proj, "constraints", "--json").stdout)] == [2]
     run(proj, "unmerge", 1)

@@ -84,8 +84,14 @@ def build_project(root: Path, *, persons: bool = True) -> Store:
         return store
     t = np.array(tracks)
     store.replace_tracklets(v.id, t[:, 0], t[:, 1], t[:, 2])
+    # stage runs as `ptrack rank` records them (default settings, each made from the one
+    # before), so views find the persons current and do not re-run the stages over them
+    from ptrack.config import load_config
+
+    cfg, upstream = load_config(), run
     for stage in ("track", "group", "rank"):
-        store.finish_run(store.start_run(v.id, stage, {}).id, "done", {})
+        upstream = store.start_run(v.id, stage, cfg[stage], input_run=upstream.id)
+        store.finish_run(upstream.id, "done", {})
     prow = []
     for pid, ntr in ((1, 2), (2, 1), (3, 1)):
         b = [x for x in boxes if x[0] == pid]

@@ -263,16 +263,22 @@ def register(app: typer.Typer) -> None:
         """
         with open_store(ctx) as store:
             v = store.video(video)
-            chosen = resolve_ids(require_persons(store, v, ctx), ids)
-            if len(chosen) < 2:
+            if len(set(ids)) < 2:
                 raise PtrackError("merge needs at least two different person ids", exit_code=2)
-            if not force:
-                _refuse_shared_frames(ctx, store, v, chosen)
+            persons = require_persons(store, v, ctx)
             owned = store.person_tracklets(v.id)
+            # an id printed before an earlier merge (a tracklet id of a person now) still names
+            # its person: repeating a merge finds it already recorded
+            current = {int(p["id"]) for p in persons}
+            alias = {t: pid for pid, ts in owned.items() for t in ts}
+            chosen = resolve_ids(persons, list(dict.fromkeys(
+                i if i in current else alias.get(i, i) for i in ids)))
+            if not force and len(chosen) > 1:
+                _refuse_shared_frames(ctx, store, v, chosen)
             tracklets = sorted({t for p in chosen for t in owned.get(p["id"], [])})
             cid, again = _record(store, v, {"kind": "merge", "ids": tracklets, "frame": None})
             apply = _apply_hint(ctx, store, v)
-        who = _ids_text(p["id"] for p in chosen)
+        who = _ids_text(ids)
         if again:
             typer.echo(f"already recorded as merge #{cid}: persons {who} (tracklets "
                        f"{_ids_text(tracklets)}) are one person; nothing new recorded")
@@ -297,6 +303,11 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx) as store:
             v = store.video(video)
             [p] = resolve_ids(require_persons(store, v, ctx), [person])
+            mine = set(store.person_tracklets(v.id).get(p["id"], []))
+            for c in store.constraints(v.id):  # the same split again (it was applied at once)
+                if c["kind"] == "split" and c["frame"] == at and mine & set(c["ids"]):
+                    typer.echo(f"already recorded as split #{c['id']}; nothing new recorded")
+                    return
             if not int(p["first"]) < at <= int(p["last"]):
                 raise PtrackError(f"--at {at} is outside P{p['id']}'s frames after its first "
                                   f"({int(p['first']) + 1}-{p['last']})", exit_code=2)
