@@ -227,7 +227,9 @@ def test_rank_after_a_merge_regroups_and_the_merged_person_is_ranked(imported: P
         before = store.person_tracklets(v.id)
         assert len(before) == 2
         a, b = sorted(before)
-    assert cli(imported, "merge", a, b).exit_code == 0
+    # a correction recorded without being applied (as by an older ptrack): rank catches up
+    with Store.open(imported, create=False) as store:
+        store.add_constraint(store.video(None).id, "merge", sorted(before[a] + before[b]))
     result = cli(imported, "rank")
     assert result.exit_code == 0, result.output
     assert "group results are older than your corrections" in result.output
