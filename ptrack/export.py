@@ -7,6 +7,11 @@
     person = data["primary_person"].item()   # dict: person_id, frame_numbers, bboxes, confidences
     data["frame_numbers"], data["bboxes"]     # the same arrays at top level, no pickle needed
 
+``bboxes`` are the person's smoothed boxes (what a pose stage should crop: the detector's boxes
+through an offline Kalman smoother over the whole track, gaps filled by it) and ``bboxes_raw``
+the detector's own boxes (in a gap, where no detection exists, the box interpolated between
+the detections around it). ``export`` writes one of the two (``boxes="smoothed"`` or ``"raw"``).
+
 Frames are 0-based and boxes xyxy in original video pixels, except in MOT files, whose frames
 are 1-based and boxes ``left, top, width, height``. Every writer goes through a temporary file
 renamed at the end, so an interrupted write never leaves a half file at the final path.
@@ -31,6 +36,7 @@ EXPORT_SUFFIX = {"mot": ".txt", "csv": ".csv", "json": ".json"}
 # the extensions of ``--out`` that name a format
 SELECT_SUFFIXES = {"npz": (".npz",), "json": (".json",), "csv": (".csv",)}
 EXPORT_SUFFIXES = {"mot": (".txt", ".mot"), "csv": (".csv",), "json": (".json",)}
+BOX_KINDS = ("smoothed", "raw")  # --boxes: the smoother's boxes, or the detector's
 LATEST_SELECTION = "primary_person"  # primary_person.<fmt>: the latest selection
 
 
@@ -56,7 +62,11 @@ def kept_selection_path(folder: Path, person_ids: Sequence[int], fmt: str) -> Pa
 
 @dataclass(frozen=True)
 class Track:
-    """One person's boxes, one row per frame, sorted by frame."""
+    """One person's boxes, one row per frame, sorted by frame.
+
+    ``xyxy`` are the boxes written (smoothed by default); ``xyxy_raw`` the detector's boxes
+    (interpolated in gaps), None when they are the same array.
+    """
 
     person_id: int
     frame: np.ndarray  # int64 (N,)
@@ -64,17 +74,29 @@ class Track:
     conf: np.ndarray  # float64 (N,)
     source: np.ndarray  # int8 (N,) 0 observed, 1 interpolated
     tracklet: np.ndarray  # int64 (N,)
+    xyxy_raw: np.ndarray | None = None  # float64 (N, 4)
+
+    @property
+    def raw(self) -> np.ndarray:
+        """The detector's boxes (``xyxy`` when no separate raw boxes are held)."""
+        return self.xyxy if self.xyxy_raw is None else self.xyxy_raw
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])
 
 
-def track_from_boxes(person_id: int, boxes: dict[str, np.ndarray]) -> Track:
-    """A :class:`Track` from ``store.person_boxes(video_id, person)``."""
+def track_from_boxes(person_id: int, boxes: dict[str, np.ndarray], which: str = "smoothed") -> Track:
+    """A :class:`Track` from ``store.person_boxes(video_id, person)``: its ``xyxy`` are the
+    smoothed boxes (``which="smoothed"``) or the raw ones (``"raw"``); ``xyxy_raw`` the raw."""
+    if which not in BOX_KINDS:
+        raise ValueError(f"boxes must be one of {', '.join(BOX_KINDS)}, got {which!r}")
     order = np.argsort(boxes["frame"], kind="stable")
-    return Track(int(person_id), boxes["frame"][order].astype(np.int64),
-                 boxes["xyxy"][order].astype(np.float64), boxes["conf"][order].astype(np.float64),
-                 boxes["source"][order].astype(np.int8), boxes["tracklet"][order].astype(np.int64))
+    raw = boxes["xyxy"][order].astype(np.float64)
+    main = boxes["smoothed"][order].astype(np.float64) \
+        if which == "smoothed" and "smoothed" in boxes else raw
+    return Track(int(person_id), boxes["frame"][order].astype(np.int64), main,
+                 boxes["conf"][order].astype(np.float64), boxes["source"][order].astype(np.int8),
+                 boxes["tracklet"][order].astype(np.int64), raw)
 
 
 def merge_tracks(tracks: Sequence[Track], person_id: int | None = None) -> tuple[Track, int]:
@@ -102,8 +124,9 @@ def merge_tracks(tracks: Sequence[Track], person_id: int | None = None) -> tuple
     keep = order[first]
     contested = int(len(np.unique(frame_sorted[~first])))
     cat = lambda name: np.concatenate([getattr(t, name) for t in tracks])  # noqa: E731
+    raw = np.concatenate([t.raw for t in tracks])
     merged = Track(pid, frame[keep], cat("xyxy")[keep], conf[keep], cat("source")[keep],
-                   cat("tracklet")[keep])
+                   cat("tracklet")[keep], raw[keep])
     return merged, contested
 
 
@@ -135,6 +158,7 @@ def selection_arrays(track: Track, video: Any, person_ids: Sequence[int]) -> dic
         "person_ids": np.asarray([int(i) for i in person_ids], dtype=np.int64),
         "frame_numbers": track.frame.astype(np.int64),
         "bboxes": track.xyxy.astype(np.float64).reshape(-1, 4),
+        "bboxes_raw": track.raw.astype(np.float64).reshape(-1, 4),
         "confidences": track.conf.astype(np.float64),
         "sources": track.source.astype(np.int8),
         "tracklets": track.tracklet.astype(np.int64),
@@ -151,8 +175,8 @@ def write_selection(path: Path, fmt: str, track: Track, video: Any,
     path = Path(path)
     with atomic_path(path) as tmp:
         if fmt == "npz":
-            primary = {k: data[k] for k in ("person_id", "frame_numbers", "bboxes", "confidences",
-                                             "sources", "tracklets", "person_ids")}
+            primary = {k: data[k] for k in ("person_id", "frame_numbers", "bboxes", "bboxes_raw",
+                                             "confidences", "sources", "tracklets", "person_ids")}
             primary.update(_video_meta(video))
             top = {k: np.asarray(v) for k, v in data.items()}
             holder = np.empty((), dtype=object)
@@ -167,13 +191,14 @@ def write_selection(path: Path, fmt: str, track: Track, video: Any,
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
             w.writerow(["person_id", "frame", "time", "x1", "y1", "x2", "y2", "conf", "source",
-                        "tracklet"])
+                        "tracklet", "raw_x1", "raw_y1", "raw_x2", "raw_y2"])
             fps = float(video.fps) or 1.0
+            raw = track.raw
             for i in range(len(track)):
                 x1, y1, x2, y2 = (round(float(v), 2) for v in track.xyxy[i])
                 w.writerow([track.person_id, int(track.frame[i]), round(track.frame[i] / fps, 4),
                             x1, y1, x2, y2, round(float(track.conf[i]), 4), int(track.source[i]),
-                            int(track.tracklet[i])])
+                            int(track.tracklet[i]), *(round(float(v), 2) for v in raw[i])])
             tmp.write_text(buf.getvalue(), encoding="utf-8")
     return path
 

@@ -181,7 +181,9 @@ def _run_group(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
         result = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=video.fps,
                                  descriptors=desc, must_link=must, cannot_link=cannot,
                                  settings=settings.group)
-        persons, boxes, links = _person_rows(result, det)
+        smoothed = smoothed_person_boxes(result.person, result.frame, result.xyxy, result.conf,
+                                         result.source, fps=video.fps)
+        persons, boxes, links = _person_rows(result, det, smoothed)
         counts = {"tracklets": int(len(result.tracklet_ids)), "persons": len(persons),
                   "interpolated": int((result.source == 1).sum()),
                   "appearance": desc is not None,
@@ -222,13 +224,45 @@ def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int) -> list[
                    descriptors=desc, settings=settings.group)
 
 
-def _person_rows(result, det) -> tuple[list[dict], list[tuple], list[tuple]]:
-    """Store rows from a :class:`ptrack.group.GroupResult`."""
+def smoothed_person_boxes(person: np.ndarray, frame: np.ndarray, xyxy: np.ndarray,
+                          conf: np.ndarray, source: np.ndarray, *, fps: float) -> np.ndarray:
+    """The smoothed box of every person box (float32, N x 4, in the rows' order).
+
+    Each person's observed boxes (``source == 0``, weighted by confidence) go through
+    :func:`ptrack.smooth.smooth_boxes` over the person's whole span, so interpolated rows get
+    the smoother's box for their frame. A person with no observed box keeps its boxes.
+    """
+    from ptrack.smooth import smooth_boxes
+
+    person = np.asarray(person)
+    frame = np.asarray(frame, dtype=np.int64)
+    xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+    out = xyxy.copy()
+    if not len(person) or not fps or fps <= 0:
+        return out
+    observed = np.asarray(source) == 0
+    for pid in np.unique(person):
+        rows = np.flatnonzero(person == pid)
+        obs = rows[observed[rows]]
+        if not len(obs):
+            continue
+        span, boxes = smooth_boxes(frame[obs], xyxy[obs], np.asarray(conf)[obs], fps=fps, fill=True)
+        at = frame[rows] - span[0]
+        inside = (at >= 0) & (at < len(span))
+        out[rows[inside]] = boxes[at[inside]]
+    return out
+
+
+def _person_rows(result, det, smoothed: np.ndarray | None = None
+                 ) -> tuple[list[dict], list[tuple], list[tuple]]:
+    """Store rows from a :class:`ptrack.group.GroupResult` (and its smoothed boxes)."""
     det_index = np.where(result.row >= 0, det.det[np.maximum(result.row, 0)], -1)
+    smoothed = result.xyxy if smoothed is None else smoothed
     boxes = list(zip(result.person.tolist(), result.frame.tolist(),
                      *(result.xyxy[:, i].astype(float).tolist() for i in range(4)),
                      result.conf.astype(float).tolist(), result.source.astype(int).tolist(),
-                     result.tracklet.tolist(), det_index.tolist()))
+                     result.tracklet.tolist(), det_index.tolist(),
+                     *(smoothed[:, i].astype(float).tolist() for i in range(4))))
     links = list(zip(result.person_of_tracklet.tolist(), result.tracklet_ids.tolist()))
     persons = []
     if len(result.person):

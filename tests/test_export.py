@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ptrack.export import Track, atomic_path, merge_tracks, write_export, write_selection
+from ptrack.export import (Track, atomic_path, merge_tracks, track_from_boxes, write_export,
+                           write_selection)
 
 VIDEO = SimpleNamespace(path="/videos/match.mp4", name="match", fps=25.0, width=1920, height=1080,
                         frame_count=500)
@@ -76,8 +77,9 @@ def test_json_and_csv_selection(tmp_path):
     assert doc["times"] == [0.0, 2.0] and doc["fps"] == 25.0 and doc["sources"] == [0, 0]
     rows = list(csv.reader((write_selection(tmp_path / "p.csv", "csv", t, VIDEO, [7])).open()))
     assert rows[0] == ["person_id", "frame", "time", "x1", "y1", "x2", "y2", "conf", "source",
-                       "tracklet"]
-    assert rows[2] == ["7", "50", "2.0", "60.0", "20.0", "110.0", "220.0", "0.25", "0", "7"]
+                       "tracklet", "raw_x1", "raw_y1", "raw_x2", "raw_y2"]
+    assert rows[2] == ["7", "50", "2.0", "60.0", "20.0", "110.0", "220.0", "0.25", "0", "7",
+                       "60.0", "20.0", "110.0", "220.0"]
 
 
 def test_mot_export_is_one_based_and_sorted_by_frame(tmp_path):
@@ -143,3 +145,65 @@ def test_merge_property_every_frame_once_with_best_conf():
         assert contested == sum(1 for f in frames if sum(f in d for d in specs) > 1)
 
     check()
+
+
+# ------------------------------------------------------------ smoothed and raw boxes (issue 11)
+
+def _stored_boxes():
+    """What ``store.person_boxes`` returns for one person: raw boxes and smoothed ones."""
+    return {"person": np.array([5, 5, 5]), "frame": np.array([2, 0, 1]),
+            "xyxy": np.array([[2, 0, 12, 20], [0, 0, 10, 20], [1, 0, 11, 20]], np.float32),
+            "smoothed": np.array([[2.5, 0, 12.5, 20], [0.5, 0, 10.5, 20], [1.5, 0, 11.5, 20]],
+                                 np.float32),
+            "conf": np.array([0.9, 0.8, 0.0], np.float32), "source": np.array([0, 0, 1], np.int8),
+            "tracklet": np.array([5, 5, -1]), "det": np.array([0, 0, -1])}
+
+
+def test_track_from_boxes_picks_smoothed_or_raw():
+    t = track_from_boxes(5, _stored_boxes())
+    assert t.frame.tolist() == [0, 1, 2]
+    assert t.xyxy[:, 0].tolist() == [0.5, 1.5, 2.5]  # smoothed by default
+    assert t.raw[:, 0].tolist() == [0.0, 1.0, 2.0]
+    r = track_from_boxes(5, _stored_boxes(), "raw")
+    assert r.xyxy[:, 0].tolist() == [0.0, 1.0, 2.0] and r.raw[:, 0].tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="smoothed, raw"):
+        track_from_boxes(5, _stored_boxes(), "kalman")
+
+
+def test_selection_writes_smoothed_bboxes_and_raw_beside_them(tmp_path):
+    t = track_from_boxes(5, _stored_boxes())
+    data = np.load(write_selection(tmp_path / "p.npz", "npz", t, VIDEO, [5]), allow_pickle=True)
+    person = data["primary_person"].item()
+    assert person["bboxes"][:, 0].tolist() == [0.5, 1.5, 2.5]
+    assert person["bboxes_raw"][:, 0].tolist() == [0.0, 1.0, 2.0]
+    assert data["bboxes_raw"].shape == (3, 4)
+    doc = json.loads(write_selection(tmp_path / "p.json", "json", t, VIDEO, [5]).read_text())
+    assert [b[0] for b in doc["bboxes"]] == [0.5, 1.5, 2.5]
+    assert [b[0] for b in doc["bboxes_raw"]] == [0.0, 1.0, 2.0]
+    rows = list(csv.reader(write_selection(tmp_path / "p.csv", "csv", t, VIDEO, [5]).open()))
+    assert [r[3] for r in rows[1:]] == ["0.5", "1.5", "2.5"]
+    assert [r[10] for r in rows[1:]] == ["0.0", "1.0", "2.0"]
+
+
+def test_merge_keeps_raw_boxes_of_the_kept_rows():
+    a = track_from_boxes(5, _stored_boxes())
+    b = Track(9, np.array([2, 3]), np.full((2, 4), 50.0), np.array([0.95, 0.5]),
+              np.zeros(2, np.int8), np.array([9, 9]), np.full((2, 4), 40.0))
+    m, contested = merge_tracks([a, b])
+    assert contested == 1 and m.frame.tolist() == [0, 1, 2, 3]
+    assert m.xyxy[:, 0].tolist() == [0.5, 1.5, 50.0, 50.0]  # frame 2: b's box is more confident
+    assert m.raw[:, 0].tolist() == [0.0, 1.0, 40.0, 40.0]
+
+
+@pytest.mark.parametrize("fmt", ["mot", "csv", "json"])
+def test_export_writes_the_chosen_boxes(tmp_path, fmt):
+    def first_x(which):
+        path, _ = write_export(tmp_path / f"{which}.{fmt}", fmt,
+                               [track_from_boxes(5, _stored_boxes(), which)], VIDEO)
+        if fmt == "json":
+            return [b[0] for b in json.loads(path.read_text())["persons"][0]["bboxes"]]
+        col = 2 if fmt == "mot" else 4
+        rows = list(csv.reader(path.open()))[(fmt == "csv"):]
+        return [float(r[col]) for r in rows]
+    assert first_x("smoothed") == [0.5, 1.5, 2.5]
+    assert first_x("raw") == [0.0, 1.0, 2.0]

@@ -1,3 +1,4 @@
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -449,3 +450,72 @@ def test_integrity_accepts_crops_past_an_interrupted_runs_marker(tmp_path: Path)
         assert store.integrity().ok  # the resume removes it
         store.finish_run(run.id, "done", {})
         assert store.integrity().crops_without_detections == {"clip": 1}
+
+
+# ------------------------------------------------- smoothed person boxes, schema 2 (issue 11)
+
+from ptrack.store import meta as _meta  # noqa: E402
+
+
+def test_person_boxes_round_trip_smoothed_beside_raw(tmp_path: Path):
+    with Store.open(tmp_path) as store:
+        v = _video(store)
+        store.replace_persons(v.id, [PERSON | {"n_frames": 2, "last": 1}], [
+            (1, 0, 0, 0, 5, 20, 0.5, 0, 1, 0, 0.5, 1.0, 5.5, 21.0),
+            (1, 1, 2, 0, 7, 20, 0.0, 1, -1, -1, 2.25, 0.5, 7.25, 20.5),
+            (1, 2, 4, 0, 9, 20, 0.7, 0, 1, 3)], [(1, 1)])  # no smoothed box given: the raw one
+        pb = store.person_boxes(v.id, 1)
+        assert pb["xyxy"].tolist() == [[0, 0, 5, 20], [2, 0, 7, 20], [4, 0, 9, 20]]
+        assert pb["smoothed"].tolist() == [[0.5, 1, 5.5, 21], [2.25, 0.5, 7.25, 20.5],
+                                           [4, 0, 9, 20]]
+        assert pb["smoothed"].dtype == np.float32
+
+
+def _schema1_project(root: Path) -> None:
+    """A project as ptrack wrote it with schema 1: persons without smoothed boxes, grouped
+    and ranked."""
+    root.mkdir()
+    conn = sqlite3.connect(root / "ptrack.db")
+    schema1 = _meta._SCHEMA.replace("    sx1 REAL, sy1 REAL, sx2 REAL, sy2 REAL,\n", "")
+    assert schema1 != _meta._SCHEMA
+    conn.executescript(schema1)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute("INSERT INTO videos VALUES (1, 'clip', '/c.mp4', 1, 'f', 25, 64, 48, 10, 0, 'x')")
+    for rid, stage in enumerate(("detect", "track", "group", "rank"), 1):
+        conn.execute("INSERT INTO runs (id, video_id, stage, settings, status, input_run, started)"
+                     " VALUES (?, 1, ?, '{}', 'done', ?, 'x')", (rid, stage, rid - 1 or None))
+    conn.execute("INSERT INTO persons VALUES (1, 3, 1, 0.5, '{}', 2, 2, 0, 1, 1, 20, 0.5)")
+    conn.executemany("INSERT INTO person_boxes VALUES (1, 3, ?, ?, 0, ?, 20, 0.5, 0, 3, 0)",
+                     [(0, 1.0, 6.0), (1, 2.0, 7.0)])
+    conn.commit()
+    conn.close()
+
+
+def test_schema1_project_is_upgraded_and_its_persons_marked_stale(tmp_path: Path):
+    _schema1_project(tmp_path / "old")
+    with Store.open(tmp_path / "old", create=False) as store:
+        assert store.meta.schema_version() == SCHEMA_VERSION == 2
+        pb = store.person_boxes(1, 3)
+        assert pb["xyxy"].tolist() == [[1, 0, 6, 20], [2, 0, 7, 20]]
+        assert pb["smoothed"].tolist() == pb["xyxy"].tolist()  # filled until group re-runs
+        # group (and rank) re-run before anything reads the persons again
+        assert [store.stage_state(1, s) for s in ("detect", "track", "group", "rank")] == [
+            "done", "done", "stale", "stale"]
+        assert store.integrity_ok()
+    with Store.open(tmp_path / "old", create=False) as store:  # a second open changes nothing
+        assert store.stage_state(1, "group") == "stale"
+
+
+def test_schema1_project_on_a_read_only_directory_is_read_as_it_is(tmp_path: Path, monkeypatch):
+    _schema1_project(tmp_path / "old")
+    import ptrack.store as store_module
+
+    real_access = os.access
+    def access(path, mode):  # the project directory reads as not writable
+        return False if Path(path) == tmp_path / "old" else real_access(path, mode)
+
+    monkeypatch.setattr(store_module.os, "access", access)
+    with Store.open(tmp_path / "old", create=False) as store:
+        assert store.read_only and store.meta.schema_version() == 1
+        pb = store.person_boxes(1, 3)
+        assert pb["smoothed"].tolist() == pb["xyxy"].tolist() == [[1, 0, 6, 20], [2, 0, 7, 20]]

@@ -142,9 +142,11 @@ def register(app: typer.Typer) -> None:
 
         The npz reads like the older pipeline's: np.load(p, allow_pickle=True)
         ['primary_person'].item() is a dict with person_id, frame_numbers (0-based), bboxes
-        (N x 4 xyxy, original pixels) and confidences; the same arrays, the video's path, fps
-        and size, and per-frame sources (0 observed, 1 interpolated) and tracklets are also
-        at top level. A frame claimed by two ids keeps the more confident box.
+        (N x 4 xyxy, original pixels: the smoothed boxes, what a pose stage should crop),
+        bboxes_raw (the detector's boxes; interpolated in gaps) and confidences; the same
+        arrays, the video's path, fps and size, and per-frame sources (0 observed,
+        1 interpolated) and tracklets are also at top level. A frame claimed by two ids keeps
+        the more confident box.
 
         Without --out, primary_person.<format> always holds the latest selection and each
         selection is also kept as primary_person_P<ID>.<format>, which no later selection
@@ -206,13 +208,19 @@ def register(app: typer.Typer) -> None:
                  "standard output. [default: <project>/outputs/<video>/persons.<txt|csv|json>]")] = None,
         observed_only: Annotated[bool, typer.Option("--observed-only", help="Leave out interpolated boxes.")] = False,
         level: Annotated[str, typer.Option("--level", help="persons | tracklets (the tracker's raw ids).")] = "persons",
+        boxes: Annotated[str, typer.Option(
+            "--boxes", help="smoothed (the smoother's boxes, gaps filled by it) | raw (the "
+                            "detector's boxes, interpolated in gaps). Tracklets are always "
+                            "the detector's.")] = "smoothed",
         video: VideoOpt = None,
         old_ids: Annotated[Optional[list[int]], typer.Option("--ids", "--id", hidden=True)] = None,
     ) -> None:
         """Write all persons' (or the given ids') boxes for other tools. MOT rows are
         frame (1-based), id, left, top, width, height, conf, -1, -1, -1.
 
-        Example: ptrack export 14 29 --out persons.csv
+        The boxes are the smoothed ones unless --boxes raw (the detector's own).
+
+        Example: ptrack export 14 29 --out persons.csv --boxes raw
         """
         from ptrack.export import EXPORT_FORMATS, EXPORT_SUFFIX, EXPORT_SUFFIXES, track_from_boxes, write_export
 
@@ -220,6 +228,8 @@ def register(app: typer.Typer) -> None:
         fmt = out_format(out, fmt, EXPORT_FORMATS, EXPORT_SUFFIXES, "mot")
         if level not in ("persons", "tracklets"):
             raise PtrackError("--level must be persons or tracklets", exit_code=2)
+        if boxes not in ("smoothed", "raw"):
+            raise PtrackError(f"--boxes must be smoothed or raw, not '{boxes}'", exit_code=2)
         if level == "tracklets":
             _export_tracklets(ctx, fmt, ids, out, video)
             return
@@ -234,7 +244,8 @@ def register(app: typer.Typer) -> None:
                 sel = allboxes["person"] == p["id"]
                 if observed_only:
                     sel &= allboxes["source"] == 0
-                tracks.append(track_from_boxes(p["id"], {k: a[sel] for k, a in allboxes.items()}))
+                tracks.append(track_from_boxes(p["id"], {k: a[sel] for k, a in allboxes.items()},
+                                               boxes))
             dest = Destination(out, store.output_dir(v) / f"persons{EXPORT_SUFFIX[fmt]}")
         for note in notes:
             typer.echo(note, err=True)

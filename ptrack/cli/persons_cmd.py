@@ -175,14 +175,21 @@ def register(app: typer.Typer) -> None:
         gt_file: Annotated[Path, typer.Argument(help="MOTChallenge ground truth (gt.txt).")],
         video: VideoOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        boxes: Annotated[str, typer.Option(
+            "--boxes", help="Persons' boxes to score: smoothed (what export writes) | raw "
+                            "(the detector's).")] = "smoothed",
     ) -> None:
         """Score tracklets and persons against ground truth: HOTA, MOTA, IDF1, IDSW, subjects.
+
+        Persons are scored with the boxes `ptrack export` writes (smoothed unless --boxes raw).
 
         Example: ptrack eval gt.txt --json
         """
         from ptrack.evaluate import evaluate
         from ptrack.motio import read_mot
 
+        if boxes not in ("smoothed", "raw"):
+            raise PtrackError(f"--boxes must be smoothed or raw, not '{boxes}'", exit_code=2)
         gt = read_mot(gt_file, kind="gt")
         results = {}
         with open_store(ctx) as store:
@@ -192,7 +199,8 @@ def register(app: typer.Typer) -> None:
                 results["tracklets"] = evaluate(gt, det.frame, tid, det.xyxy)
             pb = store.person_boxes(v.id)
             if store.stage_state(v.id, "group") != "missing":
-                results["persons"] = evaluate(gt, pb["frame"], pb["person"], pb["xyxy"])
+                results["persons"] = evaluate(gt, pb["frame"], pb["person"],
+                                              pb["smoothed" if boxes == "smoothed" else "xyxy"])
         if not results:
             raise PtrackError("nothing to score yet; run `ptrack track` and `ptrack group` first")
         keys = ["HOTA", "MOTA", "IDF1", "IDSW", "coverage", "purity", "precision",

@@ -153,7 +153,9 @@ class Store:
                 if store.meta.schema_version() == 0:
                     raise StoreError(f"project database {db_path} holds no ptrack project "
                                      f"(and the directory is read-only)")
-                store.meta.migrate(str(root))  # only refuses newer schemas when up to date
+                if store.meta.schema_version() >= SCHEMA_VERSION:  # refuses a newer schema
+                    store.meta.migrate(str(root))
+                # an older one is read as it is (it cannot be upgraded in place)
             else:
                 store.meta.migrate(str(root))
         except sqlite3.Error as exc:

@@ -20,7 +20,7 @@ import numpy as np
 from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STAGES = ("detect", "track", "group", "rank")
 
 _SCHEMA = """
@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS person_boxes (
     video_id INTEGER NOT NULL, person INTEGER NOT NULL, frame INTEGER NOT NULL,
     x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL, conf REAL NOT NULL,
     source INTEGER NOT NULL, tracklet INTEGER NOT NULL, det INTEGER NOT NULL,
+    sx1 REAL, sy1 REAL, sx2 REAL, sy2 REAL,
     PRIMARY KEY (video_id, person, frame)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS person_tracklets (
     video_id INTEGER NOT NULL, person INTEGER NOT NULL, tracklet INTEGER NOT NULL,
@@ -64,7 +65,19 @@ CREATE TABLE IF NOT EXISTS selections (
 """
 
 # Each entry upgrades a project from version (index + 1) to (index + 2).
-_UPGRADES: list[str] = []
+_UPGRADES: list[str] = [
+    # 1 -> 2: smoothed person boxes beside the raw ones. Old persons get their raw box as the
+    # smoothed one for now, and group (and rank) are marked stale, so the next command that
+    # reads persons re-runs group, which writes the real smoothed boxes.
+    """
+    ALTER TABLE person_boxes ADD COLUMN sx1 REAL;
+    ALTER TABLE person_boxes ADD COLUMN sy1 REAL;
+    ALTER TABLE person_boxes ADD COLUMN sx2 REAL;
+    ALTER TABLE person_boxes ADD COLUMN sy2 REAL;
+    UPDATE person_boxes SET sx1 = x1, sy1 = y1, sx2 = x2, sy2 = y2;
+    UPDATE runs SET status = 'stale' WHERE stage IN ('group', 'rank') AND status = 'done';
+    """,
+]
 _TABLES_OF_VIDEO = ("detections", "tracklet_boxes", "persons", "person_boxes", "person_tracklets",
                     "constraints", "selections", "runs")
 
@@ -357,7 +370,9 @@ class MetaStore:
         """Replace the persons of a video.
 
         ``persons``: dicts with the ``persons`` table's columns (less video_id); ``boxes``:
-        ``(person, frame, x1, y1, x2, y2, conf, source, tracklet, det)``; ``links``:
+        ``(person, frame, x1, y1, x2, y2, conf, source, tracklet, det, sx1, sy1, sx2, sy2)``:
+        the raw box (the detector's, or the interpolated one), then the smoothed box (the last
+        four may be left out: the smoothed box is then the raw one); ``links``:
         ``(person, tracklet)``. With ``run_id`` the run finishes ``done`` and later stages go
         stale in the same transaction.
         """
@@ -369,8 +384,9 @@ class MetaStore:
             self.conn.executemany(
                 f"INSERT INTO persons (video_id, {', '.join(cols)}) VALUES ({','.join('?' * 12)})",
                 [(video_id, *(p.get(c) for c in cols)) for p in persons])
-            self.conn.executemany("INSERT INTO person_boxes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                                  ((video_id, *b) for b in boxes))
+            self.conn.executemany(
+                "INSERT INTO person_boxes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                ((video_id, *b, *(b[2:6] if len(b) == 10 else ())) for b in boxes))
             self.conn.executemany("INSERT INTO person_tracklets VALUES (?,?,?)",
                                   ((video_id, *l) for l in links))
             if run_id is not None:
@@ -401,19 +417,24 @@ class MetaStore:
         return out
 
     def person_boxes(self, video_id: int, person: int | None = None) -> dict[str, np.ndarray]:
-        """Column arrays of person boxes (one person, or all), ordered by person then frame."""
-        sql = ("SELECT person, frame, x1, y1, x2, y2, conf, source, tracklet, det FROM person_boxes "
-               "WHERE video_id = ?")
+        """Column arrays of person boxes (one person, or all), ordered by person then frame.
+
+        ``xyxy`` is the raw box (the detector's; the interpolated one in a gap), ``smoothed``
+        the smoothed one (the raw one in a project of schema 1 opened read-only).
+        """
+        smooth = "sx1, sy1, sx2, sy2" if self.schema_version() >= 2 else "x1, y1, x2, y2"
+        sql = ("SELECT person, frame, x1, y1, x2, y2, conf, source, tracklet, det, "
+               f"{smooth} FROM person_boxes WHERE video_id = ?")
         args: tuple = (video_id,)
         if person is not None:
             sql += " AND person = ?"
             args += (int(person),)
         rows = self.conn.execute(sql + " ORDER BY person, frame", args).fetchall()
-        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 10)
+        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 14)
         return {"person": arr[:, 0].astype(np.int64), "frame": arr[:, 1].astype(np.int64),
                 "xyxy": arr[:, 2:6].astype(np.float32), "conf": arr[:, 6].astype(np.float32),
                 "source": arr[:, 7].astype(np.int8), "tracklet": arr[:, 8].astype(np.int64),
-                "det": arr[:, 9].astype(np.int64)}
+                "det": arr[:, 9].astype(np.int64), "smoothed": arr[:, 10:14].astype(np.float32)}
 
     def person_tracklets(self, video_id: int) -> dict[int, list[int]]:
         """Tracklet ids of each person."""
