@@ -114,7 +114,8 @@ def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
             tracks.append(Track(int(t), det.frame[sel], det.xyxy[sel].astype(np.float64),
                                 det.conf[sel].astype(np.float64),
                                 np.zeros(int(sel.sum()), np.int8), tid[sel]))
-        dest = Destination(out, store.output_dir(v) / f"tracklets{EXPORT_SUFFIX[fmt]}")
+        folder = store.output_dir(v) if out is None else store.output_path(v)
+        dest = Destination(out, folder / f"tracklets{EXPORT_SUFFIX[fmt]}")
     _, rows = write_export(dest.path, fmt, tracks, v, {})
     dest.done()
     dest.say(f"wrote {dest.shown} ({len(tracks)} tracklets, {rows} boxes, {fmt})")
@@ -166,7 +167,7 @@ def register(app: typer.Typer) -> None:
             pids = [p["id"] for p in chosen]
             tracks = [track_from_boxes(p["id"], store.person_boxes(v.id, p["id"])) for p in chosen]
             track, contested = merge_tracks(tracks)
-            folder = store.output_dir(v)
+            folder = store.output_dir(v) if out is None else store.output_path(v)
             dest = Destination(out, folder / f"{LATEST_SELECTION}.{fmt}")
             latest = None
             if out is None:
@@ -246,7 +247,8 @@ def register(app: typer.Typer) -> None:
                     sel &= allboxes["source"] == 0
                 tracks.append(track_from_boxes(p["id"], {k: a[sel] for k, a in allboxes.items()},
                                                boxes))
-            dest = Destination(out, store.output_dir(v) / f"persons{EXPORT_SUFFIX[fmt]}")
+            folder = store.output_dir(v) if out is None else store.output_path(v)
+            dest = Destination(out, folder / f"persons{EXPORT_SUFFIX[fmt]}")
         for note in notes:
             typer.echo(note, err=True)
         ranks = {int(p["id"]): p["rank"] for p in chosen}
@@ -273,6 +275,7 @@ def register(app: typer.Typer) -> None:
         Example: ptrack merge 14 29
         """
         with open_store(ctx) as store:
+            store.require_writable()
             v = store.video(video)
             if len(set(ids)) < 2:
                 raise PtrackError("merge needs at least two different person ids", exit_code=2)
@@ -312,6 +315,7 @@ def register(app: typer.Typer) -> None:
         Example: ptrack split 14 --at 1200
         """
         with open_store(ctx) as store:
+            store.require_writable()
             v = store.video(video)
             [p] = resolve_ids(require_persons(store, v, ctx), [person])
             mine = set(store.person_tracklets(v.id).get(p["id"], []))
@@ -351,6 +355,7 @@ def register(app: typer.Typer) -> None:
         Example: ptrack unmerge 14
         """
         with open_store(ctx) as store:
+            store.require_writable()
             v = store.video(video)
             [p] = resolve_ids(require_persons(store, v, ctx), [person])
             tracklets = store.person_tracklets(v.id).get(p["id"], [])

@@ -129,7 +129,8 @@ def register(app: typer.Typer) -> None:
             notes = stale_notes(store, v)
             persons = require_persons(store, v, ctx)
             rows = sheet_rows(store, v, persons[:top], k)
-            dest = Destination(out, store.output_dir(v) / f"selection_table.{fmt}")
+            folder = store.output_dir(v) if out is None else store.output_path(v)
+            dest = Destination(out, folder / f"selection_table.{fmt}")
         for note in notes:
             typer.echo(note, err=True)
         writer = write_html if fmt == "html" else write_png

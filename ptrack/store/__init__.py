@@ -197,8 +197,12 @@ class Store:
         """A path inside the project."""
         return self.root.joinpath(*parts)
 
+    def output_path(self, video: Video) -> Path:
+        """Where files for a user of ``video`` go, without creating it (for names only)."""
+        return self.root / "outputs" / video.name
+
     def output_dir(self, video: Video) -> Path:
-        """Where files for a user (tables, selections, renders) of ``video`` go."""
+        """Where files for a user (tables, selections, renders) of ``video`` go (created)."""
         if self.read_only:
             raise StoreError(f"project {self.root} is read-only; write elsewhere with --out PATH")
         out = self.root / "outputs" / video.name
