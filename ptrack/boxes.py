@@ -123,7 +123,18 @@ class Boxes:
     def __len__(self) -> int:
         return int(self.frame.shape[0])
 
-    def __getitem__(self, index: Any) -> "Boxes":
+    def __contains__(self, name: object) -> bool:
+        """``"smoothed" in boxes``: whether a column of that name is held."""
+        try:
+            self.column(str(name))
+        except KeyError:
+            return False
+        return True
+
+    def __getitem__(self, index: Any) -> Any:
+        """``boxes["frame"]`` is a column (see :meth:`column`); anything else selects boxes."""
+        if isinstance(index, str):
+            return self.column(index)
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
         ids = {name: getattr(self, name)[index] for name in ID_COLUMNS

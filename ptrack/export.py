@@ -30,6 +30,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ptrack.boxes import Boxes
+
 SELECT_FORMATS = ("npz", "json", "csv")
 EXPORT_FORMATS = ("mot", "csv", "json")
 EXPORT_SUFFIX = {"mot": ".txt", "csv": ".csv", "json": ".json"}
@@ -85,7 +87,7 @@ class Track:
         return int(self.frame.shape[0])
 
 
-def track_from_boxes(person_id: int, boxes: dict[str, np.ndarray], which: str = "smoothed") -> Track:
+def track_from_boxes(person_id: int, boxes: Boxes, which: str = "smoothed") -> Track:
     """A :class:`Track` from ``store.person_boxes(video_id, person)``: its ``xyxy`` are the
     smoothed boxes (``which="smoothed"``) or the raw ones (``"raw"``); ``xyxy_raw`` the raw."""
     if which not in BOX_KINDS:

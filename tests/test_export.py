@@ -7,6 +7,8 @@ import json
 from types import SimpleNamespace
 
 import numpy as np
+
+from ptrack.boxes import Boxes
 import pytest
 
 from ptrack.export import (Track, atomic_path, merge_tracks, track_from_boxes, write_export,
@@ -151,12 +153,13 @@ def test_merge_property_every_frame_once_with_best_conf():
 
 def _stored_boxes():
     """What ``store.person_boxes`` returns for one person: raw boxes and smoothed ones."""
-    return {"person": np.array([5, 5, 5]), "frame": np.array([2, 0, 1]),
-            "xyxy": np.array([[2, 0, 12, 20], [0, 0, 10, 20], [1, 0, 11, 20]], np.float32),
-            "smoothed": np.array([[2.5, 0, 12.5, 20], [0.5, 0, 10.5, 20], [1.5, 0, 11.5, 20]],
-                                 np.float32),
-            "conf": np.array([0.9, 0.8, 0.0], np.float32), "source": np.array([0, 0, 1], np.int8),
-            "tracklet": np.array([5, 5, -1]), "det": np.array([0, 0, -1])}
+    return Boxes(np.array([2, 0, 1]),
+                 np.array([[2, 0, 12, 20], [0, 0, 10, 20], [1, 0, 11, 20]], np.float32),
+                 np.array([0.9, 0.8, 0.0], np.float32), person=np.array([5, 5, 5]),
+                 source=np.array([0, 0, 1], np.int8), tracklet=np.array([5, 5, -1]),
+                 det=np.array([0, 0, -1]),
+                 data={"smoothed": np.array([[2.5, 0, 12.5, 20], [0.5, 0, 10.5, 20],
+                                             [1.5, 0, 11.5, 20]], np.float32)})
 
 
 def test_track_from_boxes_picks_smoothed_or_raw():

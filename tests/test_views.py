@@ -11,6 +11,8 @@ import io
 from pathlib import Path
 
 import numpy as np
+
+from ptrack.boxes import Boxes
 import pytest
 
 from ptrack.store import Store
@@ -133,10 +135,9 @@ def _boxes(frames, conf, height=100.0, source=None, det=None):
     xyxy = np.zeros((n, 4), np.float32)
     xyxy[:, 2] = 50
     xyxy[:, 3] = height
-    return {"person": np.full(n, 7), "frame": np.asarray(frames), "xyxy": xyxy,
-            "conf": np.asarray(conf, np.float32),
-            "source": np.zeros(n, np.int8) if source is None else np.asarray(source, np.int8),
-            "tracklet": np.full(n, 7), "det": np.zeros(n, int) if det is None else np.asarray(det)}
+    return Boxes(np.asarray(frames), xyxy, np.asarray(conf, np.float32), person=np.full(n, 7),
+                 source=np.zeros(n, np.int8) if source is None else np.asarray(source, np.int8),
+                 tracklet=np.full(n, 7), det=np.zeros(n, int) if det is None else np.asarray(det))
 
 
 def test_sample_person_one_best_per_time_bin():

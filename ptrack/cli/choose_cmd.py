@@ -245,7 +245,7 @@ def register(app: typer.Typer) -> None:
                 sel = allboxes["person"] == p["id"]
                 if observed_only:
                     sel &= allboxes["source"] == 0
-                tracks.append(track_from_boxes(p["id"], {k: a[sel] for k, a in allboxes.items()},
+                tracks.append(track_from_boxes(p["id"], allboxes[sel],
                                                boxes))
             folder = store.output_dir(v) if out is None else store.output_path(v)
             dest = Destination(out, folder / f"persons{EXPORT_SUFFIX[fmt]}")

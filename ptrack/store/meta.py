@@ -416,7 +416,7 @@ class MetaStore:
             out.append(d)
         return out
 
-    def person_boxes(self, video_id: int, person: int | None = None) -> dict[str, np.ndarray]:
+    def person_boxes(self, video_id: int, person: int | None = None) -> Boxes:
         """Column arrays of person boxes (one person, or all), ordered by person then frame.
 
         ``xyxy`` is the raw box (the detector's; the interpolated one in a gap), ``smoothed``
@@ -431,10 +431,9 @@ class MetaStore:
             args += (int(person),)
         rows = self.conn.execute(sql + " ORDER BY person, frame", args).fetchall()
         arr = np.asarray(rows, dtype=np.float64).reshape(-1, 14)
-        return {"person": arr[:, 0].astype(np.int64), "frame": arr[:, 1].astype(np.int64),
-                "xyxy": arr[:, 2:6].astype(np.float32), "conf": arr[:, 6].astype(np.float32),
-                "source": arr[:, 7].astype(np.int8), "tracklet": arr[:, 8].astype(np.int64),
-                "det": arr[:, 9].astype(np.int64), "smoothed": arr[:, 10:14].astype(np.float32)}
+        return Boxes(arr[:, 1], arr[:, 2:6], arr[:, 6], person=arr[:, 0], source=arr[:, 7],
+                     tracklet=arr[:, 8], det=arr[:, 9],
+                     data={"smoothed": arr[:, 10:14].astype(np.float32)})
 
     def person_tracklets(self, video_id: int) -> dict[int, list[int]]:
         """Tracklet ids of each person."""

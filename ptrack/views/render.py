@@ -17,6 +17,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ptrack.boxes import Boxes
+
 from ptrack.errors import PtrackError
 
 # Distinct, bright BGR colours; person i (in rank order) gets PALETTE[i % len].
@@ -48,7 +50,7 @@ def ffmpeg_h264() -> str | None:
     return exe if " libx264 " in out else None
 
 
-def frame_boxes(persons: Sequence[dict], boxes: dict[str, np.ndarray]) -> dict[int, list[tuple]]:
+def frame_boxes(persons: Sequence[dict], boxes: Boxes) -> dict[int, list[tuple]]:
     """Frame -> [(xyxy, colour, label, interpolated)] for the given persons (in rank order)."""
     colour = {int(p["id"]): PALETTE[i % len(PALETTE)] for i, p in enumerate(persons)}
     label = {int(p["id"]): f"P{p['id']}" + ("" if p.get("rank") is None else f" #{p['rank']}")
@@ -159,7 +161,7 @@ class _CvWriter:
         self.w.release()
 
 
-def render_video(video: Any, persons: Sequence[dict], boxes: dict[str, np.ndarray], out: Path, *,
+def render_video(video: Any, persons: Sequence[dict], boxes: Boxes, out: Path, *,
                  encoder: str = "auto", progress: Callable[[int, int], None] | None = None
                  ) -> RenderResult:
     """Decode ``video.path``, draw the persons' boxes and write ``out``.

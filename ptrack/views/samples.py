@@ -18,6 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ptrack.boxes import Boxes
+
 from ptrack.sampling import covered_share, pick_spread, rows_of
 
 # Detections below this confidence never count as covering another box: low-score boxes are
@@ -53,7 +55,7 @@ def coverage_by_others(frame: np.ndarray, det: np.ndarray, xyxy: np.ndarray, con
     return covered_share(frame, xyxy, conf, min_other_conf=min_other_conf)
 
 
-def covered_for(boxes: dict[str, np.ndarray], detections: Any | None,
+def covered_for(boxes: Boxes, detections: Any | None,
                  min_other_conf: float = MIN_OTHER_CONF) -> np.ndarray:
     """Coverage of each person box by the other detections of its frame."""
     n = len(boxes["frame"])
@@ -77,7 +79,7 @@ def quality(conf: np.ndarray, height: np.ndarray, covered: np.ndarray) -> np.nda
     return np.asarray(conf, np.float64) * np.sqrt(rel) * (1.0 - np.asarray(covered)) ** 2
 
 
-def sample_person(boxes: dict[str, np.ndarray], detections: Any | None = None, k: int = 8,
+def sample_person(boxes: Boxes, detections: Any | None = None, k: int = 8,
                   *, min_other_conf: float = MIN_OTHER_CONF, per_bin: int = 1,
                   covered: np.ndarray | None = None) -> list[Sample] | list[list[Sample]]:
     """Pick the best observed box in each of ``k`` equal time bins over the person's span.
@@ -92,7 +94,7 @@ def sample_person(boxes: dict[str, np.ndarray], detections: Any | None = None, k
     keep = (source == 0) & (boxes["det"] >= 0)
     if not keep.any():
         return []
-    sub = {name: arr[keep] for name, arr in boxes.items()}
+    sub = boxes[keep]
     frames = sub["frame"]
     xyxy = sub["xyxy"].astype(np.float64)
     if covered is None:
@@ -119,7 +121,7 @@ def sample_person(boxes: dict[str, np.ndarray], detections: Any | None = None, k
     return picked
 
 
-def sample_person_from_store(store: Any, video_id: int, boxes: dict[str, np.ndarray], k: int,
+def sample_person_from_store(store: Any, video_id: int, boxes: Boxes, k: int,
                              *, per_bin: int = 3, shortlist: int = 12) -> list:
     """:func:`sample_person` reading only the detections it needs.
 
@@ -134,11 +136,10 @@ def sample_person_from_store(store: Any, video_id: int, boxes: dict[str, np.ndar
     frames = sorted({s.frame for group in pre for s in group})
     sel = np.isin(boxes["frame"], frames)
     ends = [int(np.argmin(boxes["frame"])), int(np.argmax(boxes["frame"]))]
-    sub = {name: np.concatenate([arr[sel], arr[ends]]) for name, arr in boxes.items()}
-    sub["source"] = sub["source"].copy()
-    sub["source"][-2:] = 1  # the span's ends keep the time bins; they are not candidates
-    order = np.argsort(sub["frame"], kind="stable")
-    sub = {name: arr[order] for name, arr in sub.items()}
+    sub = Boxes.concat([boxes[sel], boxes[ends]])
+    source = sub["source"].copy()
+    source[-2:] = 1  # the span's ends keep the time bins; they are not candidates
+    sub = sub.with_columns(source=source).sorted("frame")
     return sample_person(sub, store.detections(video_id, frames=frames), k, per_bin=per_bin)
 
 

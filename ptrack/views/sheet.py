@@ -59,7 +59,7 @@ def sheet_rows(store: Any, video: Any, persons: Sequence[dict], k: int,
         index[pid] = slice(int(s), int(e))
     for p in persons:
         sl = index[int(p["id"])]
-        boxes = {name: arr[sl] for name, arr in allboxes.items()}
+        boxes = allboxes[sl]
         picks = sample_person(boxes, None, k, per_bin=3,
                               covered=None if covered is None else covered[sl])
         rows.append(SheetRow(p, load_crops(store, video.id, picks, decode=False)))
