@@ -10,12 +10,14 @@ from ptrack.store import Store, Video
 
 
 def tracklet_descriptors(store: Store, video: Video, tid: np.ndarray, det,
-                         settings: GroupSettings) -> dict[int, np.ndarray] | None:
+                         settings: GroupSettings, skipped: list[int] | None = None
+                         ) -> dict[int, np.ndarray] | None:
     """Appearance descriptor per tracklet from ``settings.appearance_samples`` good crops of it,
     spread over its time (None without crops or tracklets).
 
     ``tid`` and ``det`` are the tracklet rows (``store.tracklet_boxes``). The overlap test sees
-    every detection of the video (other persons included).
+    every detection of the video (other persons included). A missing, undecodable or tiny crop
+    is skipped, never fatal; how many were is appended to ``skipped`` when given.
     """
     if not video.has_crops or not len(tid):
         return None
@@ -44,15 +46,18 @@ def tracklet_descriptors(store: Store, video: Video, tid: np.ndarray, det,
     # one tracklet's crops decoded at a time (owners are contiguous): decoding them all first
     # held ~100 KB of pixels per sample, 1.3 GB on a 30-minute video (bench/person_stages.py)
     out: dict[int, np.ndarray] = {}
-    start = 0
+    start, bad = 0, 0
     for end in range(1, len(owners) + 1):
         if end == len(owners) or owners[end] != owners[start]:
             imgs = [crops.decode(b) for b in blobs[start:end] if b]
             imgs = [i for i in imgs if i is not None]
+            bad += (end - start) - len(imgs)
             if imgs:
                 try:
                     out[owners[start]] = appearance.crop_descriptor(imgs)
                 except PtrackError:  # only tiny crops: this tracklet goes without
                     pass
             start = end
+    if skipped is not None:
+        skipped.append(bad)
     return out or None

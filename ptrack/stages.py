@@ -149,13 +149,14 @@ def _run_track(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
     return StageSummary("track", video.name, time.perf_counter() - t0, counts)
 
 
-def group_inputs(store: Store, video: Video, settings: Settings, *, appearance: bool = True):
+def group_inputs(store: Store, video: Video, settings: Settings, *, appearance: bool = True,
+                 skipped: list[int] | None = None):
     """Tracklet rows, descriptors and constraints as ``group`` takes them."""
     from ptrack.descriptors import tracklet_descriptors
 
     tid, det = store.tracklet_boxes(video.id)
     tid, must, cannot = compile_constraints(store.constraints(video.id), tid, det.frame)
-    desc = tracklet_descriptors(store, video, tid, det, settings.group) \
+    desc = tracklet_descriptors(store, video, tid, det, settings.group, skipped) \
         if appearance and settings.group.use_appearance else None
     return tid, det, desc, must, cannot
 
@@ -176,7 +177,8 @@ def _run_group(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
     settings = Settings.from_dict(cfg)
     t0 = time.perf_counter()
     recorded = store.constraints(video.id)
-    tid, det, desc, must, cannot = group_inputs(store, video, settings)
+    skipped: list[int] = []
+    tid, det, desc, must, cannot = group_inputs(store, video, settings, skipped=skipped)
     with _stage_run(store, video, "group", cfg["group"], "track") as run:
         result = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=video.fps,
                                  descriptors=desc, must_link=must, cannot_link=cannot,
@@ -188,6 +190,8 @@ def _run_group(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
                   "interpolated": int((result.source == 1).sum()),
                   "appearance": desc is not None,
                   "constraints": len(recorded)}
+        if sum(skipped):
+            counts["bad_crops_skipped"] = int(sum(skipped))
         # results, run 'done' and later stages stale: one transaction
         store.replace_persons(video.id, persons, boxes, links, run_id=run.id,
                               stats={**counts, CONSTRAINTS_KEY: fingerprint(recorded)})

@@ -408,3 +408,18 @@ def test_read_only_project_is_readable_and_refuses_writes(tmp_path):
         for args in (("merge", "1", "2"), ("track",), ("rm", "w")):
             one_line_error(cli(ro, *args), f"project {ro} is read-only")
     assert snapshot(proj) == before
+
+
+def test_bad_crops_are_skipped_and_counted_never_fatal(tmp_path):
+    from tests.test_views import build_project
+
+    proj = tmp_path / "p"
+    store = build_project(proj)
+    try:
+        keys = [(1, f, d) for f, d in store.crop_keys(1)]
+        store.put_crops([(b"%08d/%08d/%04d" % k, b"not a jpeg") for k in keys[::2]])
+    finally:
+        store.close()
+    result = cli(proj, "group")
+    assert result.exit_code == 0, result.output
+    assert "bad crops skipped" in result.output, result.output
