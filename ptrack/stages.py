@@ -60,11 +60,17 @@ def _stage_run(store: Store, video: Video, stage: str, settings: dict, after: st
         raise
 
 
+def _video_flag(store: Store, video: Video) -> str:
+    """`` --video NAME`` for hints when the project holds several videos."""
+    return f" --video {video.name}" if len(store.videos()) > 1 else ""
+
+
 def _need_detections(store: Store, video: Video) -> None:
     state = store.stage_state(video.id, "detect")
     if state not in ("done", "stale"):
-        hint = ("its `ptrack detect` was interrupted: run it again to finish"
-                if state in ("running", "interrupted") else "run `ptrack detect` or `ptrack import` first")
+        hint = (f"its `ptrack detect` was interrupted: run `ptrack detect {video.path}` again to "
+                f"finish" if state in ("running", "interrupted")
+                else f"run `ptrack detect {video.path}` or `ptrack import` first")
         raise PtrackError(f"{video.name} has no finished detections; {hint}")
 
 
@@ -210,7 +216,7 @@ def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int) -> list[
     from ptrack.group import explain
 
     if store.stage_state(video.id, "track") == "missing":
-        raise PtrackError("no tracklets yet; run `ptrack track` first")
+        raise PtrackError(f"no tracklets yet; run `ptrack track{_video_flag(store, video)}` first")
     settings = Settings.from_dict(cfg)
     tid, det, desc, _, _ = group_inputs(store, video, settings)
     links = store.person_tracklets(video.id)

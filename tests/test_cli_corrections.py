@@ -166,3 +166,20 @@ def test_import_takes_the_video_file_as_video_file(tmp_path):
     assert "--video-file FILE" in help_text and "--video " not in help_text
     res = run(tmp_path / "q", "import", det, code=2)
     assert res.output.startswith("Error: import needs --video-file FILE")
+
+
+def test_views_say_when_a_detect_is_replacing_the_boxes(proj):
+    with Store.open(proj) as store:
+        store.start_run(1, "detect", {"detect": {"conf": 0.2}})  # a `detect --force` under way
+    res = run(proj, "list", "persons", "--json")
+    assert "its boxes are being replaced; showing the persons found before" in res.output
+    assert {p["person"] for p in json.loads(res.stdout)} == {1, 2, 3}
+
+
+def test_stage_hints_name_the_video_to_detect(proj):
+    with Store.open(proj) as store:
+        store.add_video(name="other", path="/videos/other.mp4", size=1, fingerprint="x", fps=25.0,
+                        width=64, height=48, frame_count=10)
+    res = run(proj, "track", "--video", "other", code=1)
+    assert res.output.strip() == ("Error: other has no finished detections; run "
+                                  "`ptrack detect /videos/other.mp4` or `ptrack import` first")
