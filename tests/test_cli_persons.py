@@ -140,7 +140,7 @@ def test_stage_without_detections_says_what_to_run(tmp_path: Path):
                         height=10, frame_count=5)
     result = cli(tmp_path / "p", "track")
     assert result.exit_code == 1
-    assert "run `ptrack detect` or `ptrack import` first" in result.output
+    assert "run `ptrack detect /v.mp4` or `ptrack import` first" in result.output
 
 
 def test_mot15_tud_campus_import_and_eval(tmp_path: Path):
