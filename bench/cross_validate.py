@@ -41,10 +41,12 @@ from ptrack.track import track_detections  # noqa: E402
 
 SEQS = ("TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6")
 MIN_SUBJECT_FRAMES = 50
-# 4 track points x 8 group points = 32; the shipped defaults (0.6, 2.0 / 1.5, 0.1, 1.5) are one
-TRACK_GRID = {"split_gap_s": (0.6, 1.5), "track_buffer_s": (1.0, 2.0)}
-GROUP_GRID = {"motion_max_gap_s": (1.5, 3.0), "pos_tol_per_s": (0.1, 0.2), "no_link_cost": (1.5, 3.0)}
-QUICK_TRACK = {"split_gap_s": (0.6,), "track_buffer_s": (2.0,)}
+# 3 track points (the defaults, then one value changed at a time) x 9 group points = 27; the
+# shipped defaults (split 0.6, buffer 2.0 / motion gap 1.5, no-link cost 1.5) are one of them
+TRACK_POINTS = [{"split_gap_s": 0.6, "track_buffer_s": 2.0}, {"split_gap_s": 1.5, "track_buffer_s": 2.0},
+                {"split_gap_s": 0.6, "track_buffer_s": 1.0}]
+GROUP_GRID = {"motion_max_gap_s": (1.0, 1.5, 3.0), "no_link_cost": (1.0, 1.5, 3.0)}
+QUICK_TRACK = [{"split_gap_s": 0.6, "track_buffer_s": 2.0}]
 QUICK_GROUP = {"motion_max_gap_s": (1.5, 3.0), "no_link_cost": (1.5,)}
 KEYS = ("coverage", "purity", "IDF1")
 LABELS = {"tracklets": "tracklets", "persons": "persons", "ceiling": "perfect merge (rows)",
@@ -177,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
           f"load average at start {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     base = load_defaults()
     seqs = {n: load_sequence(args.data / n) for n in names}
-    tgrid, ggrid = (QUICK_TRACK, QUICK_GROUP) if args.quick else (TRACK_GRID, GROUP_GRID)
-    tpoints, gpoints = _points(tgrid), _points(ggrid)
+    tpoints, ggrid = (QUICK_TRACK, QUICK_GROUP) if args.quick else (TRACK_POINTS, GROUP_GRID)
+    tpoints, gpoints = [dict(p) for p in tpoints], _points(ggrid)
+    tgrid = list(tpoints[0])
     default_t = {k: base["track"][k] for k in tgrid}
     default_g = {k: base["group"][k] for k in ggrid}
     if default_t not in tpoints:
@@ -220,6 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         note = "" if ok else f"  (no point reaches purity {args.min_purity:g}: highest purity taken)"
         print(f"{n:15s} " + " ".join(f"{vals[p]:16g}" for p in pnames) + f"   {cov:5.1f} / {pur:5.1f}{note}")
     print(f"{'shipped':15s} " + " ".join(f"{({**default_t, **default_g})[p]:16g}" for p in pnames))
+
+    print("\nEvery grid point, mean over all sequences (in-sample; persons coverage / purity; * = shipped)")
+    for p in sorted(grid, key=lambda p: -mean_of(p, names, "purity")):
+        vals = {**tpoints[p[0]], **gpoints[p[1]]}
+        mark = "*" if vals == {**default_t, **default_g} else " "
+        print(f"  {mark} " + ", ".join(f"{k} {v:g}" for k, v in vals.items())
+              + f": {mean_of(p, names, 'coverage'):5.1f} / {mean_of(p, names, 'purity'):5.1f}")
 
     dpoint = (tpoints.index(default_t), gpoints.index(default_g))
     print_table("Shipped defaults (no tuning)", names, {n: held_out(dpoint, n) for n in names})
