@@ -73,7 +73,8 @@ def best_identity(gt, frame: np.ndarray, tid: np.ndarray, xyxy: np.ndarray) -> t
     g_frame, g_id, g_xyxy = gt.frame[keep], gt.tracklet[keep], gt.xyxy[keep]
     matched_gt = np.full(len(tid), -1, np.int64)
     g_order = np.argsort(g_frame, kind="stable")
-    g_bounds = np.searchsorted(g_frame[g_order], np.arange(int(max(frame.max(initial=0), g_frame.max(initial=0))) + 2))
+    last = int(max(frame.max(initial=0), g_frame.max(initial=0)))
+    g_bounds = np.searchsorted(g_frame[g_order], np.arange(last + 2))
     r_order = np.argsort(frame, kind="stable")
     r_bounds = np.searchsorted(frame[r_order], np.arange(len(g_bounds)))
     for f in range(len(g_bounds) - 1):
@@ -158,25 +159,30 @@ def print_table(title: str, names: list[str], rows: dict[str, dict]) -> None:
     print(f"{'held out':15s} | " + " | ".join(hdr for _ in blocks))
     for name in names:
         print(f"{name:15s} | " + " | ".join(_cells(rows[name][w]) for w in blocks))
-    mean = {w: {k: float(np.mean([rows[n][w][k] for n in names])) for k in (*KEYS, "n")} for w in blocks}
-    print(f"{'MEAN':15s} | " + " | ".join(" ".join(f"{mean[w][k]:6.1f}" for k in KEYS) + f" {mean[w]['n']:5.1f}"
-                                           for w in blocks))
+    mean = {w: {k: float(np.mean([rows[n][w][k] for n in names])) for k in (*KEYS, "n")}
+            for w in blocks}
+    print(f"{'MEAN':15s} | " + " | ".join(
+        " ".join(f"{mean[w][k]:6.1f}" for k in KEYS) + f" {mean[w]['n']:5.1f}" for w in blocks))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(os.environ.get("PTRACK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data"))
+    default = Path(os.environ.get("PTRACK_SHARED_DATA",
+                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--data", type=Path, default=default / "mot15", help="folder of the MOT15 sequences")
     ap.add_argument("--quick", action="store_true", help="a 2-point grid (checks the script runs)")
-    ap.add_argument("--min-purity", type=float, default=92.0, help="least mean persons purity on the training folds")
+    ap.add_argument("--min-purity", type=float, default=92.0,
+                    help="least mean persons purity on the training folds")
     args = ap.parse_args(argv)
-    names = [n for n in SEQS if (args.data / n / "det.txt").is_file() and (args.data / n / "gt.txt").is_file()]
+    names = [n for n in SEQS
+             if (args.data / n / "det.txt").is_file() and (args.data / n / "gt.txt").is_file()]
     if len(names) < 2:
         print(f"SKIP: fewer than two MOT15 sequences with det.txt and gt.txt under {args.data}")
         return 0
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout
     print(f"CPU: {cpu.split(':', 1)[-1].strip() or platform.processor()}, {os.cpu_count()} cores; "
-          f"load average at start {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+          f"load average at start {os.getloadavg()[0]:.1f}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     base = load_defaults()
     seqs = {n: load_sequence(args.data / n) for n in names}
     tpoints, ggrid = (QUICK_TRACK, QUICK_GROUP) if args.quick else (TRACK_POINTS, GROUP_GRID)
@@ -233,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
     dpoint = (tpoints.index(default_t), gpoints.index(default_g))
     print_table("Shipped defaults (no tuning)", names, {n: held_out(dpoint, n) for n in names})
-    best_in = max(grid, key=lambda p: (mean_of(p, names, "coverage") if mean_of(p, names, "purity") >= args.min_purity else -1))
+    best_in = max(grid, key=lambda p: mean_of(p, names, "coverage")
+                  if mean_of(p, names, "purity") >= args.min_purity else -1.0)
     print(f"\nIn-sample best over all {len(names)} sequences (for comparison only): "
           f"{ {**tpoints[best_in[0]], **gpoints[best_in[1]]} } -> persons coverage "
           f"{mean_of(best_in, names, 'coverage'):.1f}, purity {mean_of(best_in, names, 'purity'):.1f}")
