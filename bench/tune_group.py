@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import os
 import sys
 import time
 from pathlib import Path
@@ -114,7 +115,8 @@ def run_sequence(seq_dir: Path, cfg: dict | Settings, subsample: int = 1, appear
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data/mot15")
+    shared = Path(os.environ.get("PTRACK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", default=str(shared / "mot15"), help="folder of the MOT15 sequences")
     ap.add_argument("--seq", nargs="*", default=SEQS)
     ap.add_argument("--subsample", type=int, default=1)
     ap.add_argument("--appearance", action="store_true", help="use colour descriptors where the sequence has a video")
