@@ -95,7 +95,9 @@ def build(frames: int, with_crops: bool, rebuild: bool = False) -> tuple[Path, d
                                 fps=FPS, width=640, height=480, frame_count=frames,
                                 has_crops=with_crops)
         run = store.start_run(video.id, "detect", {"import": "bench/person_stages.py", **recipe})
-        crop_bytes = 0  # crops first: the store refuses crops for detections it already holds without them
+        # crops first: once detections of a video with crops are stored, the store takes a missing
+        # crops.lmdb for damage and refuses to create it
+        crop_bytes = 0
         if with_crops:
             cfg = load_config()["crops"]
             images = common.read_frames(SOURCE / "TUD-Stadtmitte.mp4", scene_len)
