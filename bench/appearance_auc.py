@@ -114,8 +114,8 @@ def mot_labels(trk: np.ndarray, frame: np.ndarray, xyxy: np.ndarray, seq: Path) 
     from ptrack.motio import read_mot
 
     gt = read_mot(seq / "gt.txt", kind="gt")
-    keep = gt.keep
-    gf, gid, gbox = gt.frame[keep], gt.ids[keep], gt.xyxy[keep]
+    keep = gt.data["keep"]
+    gf, gid, gbox = gt.frame[keep], gt.tracklet[keep], gt.xyxy[keep]
     box_id = np.full(len(trk), -1, np.int64)
     for f in np.unique(frame):
         r = np.flatnonzero(frame == f)
@@ -178,13 +178,15 @@ def auc(same: np.ndarray, diff: np.ndarray) -> float | None:
 
 def hsv_distances(ids, trk, frame, xyxy, conf, crops, k: int | None) -> np.ndarray:
     from ptrack.appearance import appearance_distance, crop_descriptor, pick_descriptor_samples
+    from ptrack.sampling import covered_share
 
+    covered = covered_share(frame, xyxy) if k else None
     desc = []
     for t in ids:
         rows = np.flatnonzero(trk == t)
         if k:
             pick = pick_descriptor_samples(frame[rows], xyxy[rows], conf[rows], k,
-                                           frame_boxes=(frame, xyxy))
+                                           covered=covered[rows])
             rows = rows[pick]
         desc.append(crop_descriptor([crops[r] for r in rows if crops[r] is not None]))
     n = len(ids)

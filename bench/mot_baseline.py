@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from ptrack.evaluate import evaluate
-from ptrack.motio import MotBoxes, read_mot
+from ptrack.boxes import Boxes
+from ptrack.motio import read_mot
 
 SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6")
 COLUMNS = ("HOTA", "MOTA", "IDF1", "IDSW", "coverage", "purity", "precision", "ids_per_subject")
@@ -61,7 +62,7 @@ def _make_tracker() -> Any:
     return BYTETracker(args)
 
 
-def track(det: MotBoxes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def track(det: Boxes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run ByteTrack over detections; return frames, ids and xyxy boxes of the tracks."""
     tracker = _make_tracker()
     frames, ids, boxes = [], [], []

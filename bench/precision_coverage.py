@@ -7,11 +7,12 @@ persons' subject coverage, purity, HOTA and IDF1 are reported. The INT8 model co
 shared cache (``PTRACK_CACHE_DIR``; built on this video's frames by ``--precision int8`` when
 absent) and its gate's figures are printed. In-sample: one sequence, no tuning here.
 
-Run: ``python bench/precision_coverage.py``
+Run: ``python bench/precision_coverage.py [--precisions f32,int8]``
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -24,6 +25,10 @@ from common import Report, finish, run_child  # noqa: E402
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--precisions", default="", help="comma-separated subset of f32,bf16,int8 "
+                    "(default: f32, bf16 where the CPU has it, int8)")
+    args = ap.parse_args()
     t0 = time.perf_counter()
     report = Report("precision_coverage")
     report.details["load"] = common.load_note()
@@ -37,6 +42,8 @@ def main() -> None:
     from ptrack.openvino_backend import cpu_capabilities
 
     precs = ["f32"] + (["bf16"] if "BF16" in cpu_capabilities() else []) + ["int8"]
+    if args.precisions:
+        precs = [p.strip() for p in args.precisions.split(",") if p.strip()]
     base = None
     for p in precs:
         project = common.fresh_project(f"coverage-{p}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ptrack.evaluate import evaluate  # noqa: E402
 from ptrack.group import group_tracklets  # noqa: E402
-from ptrack.motio import MotBoxes, read_mot  # noqa: E402
+from ptrack.boxes import Boxes  # noqa: E402
+from ptrack.config import load_defaults  # noqa: E402
+from ptrack.motio import mot_boxes, read_mot  # noqa: E402
+from ptrack.settings import Settings  # noqa: E402
 from ptrack.track import track_detections  # noqa: E402
 
 SEQS = ["TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6"]
@@ -40,24 +44,15 @@ KEYS = ("HOTA", "IDF1", "coverage", "purity", "precision")
 
 
 def load_config() -> dict:
-    """The track/group sections of configs/default.yaml (defaults if the file is missing)."""
-    path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
-    try:
-        import yaml
-
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except (ImportError, OSError):
-        cfg = {}
-    group = {k: v for k, v in (cfg.get("group") or {}).items()
-             if k not in ("use_appearance", "appearance_samples")}
-    return {"track": dict(cfg.get("track") or {}), "group": group}
+    """The shipped settings (``ptrack/default.yaml``) as a nested plain dict, to override."""
+    return load_defaults()
 
 
-def subsample_gt(gt: MotBoxes, k: int) -> MotBoxes:
-    m = gt.frame % k == 0
-    fields = {f: getattr(gt, f)[m] for f in ("frame", "ids", "xyxy", "conf", "keep", "cls", "visibility")}
-    fields["frame"] = fields["frame"] // k
-    return MotBoxes(**fields)
+def subsample_gt(gt: Boxes, k: int) -> Boxes:
+    """Ground truth of every k-th frame, renumbered 0, 1, 2, ..."""
+    g = gt[gt.frame % k == 0]
+    return mot_boxes(g.frame // k, g.tracklet, g.xyxy, g.conf, keep=g.data["keep"], cls=g.cls,
+                     visibility=g.data["visibility"])
 
 
 def tracklet_descriptors(video: Path, tid, frame, xyxy, conf, k: int = 8) -> dict[int, np.ndarray]:
@@ -65,11 +60,13 @@ def tracklet_descriptors(video: Path, tid, frame, xyxy, conf, k: int = 8) -> dic
     import cv2
 
     from ptrack.appearance import crop_descriptor, pick_descriptor_samples
+    from ptrack.sampling import covered_share
 
+    covered = covered_share(frame, xyxy)
     want: dict[int, list[int]] = {}
     for t in np.unique(tid[tid >= 0]):
         rows = np.flatnonzero(tid == t)
-        pick = pick_descriptor_samples(frame[rows], xyxy[rows], conf[rows], k, frame_boxes=(frame, xyxy))
+        pick = pick_descriptor_samples(frame[rows], xyxy[rows], conf[rows], k, covered=covered[rows])
         for r in rows[pick]:
             want.setdefault(int(frame[r]), []).append(int(r))
     crops: dict[int, list[np.ndarray]] = {}
@@ -87,7 +84,8 @@ def tracklet_descriptors(video: Path, tid, frame, xyxy, conf, k: int = 8) -> dic
     return {t: crop_descriptor(c) for t, c in crops.items()}
 
 
-def run_sequence(seq_dir: Path, cfg: dict, subsample: int = 1, appearance: bool = False) -> dict:
+def run_sequence(seq_dir: Path, cfg: dict | Settings, subsample: int = 1, appearance: bool = False) -> dict:
+    settings = cfg if isinstance(cfg, Settings) else Settings.from_dict(cfg)
     ini = configparser.ConfigParser()
     ini.read(seq_dir / "seqinfo.ini")
     fps = float(ini["Sequence"]["frameRate"]) / subsample
@@ -99,13 +97,13 @@ def run_sequence(seq_dir: Path, cfg: dict, subsample: int = 1, appearance: bool 
         frame, xyxy, conf = frame[m] // subsample, xyxy[m], conf[m]
         gt = subsample_gt(gt, subsample)
     t0 = time.perf_counter()
-    tid = track_detections(frame, xyxy, conf, None, fps=fps, **cfg["track"])
+    tid = track_detections(frame, xyxy, conf, None, fps=fps, settings=settings.track)
     t1 = time.perf_counter()
     desc = None
     video = seq_dir / f"{seq_dir.name}.mp4"
     if appearance and video.exists() and subsample == 1:
-        desc = tracklet_descriptors(video, tid, frame, xyxy, conf)
-    g = group_tracklets(tid, frame, xyxy, conf, fps=fps, descriptors=desc, **cfg["group"])
+        desc = tracklet_descriptors(video, tid, frame, xyxy, conf, settings.group.appearance_samples)
+    g = group_tracklets(tid, frame, xyxy, conf, fps=fps, descriptors=desc, settings=settings.group)
     t2 = time.perf_counter()
     m = tid >= 0
     msf = max(5, 50 // subsample)  # a subject needs 50 frames at the original rate
@@ -117,7 +115,8 @@ def run_sequence(seq_dir: Path, cfg: dict, subsample: int = 1, appearance: bool 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data/mot15")
+    shared = Path(os.environ.get("PTRACK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", default=str(shared / "mot15"), help="folder of the MOT15 sequences")
     ap.add_argument("--seq", nargs="*", default=SEQS)
     ap.add_argument("--subsample", type=int, default=1)
     ap.add_argument("--appearance", action="store_true", help="use colour descriptors where the sequence has a video")
