@@ -22,17 +22,26 @@ def compile_constraints(constraints: Sequence[dict], tid: np.ndarray,
     frame in two (the second part gets a new id above the tracker's). Ids the tracklets no
     longer have (after a re-track) are ignored.
     """
+    tid, must, cannot = constraint_pairs(constraints, tid, frame)
+    return tid, [(a, b) for a, b, _ in must], [(a, b) for a, b, _ in cannot]
+
+
+def constraint_pairs(constraints: Sequence[dict], tid: np.ndarray,
+                     frame: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """As :func:`compile_constraints`, each pair carrying the correction that made it:
+    (tracklet ids, ``[(a, b, constraint)]`` must-links, ``[(a, b, constraint)]`` cannot-links)."""
     tid = np.asarray(tid, np.int64).copy()
     frame = np.asarray(frame, np.int64)
     known = set(np.unique(tid[tid >= 0]).tolist())
     next_id = max(known, default=0) + 1
-    must, cannot = [], []
+    must: list[tuple[int, int, dict]] = []
+    cannot: list[tuple[int, int, dict]] = []
     for c in constraints:
-        ids = [i for i in c["ids"] if i in known]
+        ids = [int(i) for i in c["ids"] if int(i) in known]
         if c["kind"] == "merge":
-            must += [(ids[0], other) for other in ids[1:]]
+            must += [(ids[0], other, c) for other in ids[1:]]
         elif c["kind"] == "unmerge":
-            cannot += [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+            cannot += [(a, b, c) for i, a in enumerate(ids) for b in ids[i + 1:]]
         elif c["kind"] == "split" and c.get("frame") is not None:
             at = int(c["frame"])
             for t in list(ids):
@@ -44,7 +53,7 @@ def compile_constraints(constraints: Sequence[dict], tid: np.ndarray,
                     next_id += 1
             before = [t for t in ids if frame[tid == t].min() < at]
             after = [t for t in ids if frame[tid == t].min() >= at]
-            cannot += [(a, b) for a in before for b in after]
+            cannot += [(a, b, c) for a in before for b in after]
     return tid, must, cannot
 
 

@@ -69,30 +69,9 @@ class Conflict:
 def conflicts(constraints: Sequence[dict], tid: np.ndarray, frame: np.ndarray) -> list[Conflict]:
     """Every pair of tracklets that the merges join (directly or through other tracklets)
     while an unmerge or a split keeps them apart, with the corrections responsible."""
-    tid = np.asarray(tid, np.int64).copy()
-    frame = np.asarray(frame, np.int64)
-    known = set(np.unique(tid[tid >= 0]).tolist())
-    next_id = max(known, default=0) + 1
-    must: list[tuple[int, int, dict]] = []
-    cannot: list[tuple[int, int, dict]] = []
-    for c in constraints:
-        ids = [int(i) for i in c["ids"] if int(i) in known]
-        if c["kind"] == "merge":
-            must += [(ids[0], other, c) for other in ids[1:]]
-        elif c["kind"] == "unmerge":
-            cannot += [(a, b, c) for i, a in enumerate(ids) for b in ids[i + 1:]]
-        elif c["kind"] == "split" and c.get("frame") is not None:
-            at = int(c["frame"])
-            for t in list(ids):
-                rows = tid == t
-                if frame[rows].min() < at <= frame[rows].max():
-                    tid[rows & (frame >= at)] = next_id
-                    ids.append(next_id)
-                    known.add(next_id)
-                    next_id += 1
-            before = [t for t in ids if frame[tid == t].min() < at]
-            after = [t for t in ids if frame[tid == t].min() >= at]
-            cannot += [(a, b, c) for a in before for b in after]
+    from ptrack.constraints import constraint_pairs
+
+    _, must, cannot = constraint_pairs(constraints, tid, frame)
     # union-find over the merges, remembering which merges built each group
     parent: dict[int, int] = {}
 
