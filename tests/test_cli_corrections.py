@@ -4,7 +4,6 @@ a correction is recorded, repeats stored once, and a merge that reaches ``select
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -15,29 +14,12 @@ from ptrack.cli.corrections import conflicts, same_as, shared_frames
 from ptrack.store import Store
 from tests.test_views import CLIP, build_project
 
+from tests.test_cli_views import proj, run, template  # noqa: F401  (fixtures)
+
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    root = tmp_path_factory.mktemp("template") / "proj"
-    build_project(root).close()
-    return root
-
-
-@pytest.fixture()
-def proj(template, tmp_path):
-    root = tmp_path / "proj"
-    shutil.copytree(template, root)
-    return root
-
-
-def run(proj, *args, code=0):
-    result = runner.invoke(app, ["--project", str(proj), *map(str, args)])
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return result
-
-
+# the test project and its per-test copy, shared with test_cli_views
 def recorded(proj):
     with Store.open(proj) as store:
         return [(c["id"], c["kind"], c["ids"], c["frame"]) for c in store.constraints(1)]

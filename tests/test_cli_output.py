@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,23 +20,12 @@ from ptrack.store import Store
 from tests.conftest import REPO
 from tests.test_views import build_project
 
+from tests.test_cli_views import proj, template  # noqa: F401  (fixtures)
+
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    root = tmp_path_factory.mktemp("template") / "proj"
-    build_project(root).close()
-    return root
-
-
-@pytest.fixture()
-def proj(template, tmp_path):
-    root = tmp_path / "proj"
-    shutil.copytree(template, root)
-    return root
-
-
+# the test project and its per-test copy, shared with test_cli_views
 def run(proj, *args, code=0, env=None):
     result = runner.invoke(app, ["--project", str(proj), *map(str, args)], env=env)
     assert result.exit_code == code, (result.exit_code, result.output)
