@@ -129,7 +129,9 @@ def test_export_and_eval_refuse_an_unknown_box_kind(walking: Path, tmp_path):
     gt.write_text("1,1,10,10,20,40,1,-1,-1,-1\n")
     res = cli(walking, "eval", gt, "--boxes", "kalman", code=2)
     assert "--boxes must be smoothed or raw" in res.output
-    assert not (tmp_path / "x.txt").exists()
+    res = cli(walking, "render", "--boxes", "kalman", "--out", tmp_path / "x.mp4", code=2)
+    assert "--boxes must be smoothed or raw, not 'kalman'" in res.output
+    assert not (tmp_path / "x.txt").exists() and not (tmp_path / "x.mp4").exists()
 
 
 def test_a_schema1_project_is_regrouped_with_smoothed_boxes(walking: Path, tmp_path):

@@ -161,6 +161,13 @@ def test_constraints_and_selections(tmp_path: Path):
         assert store.constraints(v.id)[0]["ids"] == [3, 9]
         store.delete_constraints([cid])
         assert store.constraints(v.id) == []
+        # a deleted correction's number is never given to another one, even after reopening
+        again = store.add_constraint(v.id, "split", [4], frame=7)
+        assert again == cid + 1
+    with Store.open(tmp_path) as store:
+        store.delete_constraints([again])
+        assert store.add_constraint(v.id, "merge", [5, 6]) == again + 1
+    with Store.open(tmp_path) as store:
         store.add_selection(v.id, [3, 9], 3, 120, "/out/p.npz", "npz")
         sel = store.selections(v.id)[0]
         assert sel["person_ids"] == [3, 9] and sel["n_frames"] == 120

@@ -352,6 +352,20 @@ def test_draw_frame_labels_boxes():
     assert (img[100, 10] == PALETTE[0]).all() and (img[100, 100] == PALETTE[1]).all()
 
 
+def test_render_draws_the_smoothed_boxes_unless_asked_for_raw():
+    from ptrack.boxes import Boxes
+    from ptrack.views.render import frame_boxes
+
+    raw = np.array([[10, 30, 60, 150], [14, 34, 64, 154]], np.float32)
+    smooth = np.array([[11, 31, 61, 151], [13, 33, 63, 153]], np.float32)
+    boxes = Boxes(frame=np.array([0, 1]), xyxy=raw, conf=np.array([0.9, 0.8], np.float32),
+                  person=np.array([3, 3]), source=np.array([0, 0], np.int8),
+                  data={"smoothed": smooth})
+    persons = [{"id": 3, "rank": 1}]
+    assert np.array_equal(frame_boxes(persons, boxes)[1][0][0], smooth[1])
+    assert np.array_equal(frame_boxes(persons, boxes, "raw")[1][0][0], raw[1])
+
+
 def test_coverage_matches_brute_force():
     from hypothesis import given, settings
     from hypothesis import strategies as st

@@ -150,6 +150,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", help="Output video. [default: <project>/outputs/<video>/annotated.mp4]")] = None,
         encoder: Annotated[str, typer.Option(help="auto (H.264 through ffmpeg when available, else OpenCV mp4v) | h264 | mp4v.")] = "auto",
+        boxes_kind: Annotated[str, typer.Option(
+            "--boxes", help="Boxes to draw: smoothed (what select and export write) | raw "
+            "(the detector's).")] = "smoothed",
     ) -> None:
         """Write the video with each person's box, id and rank drawn on it.
 
@@ -166,6 +169,8 @@ def register(app: typer.Typer) -> None:
             raise PtrackError("render writes a video file; give --out FILE.mp4, not -", exit_code=2)
         if encoder not in ("auto", "h264", "mp4v"):
             raise PtrackError("--encoder must be auto, h264 or mp4v", exit_code=2)
+        if boxes_kind not in ("smoothed", "raw"):
+            raise PtrackError(f"--boxes must be smoothed or raw, not '{boxes_kind}'", exit_code=2)
         err = Console(stderr=True)
         with open_store(ctx) as store:
             v = store.video(video)
@@ -184,7 +189,7 @@ def register(app: typer.Typer) -> None:
                       TimeRemainingColumn(), console=err, transient=True,
                       disable=not err.is_terminal) as bar:
             task = bar.add_task("render", total=v.frame_count or None)
-            result = render_video(v, chosen, boxes, path, encoder=encoder,
+            result = render_video(v, chosen, boxes, path, encoder=encoder, which=boxes_kind,
                                   progress=lambda d, t: bar.update(task, completed=d, total=t))
         typer.echo(f"wrote {result.path} ({result.frames} frames, {len(chosen)} persons, "
                    f"{result.encoder})")

@@ -446,12 +446,24 @@ class MetaStore:
 
     # --------------------------------------------------- constraints, selections
     def add_constraint(self, video_id: int, kind: str, ids: Sequence[int], frame: int | None = None) -> int:
-        """Record a user's merge / split / unmerge; ``group`` keeps it on every later run."""
+        """Record a user's merge / split / unmerge; ``group`` keeps it on every later run.
+
+        Ids are never reused: after ``constraints --delete 3`` the next one is not #3 again (a
+        note or script that names #3 must not silently mean another correction). The highest id
+        ever given is kept in ``meta``, since SQLite reuses the largest rowid once it is deleted.
+        """
         with self.conn:
-            cur = self.conn.execute(
-                "INSERT INTO constraints (video_id, kind, ids, frame, created) VALUES (?,?,?,?,?)",
-                (video_id, kind, json.dumps([int(i) for i in ids]), frame, now()))
-        return int(cur.lastrowid)
+            row = self.conn.execute(
+                "SELECT value FROM meta WHERE key = 'last_constraint_id'").fetchone()
+            (largest,) = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM constraints").fetchone()
+            new_id = max(int(row[0]) if row else 0, int(largest)) + 1
+            self.conn.execute(
+                "INSERT INTO constraints (id, video_id, kind, ids, frame, created) "
+                "VALUES (?,?,?,?,?,?)",
+                (new_id, video_id, kind, json.dumps([int(i) for i in ids]), frame, now()))
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_constraint_id', ?)",
+                              (str(new_id),))
+        return new_id
 
     def constraints(self, video_id: int) -> list[dict]:
         """The user's constraints, oldest first."""

@@ -50,18 +50,23 @@ def ffmpeg_h264() -> str | None:
     return exe if " libx264 " in out else None
 
 
-def frame_boxes(persons: Sequence[dict], boxes: Boxes) -> dict[int, list[tuple]]:
-    """Frame -> [(xyxy, colour, label, interpolated)] for the given persons (in rank order)."""
+def frame_boxes(persons: Sequence[dict], boxes: Boxes, which: str = "smoothed"
+                ) -> dict[int, list[tuple]]:
+    """Frame -> [(xyxy, colour, label, interpolated)] for the given persons (in rank order).
+
+    ``which`` is ``"smoothed"`` (the boxes ``select`` and ``export`` write, where the project
+    holds them) or ``"raw"`` (the detector's)."""
     colour = {int(p["id"]): PALETTE[i % len(PALETTE)] for i, p in enumerate(persons)}
     label = {int(p["id"]): f"P{p['id']}" + ("" if p.get("rank") is None else f" #{p['rank']}")
              for p in persons}
+    xyxy = boxes["smoothed"] if which == "smoothed" and "smoothed" in boxes else boxes["xyxy"]
     out: dict[int, list[tuple]] = {}
     for i in range(len(boxes["frame"])):
         pid = int(boxes["person"][i])
         if pid not in colour:
             continue
         out.setdefault(int(boxes["frame"][i]), []).append(
-            (boxes["xyxy"][i], colour[pid], label[pid], bool(boxes["source"][i])))
+            (xyxy[i], colour[pid], label[pid], bool(boxes["source"][i])))
     return out
 
 
@@ -162,9 +167,10 @@ class _CvWriter:
 
 
 def render_video(video: Any, persons: Sequence[dict], boxes: Boxes, out: Path, *,
-                 encoder: str = "auto", progress: Callable[[int, int], None] | None = None
-                 ) -> RenderResult:
-    """Decode ``video.path``, draw the persons' boxes and write ``out``.
+                 encoder: str = "auto", progress: Callable[[int, int], None] | None = None,
+                 which: str = "smoothed") -> RenderResult:
+    """Decode ``video.path``, draw the persons' boxes (``which``: smoothed or raw) and write
+    ``out``.
 
     ``encoder``: ``auto`` (libx264 through ffmpeg when possible, else OpenCV mp4v), ``h264``
     (fail without ffmpeg/libx264) or ``mp4v``.
@@ -197,7 +203,7 @@ def render_video(video: Any, persons: Sequence[dict], boxes: Boxes, out: Path, *
                   else "ffmpeg on PATH has no libx264 encoder")
     writer: Any = _FfmpegWriter(exe, tmp, width, height, fps) if exe else _CvWriter(tmp, width, height, fps)
     name = "libx264 (ffmpeg)" if exe else "mp4v (OpenCV)"
-    by_frame = frame_boxes(persons, boxes)
+    by_frame = frame_boxes(persons, boxes, which)
     index = 0
     try:
         while ok:
