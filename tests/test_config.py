@@ -196,3 +196,13 @@ def test_all_zero_rank_weights_are_refused(tmp_path: Path):
                                      ("duration", "coverage", "size", "centrality", "confidence")))
     with pytest.raises(PtrackError, match="at least one rank weight must be positive"):
         load_config(f)
+
+
+def test_load_defaults_hands_out_a_fresh_copy_each_time():
+    from ptrack.config import load_defaults
+
+    first = load_defaults()
+    first["detect"]["conf"] = 0.99
+    first["group"].clear()
+    again = load_defaults()
+    assert again["detect"]["conf"] != 0.99 and again["group"]

@@ -182,14 +182,25 @@ def test_sample_person_avoids_covered_boxes(project):
 
 
 def test_sampling_from_the_store_reads_few_frames_and_picks_alike(project):
-    from ptrack.views.samples import sample_person, sample_person_from_store
+    from ptrack.views.samples import sample_person, sample_persons_from_store
 
     v = project.video()
-    boxes = project.person_boxes(v.id, 1)
-    full = sample_person(boxes, project.detections(v.id), k=4, per_bin=3)
-    fast = sample_person_from_store(project, v.id, boxes, 4, per_bin=3)
-    assert [[s.frame for s in g] for g in fast] == [[s.frame for s in g] for g in full]
-    assert 25 not in [g[0].frame for g in fast]  # the covered frame is still avoided
+    ids = [p["id"] for p in project.persons(v.id)]
+    fast = sample_persons_from_store(project, v.id, ids, 4, per_bin=3)
+    assert sorted(fast) == sorted(ids)
+    for pid in ids:
+        boxes = project.person_boxes(v.id, pid)
+        full = sample_person(boxes, project.detections(v.id), k=4, per_bin=3)
+        assert [[s.frame for s in g] for g in fast[pid]] == [[s.frame for s in g] for g in full]
+    assert 25 not in [g[0].frame for g in fast[1]]  # the covered frame is still avoided
+    # the shortlist holds at most per_bin boxes a bin plus the span's two ends, per person
+    short = project.person_box_shortlist(v.id, ids, 4, 2)
+    for pid in ids:
+        mine = short[short["person"] == pid]
+        assert (mine["source"] == 0).sum() <= 4 * 2 and (mine["source"] == 1).sum() >= 1
+        whole = project.person_boxes(v.id, pid)
+        assert mine["frame"].min() == whole["frame"].min()
+        assert mine["frame"].max() == whole["frame"].max()
 
 
 def test_load_crops_falls_back_to_next_candidate(project):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
 from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
@@ -98,6 +97,8 @@ def _apply_hint(ctx: typer.Context, store, video) -> str:
 
 def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
     """``export --level tracklets``: the tracker's own ids, observed boxes only."""
+    import numpy as np
+
     from ptrack.export import EXPORT_SUFFIX, Track, write_export
 
     with open_store(ctx) as store:

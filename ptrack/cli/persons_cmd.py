@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
 from ptrack.cli.common import VideoOpt, handles_errors, open_store, settings

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from ptrack.views.samples import load_crops, sample_person_from_store
+        from ptrack.views.samples import load_crops, sample_persons_from_store
         from ptrack.views.terminal import GRAPHICS, compare_view, person_view
 
         if graphics not in GRAPHICS:
@@ -50,11 +50,8 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx) as store:
             v = store.video(video)
             chosen = resolve_ids(require_persons(store, v, ctx), ids)
-            crops = []
-            for p in chosen:
-                boxes = store.person_boxes(v.id, p["id"])
-                picks = sample_person_from_store(store, v.id, boxes, k, per_bin=3)
-                crops.append(load_crops(store, v.id, picks))
+            picks = sample_persons_from_store(store, v.id, [p["id"] for p in chosen], k, per_bin=3)
+            crops = [load_crops(store, v.id, picks[int(p["id"])]) for p in chosen]
         if len(chosen) == 1:
             beside = console.width >= 2 * (height + 1) + 46
             console.print(person_view(chosen[0], crops[0], v.fps, width=console.width,

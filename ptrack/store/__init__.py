@@ -408,6 +408,7 @@ class Store:
     set_ranking = _guarded("set_ranking")
     persons = _guarded("persons")
     person_boxes = _guarded("person_boxes")
+    person_box_shortlist = _guarded("person_box_shortlist")
     person_tracklets = _guarded("person_tracklets")
 
     # ------------------------------------------------- constraints, selections

@@ -23,6 +23,10 @@ from ptrack.errors import PtrackError
 SCHEMA_VERSION = 2
 STAGES = ("detect", "track", "group", "rank")
 
+SHORTLIST_LOOK = 16
+"""Frames looked at per time slice when shortlisting preview boxes: a 30-minute person's slice
+spans ~600 frames, and the best of 16 evenly spaced ones is as good a preview as the best of all."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS videos (
@@ -416,8 +420,9 @@ class MetaStore:
             out.append(d)
         return out
 
-    def person_boxes(self, video_id: int, person: int | None = None) -> Boxes:
-        """Column arrays of person boxes (one person, or all), ordered by person then frame.
+    def person_boxes(self, video_id: int, person: int | Iterable[int] | None = None) -> Boxes:
+        """Column arrays of person boxes (one person, several, or all), ordered by person then
+        frame.
 
         ``xyxy`` is the raw box (the detector's; the interpolated one in a gap), ``smoothed``
         the smoothed one (the raw one in a project of schema 1 opened read-only).
@@ -426,12 +431,55 @@ class MetaStore:
         sql = ("SELECT person, frame, x1, y1, x2, y2, conf, source, tracklet, det, "
                f"{smooth} FROM person_boxes WHERE video_id = ?")
         args: tuple = (video_id,)
-        if person is not None:
+        if isinstance(person, (int, np.integer)):
             sql += " AND person = ?"
             args += (int(person),)
+        elif person is not None:
+            sql += " AND person IN (SELECT value FROM json_each(?))"
+            args += (json.dumps(sorted({int(p) for p in person})),)
         rows = self.conn.execute(sql + " ORDER BY person, frame", args).fetchall()
         arr = np.asarray(rows, dtype=np.float64).reshape(-1, 14)
         return Boxes(arr[:, 1], arr[:, 2:6], arr[:, 6], person=arr[:, 0], source=arr[:, 7],
+                     tracklet=arr[:, 8], det=arr[:, 9],
+                     data={"smoothed": arr[:, 10:14].astype(np.float32)})
+
+    def person_box_shortlist(self, video_id: int, persons: Iterable[int], bins: int,
+                             per_bin: int) -> Boxes:
+        """Preview candidates, chosen inside SQLite: each person's span cut into
+        ``bins * per_bin`` equal time slices and, from each, the observed box with the highest
+        confidence x height; plus the person's first and last box (marked interpolated: they
+        give the span, they are not candidates). Columns as :meth:`person_boxes`, ordered by
+        person, then frame.
+
+        A person seen for 30 minutes has ~50,000 boxes; reading them all into Python takes a
+        second, this reads ``bins * per_bin + 2`` per person in one aggregate pass (SQLite
+        returns the other columns of the row that holds the MAX), looking at no more than
+        ``SHORTLIST_LOOK`` evenly spaced frames of each slice.
+        """
+        smooth = "sx1, sy1, sx2, sy2" if self.schema_version() >= 2 else "x1, y1, x2, y2"
+        cols = ("b.person, b.frame, b.x1, b.y1, b.x2, b.y2, b.conf, b.source, b.tracklet, "
+                "b.det, " + ", ".join(f"b.{c}" for c in smooth.split(", ")))
+        slices = max(int(bins), 1) * max(int(per_bin), 1)
+        sql = f"""
+            WITH span AS (
+                SELECT person, MIN(frame) AS f0, MAX(frame) AS f1 FROM person_boxes
+                WHERE video_id = :v AND person IN (SELECT value FROM json_each(:ids))
+                GROUP BY person)
+            SELECT {cols}, 0, MAX(b.conf * (b.y2 - b.y1))
+                FROM person_boxes b JOIN span s ON s.person = b.person
+                WHERE b.video_id = :v AND b.source = 0 AND b.det >= 0
+                  AND (b.frame - s.f0) % MAX(1, (s.f1 - s.f0 + 1) / (:slices * :look)) = 0
+                GROUP BY b.person, ((b.frame - s.f0) * :slices) / (s.f1 - s.f0 + 1)
+            UNION ALL
+            SELECT {cols}, 1, 0 FROM person_boxes b JOIN span s ON s.person = b.person
+                WHERE b.video_id = :v AND (b.frame = s.f0 OR b.frame = s.f1)
+            ORDER BY 1, 2, 15"""
+        ids = json.dumps(sorted({int(p) for p in persons}))
+        rows = self.conn.execute(sql, {"v": video_id, "ids": ids, "slices": slices,
+                                       "look": SHORTLIST_LOOK}).fetchall()
+        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 16)
+        source = np.where(arr[:, 14] > 0, 1, arr[:, 7])
+        return Boxes(arr[:, 1], arr[:, 2:6], arr[:, 6], person=arr[:, 0], source=source,
                      tracklet=arr[:, 8], det=arr[:, 9],
                      data={"smoothed": arr[:, 10:14].astype(np.float32)})
 

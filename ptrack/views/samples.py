@@ -121,26 +121,31 @@ def sample_person(boxes: Boxes, detections: Any | None = None, k: int = 8,
     return picked
 
 
-def sample_person_from_store(store: Any, video_id: int, boxes: Boxes, k: int,
-                             *, per_bin: int = 3, shortlist: int = 12) -> list:
-    """:func:`sample_person` reading only the detections it needs.
+def sample_persons_from_store(store: Any, video_id: int, persons: Sequence[int], k: int,
+                              *, per_bin: int = 3, shortlist: int = 12) -> dict[int, list]:
+    """:func:`sample_person` for each of ``persons``, reading only the boxes it needs.
 
-    A long-lived person has tens of thousands of boxes; the overlap test needs the other
-    boxes of a frame only for the few best candidates of each bin. So: shortlist by confidence
-    and size, read the detections of those frames, then choose as :func:`sample_person` does.
+    A long-lived person has tens of thousands of boxes, and the overlap test needs the other
+    boxes of a frame only for the few best candidates of each bin. So the store shortlists
+    ``shortlist`` boxes per time bin by confidence and size (inside SQLite), the detections of
+    those frames are read, and each person's samples are chosen among them as
+    :func:`sample_person` does. Returns ``{person: picks}``.
     """
-    if k <= 0 or not len(boxes["frame"]):
-        return sample_person(boxes, store.detections(video_id, frames=boxes["frame"]), k,
-                             per_bin=per_bin)
-    pre = sample_person(boxes, None, k, per_bin=shortlist)
-    frames = sorted({s.frame for group in pre for s in group})
-    sel = np.isin(boxes["frame"], frames)
-    ends = [int(np.argmin(boxes["frame"])), int(np.argmax(boxes["frame"]))]
-    sub = Boxes.concat([boxes[sel], boxes[ends]])
-    source = sub["source"].copy()
-    source[-2:] = 1  # the span's ends keep the time bins; they are not candidates
-    sub = sub.with_columns(source=source).sorted("frame")
-    return sample_person(sub, store.detections(video_id, frames=frames), k, per_bin=per_bin)
+    ids = [int(p) for p in persons]
+    if k <= 0:  # every observed box: nothing to shortlist
+        out = {}
+        for pid in ids:
+            boxes = store.person_boxes(video_id, pid)
+            out[pid] = sample_person(boxes, store.detections(video_id, frames=boxes["frame"]),
+                                     k, per_bin=per_bin)
+        return out
+    short = store.person_box_shortlist(video_id, ids, k, shortlist)
+    candidate = short["source"] == 0
+    detections = store.detections(video_id, frames=short["frame"][candidate])
+    starts = np.searchsorted(short["person"], ids)
+    ends = np.searchsorted(short["person"], ids, side="right")
+    return {pid: sample_person(short[int(s):int(e)], detections, k, per_bin=per_bin)
+            for pid, s, e in zip(ids, starts, ends)}
 
 
 def load_crops(store: Any, video_id: int, picks: Sequence[Sample] | Sequence[Sequence[Sample]],

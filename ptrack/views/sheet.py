@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ptrack.views.samples import Sample, load_crops, sample_person
+from ptrack.views.samples import Sample, load_crops, sample_person, sample_persons_from_store
 
 TILE_W, TILE_H = 80, 160  # pixels per crop cell; crops are fitted inside, aspect kept
 GAP = 6
@@ -40,30 +40,23 @@ class SheetRow:
 
 def sheet_rows(store: Any, video: Any, persons: Sequence[dict], k: int,
                detections: Any | None = None) -> list[SheetRow]:
-    """Sample ``k`` crops across each person's presence and fetch their JPEG bytes."""
-    allboxes = store.person_boxes(video.id)
-    if detections is None:  # only the frames of the persons shown
-        shown = np.isin(allboxes["person"], [int(p["id"]) for p in persons])
-        detections = store.detections(video.id, frames=allboxes["frame"][shown])
-    covered = None
-    if len(allboxes["frame"]):
-        from ptrack.views.samples import covered_for
+    """Sample ``k`` crops across each person's presence and fetch their JPEG bytes.
 
-        covered = covered_for(allboxes, detections)
-    rows = []
-    wanted = {int(p["id"]) for p in persons}
-    starts = np.searchsorted(allboxes["person"], sorted(wanted)) if wanted else []
-    index = {}
-    for pid, s in zip(sorted(wanted), starts):
-        e = np.searchsorted(allboxes["person"], pid, side="right")
-        index[pid] = slice(int(s), int(e))
-    for p in persons:
-        sl = index[int(p["id"])]
-        boxes = allboxes[sl]
-        picks = sample_person(boxes, None, k, per_bin=3,
-                              covered=None if covered is None else covered[sl])
-        rows.append(SheetRow(p, load_crops(store, video.id, picks, decode=False)))
-    return rows
+    Without ``detections`` only a shortlist of each person's boxes and the detections of those
+    frames are read (:func:`sample_persons_from_store`): a table of a 30-minute video reads a
+    few thousand rows, not every box of the video.
+    """
+    ids = [int(p["id"]) for p in persons]
+    if detections is None:
+        picks = sample_persons_from_store(store, video.id, ids, k, per_bin=3)
+    else:
+        allboxes = store.person_boxes(video.id, ids)
+        picks = {}
+        for pid in ids:
+            picks[pid] = sample_person(allboxes[allboxes["person"] == pid], detections, k,
+                                       per_bin=3)
+    return [SheetRow(p, load_crops(store, video.id, picks[int(p["id"])], decode=False))
+            for p in persons]
 
 
 def _fonts():
