@@ -217,6 +217,10 @@ def child_env(extra: dict | None = None) -> dict:
     env.pop("PTRACK_PROJECT", None)
     env.setdefault("PTRACK_CACHE_DIR", str(shared_models_dir()))  # exports + INT8, built once
     env["COLUMNS"] = env.get("COLUMNS", "120")
+    # a user's installed ptrack has its bytecode compiled; a machine that sets
+    # PYTHONDONTWRITEBYTECODE would recompile every module in every child and time that instead
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):
+        env.setdefault("PYTHONPYCACHEPREFIX", str(WORK / "pycache"))
     if extra:
         env.update(extra)
     return env

@@ -91,6 +91,11 @@ def load_defaults() -> dict[str, Any]:
     return copy.deepcopy(_shipped_defaults())
 
 
+def default_value(section: str, key: str) -> Any:
+    """One shipped default (for help texts), without copying the whole settings."""
+    return copy.deepcopy(_shipped_defaults()[section][key])
+
+
 @functools.lru_cache(maxsize=1)
 def _shipped_defaults() -> dict[str, Any]:
     """The shipped file parsed once per process (``--help`` reads it for every option)."""

@@ -20,9 +20,9 @@ from ptrack.cli.output import console, safe
 def _default(key: str) -> str:
     """`` [default: X]`` from the default settings (the one place defaults are written)."""
     try:
-        from ptrack.config import load_defaults
+        from ptrack.config import default_value
 
-        return f" [default: {load_defaults()['detect'][key]}]"
+        return f" [default: {default_value('detect', key)}]"
     except Exception:  # a broken install still shows its help
         return " [default: see `ptrack config show`]"
 
