@@ -146,16 +146,36 @@ class _States:
     frames: list  # sorted observed frames per unit
 
 
-def _theil_sen(t: np.ndarray, y: np.ndarray, t0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Robust slope (per column of y) and value at t0."""
-    if len(t) < 2:
-        return np.zeros(y.shape[1]), y[0].astype(float)
-    i, j = np.triu_indices(len(t), 1)
-    dt = (t[j] - t[i]).astype(float)
-    slopes = (y[j] - y[i]) / dt[:, None]
-    v = np.median(slopes, axis=0)
-    at = np.median(y - v[None, :] * (t - t0)[:, None], axis=0)
-    return v, at
+def _masked_median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``np.median`` along axis 1 over the ``valid`` entries of each row (all columns alike);
+    rows need at least one valid entry. values (R, K, C), valid (R, K) -> (R, C)."""
+    v = np.where(valid[:, :, None], values, np.inf)
+    v.sort(axis=1)
+    cnt = valid.sum(1)
+    lo, hi = (cnt - 1) // 2, cnt // 2
+    rows = np.arange(len(v))
+    return (v[rows, lo] + v[rows, hi]) / 2
+
+
+def _window_samples(first: np.ndarray, counts: np.ndarray, f: np.ndarray, win: float,
+                    side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (into the sorted boxes) of at most ``VEL_MAX_SAMPLES`` boxes spread over each unit's
+    first (``side="s"``) or last (``"e"``) ``win`` frames: (U, K) row indices and validity."""
+    last = first + counts - 1
+    if side == "s":  # boxes within win frames of the unit's first one
+        lo = first
+        hi = np.array([a + np.searchsorted(f[a:b + 1], f[a] + win, side="right") - 1
+                       for a, b in zip(first.tolist(), last.tolist())], dtype=np.int64)
+    else:
+        hi = last
+        lo = np.array([a + np.searchsorted(f[a:b + 1], f[b] - win, side="left")
+                       for a, b in zip(first.tolist(), last.tolist())], dtype=np.int64)
+    n = hi - lo + 1
+    j = np.arange(VEL_MAX_SAMPLES)
+    spread = np.round(j[None, :] * ((n - 1) / (VEL_MAX_SAMPLES - 1))[:, None]).astype(np.int64)
+    offset = np.where((n > VEL_MAX_SAMPLES)[:, None], spread, j[None, :])
+    valid = j[None, :] < np.minimum(n, VEL_MAX_SAMPLES)[:, None]
+    return np.where(valid, lo[:, None] + offset, lo[:, None]), valid
 
 
 def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
@@ -166,38 +186,36 @@ def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
     # position = top centre: occlusion by people or objects in front usually cuts the bottom of a box
     y = np.column_stack([(b[:, 0] + b[:, 2]) / 2, b[:, 1], np.log(np.maximum(b[:, 3] - b[:, 1], 1.0))])
     units, first, counts = np.unique(u, return_index=True, return_counts=True)
-    U = len(units)
     win = max(2.0, p.vel_window_s * fps)  # frames
-    out = {k: np.zeros((U, 3)) for k in ("s", "e")}
-    at = {k: np.zeros((U, 3)) for k in ("s", "e")}
-    w = {k: np.zeros(U) for k in ("s", "e")}
-    frames = []
     vmax = p.max_speed / fps  # box heights per frame
-    for k in range(U):
-        a, n = first[k], counts[k]
-        fk, yk = f[a : a + n], y[a : a + n]
-        frames.append(fk)
-        for side in ("s", "e"):
-            if side == "e":
-                m = fk >= fk[-1] - win
-                t0 = fk[-1]
-            else:
-                m = fk <= fk[0] + win
-                t0 = fk[0]
-            idx = np.flatnonzero(m)
-            if len(idx) > VEL_MAX_SAMPLES:  # spread the samples over the window
-                idx = idx[np.linspace(0, len(idx) - 1, VEL_MAX_SAMPLES).round().astype(int)]
-            v, val = _theil_sen(fk[idx], yk[idx], t0)
-            h = np.exp(val[2])
-            speed = np.hypot(v[0], v[1]) / h
-            if speed > vmax:
-                v[:2] *= vmax / speed
-            v[2] = 0.0  # no size trend: extrapolating a shrinking (occluded) box over a gap misleads
-            val[2] = np.median(yk[idx, 2])
-            span = float(fk[idx[-1]] - fk[idx[0]])
-            out[side][k], at[side][k] = v, val
-            # velocity uncertainty (box heights per frame): position noise over the span, at most the speed cap
-            w[side][k] = min(p.pos_noise * 2.0 / span, vmax) if span > 0 else vmax
+    pairs_i, pairs_j = np.triu_indices(VEL_MAX_SAMPLES, 1)
+    out, at, w = {}, {}, {}
+    for side in ("s", "e"):
+        # Theil-Sen over each unit's samples at once: median pairwise slope, then the median
+        # intercept at the window's end (t0)
+        idx, valid = _window_samples(first, counts, f, win, side)
+        t = f[idx].astype(np.float64)
+        yy = y[idx]
+        t0 = f[first if side == "s" else first + counts - 1].astype(np.float64)
+        pv = valid[:, pairs_i] & valid[:, pairs_j]
+        dt = t[:, pairs_j] - t[:, pairs_i]
+        slopes = (yy[:, pairs_j] - yy[:, pairs_i]) / np.where(pv, dt, 1.0)[:, :, None]
+        single = pv.sum(1) == 0  # one box: no slope
+        v = _masked_median(slopes, pv | single[:, None])
+        v[single] = 0.0
+        val = _masked_median(yy - v[:, None, :] * (t - t0[:, None])[:, :, None], valid)
+        h = np.exp(val[:, 2])
+        speed = np.hypot(v[:, 0], v[:, 1]) / h
+        fast = speed > vmax
+        v[fast, :2] *= (vmax / speed[fast])[:, None]
+        v[:, 2] = 0.0  # no size trend: extrapolating a shrinking (occluded) box over a gap misleads
+        val[:, 2] = _masked_median(yy[:, :, 2:3], valid)[:, 0]
+        n_valid = valid.sum(1)
+        span = (t[np.arange(len(t)), n_valid - 1] - t[:, 0])
+        out[side], at[side] = v, val
+        # velocity uncertainty (box heights per frame): position noise over the span, at most the speed cap
+        w[side] = np.where(span > 0, np.minimum(p.pos_noise * 2.0 / np.maximum(span, 1e-9), vmax), vmax)
+    frames = np.split(f, (first + counts)[:-1]) if len(units) else []
     return _States(
         units=units,
         start=f[first],

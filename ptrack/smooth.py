@@ -75,83 +75,135 @@ def smooth_boxes(
     """
     frames = np.asarray(frames, dtype=np.int64).reshape(-1)
     n = len(frames)
+    _, span, out = smooth_tracks(np.zeros(n, np.int64), frames, xyxy, conf, fps=fps,
+                                 accel_noise=accel_noise, meas_noise=meas_noise)
+    if fill or n == 0:
+        return span, out
+    res = out[frames - span[0]]
+    return frames.copy(), res
+
+
+def smooth_tracks(
+    track: np.ndarray,
+    frames: np.ndarray,
+    xyxy: np.ndarray,
+    conf: np.ndarray | None = None,
+    *,
+    fps: float,
+    accel_noise: float = ACCEL_NOISE,
+    meas_noise: float = MEAS_NOISE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`smooth_boxes` for many tracks at once, gaps filled.
+
+    Args:
+        track: (N,) track id of each box; within a track the frames are all different.
+        frames, xyxy, conf, fps, accel_noise, meas_noise: as for :func:`smooth_boxes`.
+
+    Returns:
+        ``(track, frames, xyxy)``: one row for every frame from each track's first box to its
+        last, ordered by track, then frame (int64, int64, float32 (M, 4)).
+
+    The recursion of each track is the same as one :func:`smooth_boxes` call; the tracks run
+    in lockstep (step ``t`` advances every track at least ``t + 1`` frames long with one set of
+    array operations), so a video's thousands of persons cost about as many Python steps as
+    its longest person has frames.
+    """
+    track = np.asarray(track, dtype=np.int64).reshape(-1)
+    frames = np.asarray(frames, dtype=np.int64).reshape(-1)
+    n = len(frames)
+    if len(track) != n:
+        raise ValueError("track and frames must have the same length")
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(n, 4)
     if not fps or fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if accel_noise <= 0 or meas_noise <= 0:
         raise ValueError("accel_noise and meas_noise must be positive")
     if n == 0:
-        return frames.copy(), np.zeros((0, 4), np.float32)
-    order = np.argsort(frames, kind="stable")
-    f = frames[order]
-    if (np.diff(f) == 0).any():
+        return track.copy(), frames.copy(), np.zeros((0, 4), np.float32)
+    order = np.lexsort((frames, track))
+    tr, f, b = track[order], frames[order], xyxy[order]
+    if ((np.diff(f) == 0) & (np.diff(tr) == 0)).any():
         raise ValueError("smooth_boxes takes one box per frame; frames repeat")
     c = np.ones(n) if conf is None else np.asarray(conf, dtype=np.float64).reshape(n)[order]
-    b = xyxy[order]
     # measurements: centre x, centre y, width, height
     z = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
-    span = np.arange(f[0], f[-1] + 1)
-    t_len = len(span)
-    idx = f - f[0]  # position of each box in the span
-    scale = np.interp(span, f, np.maximum(z[:, 3], 1e-6))  # box height per frame, for the noises
+
+    # one timeline holding every track's span back to back
+    ids, start = np.unique(tr, return_index=True)
+    end = np.append(start[1:], n)
+    first, last = f[start], f[end - 1]
+    length = last - first + 1
+    offset = np.concatenate([[0], np.cumsum(length)[:-1]])
+    which = np.repeat(np.arange(len(ids)), end - start)  # track index of each box
+    at = offset[which] + (f - first[which])  # timeline position of each box
+    total = int(length.sum())
+    # box height per frame for the noises: each span lies between boxes of its own track
+    scale = np.interp(np.arange(total), at, np.maximum(z[:, 3], 1e-6))
     dt = 1.0 / float(fps)
-    has = np.zeros(t_len, dtype=bool)
-    has[idx] = True
-    zz = np.zeros((t_len, 4))
-    zz[idx] = z
-    r = np.full(t_len, np.inf)
-    r[idx] = (meas_noise * scale[idx]) ** 2 / np.clip(c, MIN_CONF, 1.0)
+    zz = np.zeros((total, 4))
+    zz[at] = z
+    r = np.full(total, np.inf)  # no box: infinite variance, so the update changes nothing
+    r[at] = (meas_noise * scale[at]) ** 2 / np.clip(c, MIN_CONF, 1.0)
     qa = (accel_noise * scale) ** 2  # acceleration variance per frame, pixels^2 / s^4
     q11, q12, q22 = qa * dt**4 / 4, qa * dt**3 / 2, qa * dt**2
 
-    # Forward Kalman filter, the four coordinates at once: mean (pos, vel) and covariance
-    # entries (p11, p12, p22) per coordinate, for every frame (after the update = filtered,
-    # and before it = predicted).
-    xs = np.zeros((t_len, 2, 4))
-    ps = np.zeros((t_len, 3, 4))
-    xp = np.zeros((t_len, 2, 4))
-    pp = np.zeros((t_len, 3, 4))
-    pos, vel = zz[0].copy(), np.zeros(4)
-    p11 = np.full(4, r[0])
-    p12 = np.zeros(4)
-    p22 = np.full(4, (scale[0] / dt) ** 2)  # diffuse start: speed unknown, up to a height a frame
-    for t in range(t_len):
+    # Tracks longest first, so the ones still running at step t are a prefix.
+    by_len = np.argsort(-length, kind="stable")
+    offs, lens = offset[by_len], length[by_len]
+    running = np.searchsorted(-lens, -np.arange(int(lens[0]) + 1), side="left")  # lens > t
+
+    # Forward Kalman filter, four coordinates (centre x, y, width, height) per track: mean
+    # (pos, vel) per coordinate; the covariance (p11, p12, p22) is the same for all four (the
+    # noises are), so it is one value per track. Kept per timeline frame after the update
+    # (filtered) and before it (predicted).
+    xs = np.zeros((total, 2, 4))
+    xp = np.zeros((total, 2, 4))
+    ps = np.zeros((total, 3))
+    pp = np.zeros((total, 3))
+    idx = offs
+    pos, vel = zz[idx].copy(), np.zeros((len(idx), 4))
+    p11 = r[idx].copy()
+    p12 = np.zeros(len(idx))
+    p22 = (scale[idx] / dt) ** 2  # diffuse start: speed unknown, up to a height a frame
+    for t in range(int(lens[0])):
+        k = running[t]
+        idx = offs[:k] + t
         if t > 0:  # predict: constant velocity over dt
+            pos, vel, p11, p12, p22 = pos[:k], vel[:k], p11[:k], p12[:k], p22[:k]
             pos = pos + dt * vel
-            p11, p12, p22 = p11 + 2 * dt * p12 + dt * dt * p22 + q11[t], p12 + dt * p22 + q12[t], p22 + q22[t]
-        xp[t, 0], xp[t, 1] = pos, vel
-        pp[t, 0], pp[t, 1], pp[t, 2] = p11, p12, p22
-        if has[t]:  # update with the box
-            s = p11 + r[t]
-            k1, k2 = p11 / s, p12 / s
-            innov = zz[t] - pos
-            pos = pos + k1 * innov
-            vel = vel + k2 * innov
-            p11, p12, p22 = (1 - k1) * p11, (1 - k1) * p12, p22 - k2 * p12
-        xs[t, 0], xs[t, 1] = pos, vel
-        ps[t, 0], ps[t, 1], ps[t, 2] = p11, p12, p22
+            p11, p12, p22 = (p11 + 2 * dt * p12 + dt * dt * p22 + q11[idx],
+                             p12 + dt * p22 + q12[idx], p22 + q22[idx])
+        xp[idx, 0], xp[idx, 1] = pos, vel
+        pp[idx, 0], pp[idx, 1], pp[idx, 2] = p11, p12, p22
+        s = p11 + r[idx]  # update with the box (gain 0 where there is none)
+        k1, k2 = p11 / s, p12 / s
+        innov = np.where(np.isfinite(r[idx])[:, None], zz[idx] - pos, 0.0)
+        pos = pos + k1[:, None] * innov
+        vel = vel + k2[:, None] * innov
+        p11, p12, p22 = (1 - k1) * p11, (1 - k1) * p12, p22 - k2 * p12
+        xs[idx, 0], xs[idx, 1] = pos, vel
+        ps[idx, 0], ps[idx, 1], ps[idx, 2] = p11, p12, p22
 
     # Backward Rauch-Tung-Striebel pass: x_t += C (x_{t+1}^s - x_{t+1|t}), C = P_t F' P_{t+1|t}^-1
     sm = xs.copy()
-    for t in range(t_len - 2, -1, -1):
-        a11, a12, a22 = ps[t]
+    for t in range(int(lens[0]) - 2, -1, -1):
+        idx = offs[:running[t + 1]] + t  # tracks that have a frame t + 1
+        a11, a12, a22 = ps[idx, 0], ps[idx, 1], ps[idx, 2]
         # P_t F' for F = [[1, dt], [0, 1]]
         m11, m12 = a11 + dt * a12, a12
         m21, m22 = a12 + dt * a22, a22
-        b11, b12, b22 = pp[t + 1]
+        b11, b12, b22 = pp[idx + 1, 0], pp[idx + 1, 1], pp[idx + 1, 2]
         det = b11 * b22 - b12 * b12
         i11, i12, i22 = b22 / det, -b12 / det, b11 / det
-        c11, c12 = m11 * i11 + m12 * i12, m11 * i12 + m12 * i22
-        c21, c22 = m21 * i11 + m22 * i12, m21 * i12 + m22 * i22
-        d1 = sm[t + 1, 0] - xp[t + 1, 0]
-        d2 = sm[t + 1, 1] - xp[t + 1, 1]
-        sm[t, 0] = xs[t, 0] + c11 * d1 + c12 * d2
-        sm[t, 1] = xs[t, 1] + c21 * d1 + c22 * d2
+        c11, c12 = (m11 * i11 + m12 * i12)[:, None], (m11 * i12 + m12 * i22)[:, None]
+        c21, c22 = (m21 * i11 + m22 * i12)[:, None], (m21 * i12 + m22 * i22)[:, None]
+        d1 = sm[idx + 1, 0] - xp[idx + 1, 0]
+        d2 = sm[idx + 1, 1] - xp[idx + 1, 1]
+        sm[idx, 0] = xs[idx, 0] + c11 * d1 + c12 * d2
+        sm[idx, 1] = xs[idx, 1] + c21 * d1 + c22 * d2
 
     cx, cy, w, h = sm[:, 0, 0], sm[:, 0, 1], np.maximum(sm[:, 0, 2], 0), np.maximum(sm[:, 0, 3], 0)
     out = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1).astype(np.float32)
-    if fill:
-        return span, out
-    res = np.empty((n, 4), np.float32)
-    res[order] = out[idx]
-    return frames.copy(), res
+    out_track = np.repeat(ids, length)
+    out_frames = np.concatenate([np.arange(a, b + 1) for a, b in zip(first, last)])
+    return out_track, out_frames, out

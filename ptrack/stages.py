@@ -242,7 +242,7 @@ def smoothed_person_boxes(person: np.ndarray, frame: np.ndarray, xyxy: np.ndarra
     :func:`ptrack.smooth.smooth_boxes` over the person's whole span, so interpolated rows get
     the smoother's box for their frame. A person with no observed box keeps its boxes.
     """
-    from ptrack.smooth import smooth_boxes
+    from ptrack.smooth import smooth_tracks
 
     person = np.asarray(person)
     frame = np.asarray(frame, dtype=np.int64)
@@ -250,16 +250,18 @@ def smoothed_person_boxes(person: np.ndarray, frame: np.ndarray, xyxy: np.ndarra
     out = xyxy.copy()
     if not len(person) or not fps or fps <= 0:
         return out
-    observed = np.asarray(source) == 0
-    for pid in np.unique(person):
-        rows = np.flatnonzero(person == pid)
-        obs = rows[observed[rows]]
-        if not len(obs):
-            continue
-        span, boxes = smooth_boxes(frame[obs], xyxy[obs], np.asarray(conf)[obs], fps=fps, fill=True)
-        at = frame[rows] - span[0]
-        inside = (at >= 0) & (at < len(span))
-        out[rows[inside]] = boxes[at[inside]]
+    obs = np.flatnonzero(np.asarray(source) == 0)
+    if not len(obs):
+        return out
+    track, span, boxes = smooth_tracks(person[obs], frame[obs], xyxy[obs], np.asarray(conf)[obs],
+                                       fps=fps)
+    # each row's place in the smoothed (person, frame) rows, where its person has one
+    key = np.lexsort((span, track))  # already ordered; lexsort keeps this robust
+    track, span, boxes = track[key], span[key], boxes[key]
+    pos = np.searchsorted(track * (1 << 32) + span, person.astype(np.int64) * (1 << 32) + frame)
+    pos = np.minimum(pos, len(span) - 1)
+    hit = (track[pos] == person) & (span[pos] == frame)
+    out[hit] = boxes[pos[hit]]
     return out
 
 

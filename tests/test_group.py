@@ -358,3 +358,50 @@ def test_settings_must_be_group_settings():
     tid, frame, xyxy, conf = Scene().add(1, range(0, 10), 100, 100, 60, 180).arrays()
     with pytest.raises(PtrackError, match="GroupSettings"):
         group_tracklets(tid, frame, xyxy, conf, fps=FPS, settings={"max_gap_s": 1.0})
+
+
+def test_unit_states_are_per_unit_theil_sen_fits():
+    """The vectorised velocity/position fit equals a plain per-unit Theil-Sen estimate."""
+    from ptrack.group import VEL_MAX_SAMPLES, _states
+    from ptrack.settings import Settings
+    from ptrack.config import load_config
+
+    p = Settings.from_dict(load_config(None)).group
+    rng = np.random.default_rng(5)
+    unit, frame, boxes = [], [], []
+    for k in range(40):
+        n = int(rng.integers(1, 50))
+        f = np.sort(rng.choice(400, n, replace=False))
+        x = 100 + rng.normal(0, 3, n) + f * rng.uniform(-2, 2)
+        h = 80 + rng.normal(0, 2, n)
+        unit += [k] * n
+        frame += f.tolist()
+        boxes.append(np.c_[x - 20, 50 + rng.normal(0, 2, n), x + 20, 50 + h])
+    unit, frame, boxes = np.array(unit), np.array(frame), np.concatenate(boxes)
+    conf = np.full(len(unit), 0.9)
+    fps = 25.0
+    S = _states(unit, frame, boxes, conf, np.arange(len(unit)), fps, p)
+    win, vmax = max(2.0, p.vel_window_s * fps), p.max_speed / fps
+    for k in range(40):
+        m = unit == k
+        fk, bk = frame[m], boxes[m]
+        yk = np.c_[(bk[:, 0] + bk[:, 2]) / 2, bk[:, 1], np.log(bk[:, 3] - bk[:, 1])]
+        for side, sel, t0 in (("s", fk <= fk[0] + win, fk[0]), ("e", fk >= fk[-1] - win, fk[-1])):
+            idx = np.flatnonzero(sel)
+            if len(idx) > VEL_MAX_SAMPLES:
+                idx = idx[np.linspace(0, len(idx) - 1, VEL_MAX_SAMPLES).round().astype(int)]
+            t, y = fk[idx].astype(float), yk[idx]
+            if len(t) < 2:
+                v, val = np.zeros(3), y[0].copy()
+            else:
+                i, j = np.triu_indices(len(t), 1)
+                v = np.median((y[j] - y[i]) / (t[j] - t[i])[:, None], axis=0)
+                val = np.median(y - v * (t - t0)[:, None], axis=0)
+            speed = np.hypot(v[0], v[1]) / np.exp(val[2])
+            if speed > vmax:
+                v[:2] *= vmax / speed
+            v[2] = 0.0
+            val[2] = np.median(y[:, 2])
+            np.testing.assert_allclose(getattr(S, f"{side}_vel")[k], v, atol=1e-9)
+            np.testing.assert_allclose(getattr(S, f"{side}_pos")[k], val[:2], atol=1e-9)
+            np.testing.assert_allclose(getattr(S, f"{side}_logh")[k], val[2], atol=1e-9)

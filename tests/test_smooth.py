@@ -92,3 +92,30 @@ def test_empty_and_bad_input():
     boxes = np.array([[1, 2, 3, 4]], float)
     smooth_boxes(np.array([0]), boxes, fps=25.0)
     assert boxes.tolist() == [[1, 2, 3, 4]]  # input untouched
+
+
+def test_many_tracks_at_once_equal_one_at_a_time():
+    from ptrack.smooth import smooth_tracks
+
+    rng = np.random.default_rng(3)
+    tracks, frames, boxes, confs = [], [], [], []
+    for k in range(25):
+        n = int(rng.integers(1, 60))
+        f = np.sort(rng.choice(250, n, replace=False))
+        xy, wh = rng.uniform(0, 300, (n, 2)), rng.uniform(10, 100, (n, 2))
+        tracks += [k * 3 - 5] * n
+        frames += f.tolist()
+        boxes.append(np.c_[xy, xy + wh])
+        confs += rng.uniform(0, 1, n).tolist()
+    tracks, frames, confs = np.array(tracks), np.array(frames), np.array(confs)
+    boxes = np.concatenate(boxes)
+    shuffle = rng.permutation(len(frames))
+    t, f, b = smooth_tracks(tracks[shuffle], frames[shuffle], boxes[shuffle], confs[shuffle], fps=10)
+    assert (np.diff(t) >= 0).all()
+    for k in np.unique(tracks):
+        m = tracks == k
+        f1, b1 = smooth_boxes(frames[m], boxes[m], confs[m], fps=10, fill=True)
+        assert f[t == k].tolist() == f1.tolist()
+        np.testing.assert_allclose(b[t == k], b1, atol=1e-4)
+    with pytest.raises(ValueError):
+        smooth_tracks(np.array([1, 1]), np.array([4, 4]), np.zeros((2, 4)), fps=10)
