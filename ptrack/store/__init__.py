@@ -105,7 +105,9 @@ class Store:
                  read_only: bool = False) -> None:
         self.root = root
         self.read_only = read_only
-        self.db = sqlite_utils.Database(conn)
+        # no sqlite-utils plugins: they could change the project's connection, and finding them
+        # scans every installed package's entry points (~0.1 s on each command)
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self.meta = MetaStore(conn)
         self.crop_store = CropStore(root / CROPS_NAME, map_size=map_size, read_only=read_only)
         self._crops_checked = False
