@@ -21,7 +21,8 @@ plus the metric learning: crops/s and the embedding's share of detect's time (ba
 measured one right after the other.
 
 Run: ``python bench/appearance_group.py [--models fall,coco] [--videos TUD-Stadtmitte,TUD-Campus]
-[--choices hsv,embed,combo] [--speed TUD-Stadtmitte,one-by-one-person] [--speed-frames N]``
+[--choices hsv,embed,combo] [--calibrate] [--speed TUD-Stadtmitte,one-by-one-person]
+[--speed-frames N]``
 """
 
 from __future__ import annotations
@@ -72,9 +73,14 @@ def ensure_tracked(root: Path, model: str, name: str, clip: Path, extra: list[st
     run_child(ptrack_cmd("--project", str(root), "track", "--video", name), timeout=1800)
 
 
+EXTRA_GROUP: dict[str, str] = {}
+"""More ``group:`` settings for every run (``--set key=value``)."""
+
+
 def config_for(choice: str) -> Path:
     path = WORK / f"appearance-{choice}.yaml"
-    path.write_text(f"group:\n  appearance: {choice}\n")
+    lines = [f"  appearance: {choice}"] + [f"  {k}: {v}" for k, v in EXTRA_GROUP.items()]
+    path.write_text("group:\n" + "\n".join(lines) + "\n")
     return path
 
 
@@ -173,7 +179,12 @@ def main() -> int:
     ap.add_argument("--choices", default="hsv,embed,combo")
     ap.add_argument("--speed", default="", help="clips to time the embedding on, e.g. TUD-Stadtmitte,one-by-one-person")
     ap.add_argument("--speed-frames", type=int, default=0, help="detect only this many frames of the speed clips")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="also print the colour / embedding distance medians of co-occurring tracklets")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a group setting for every run, e.g. embed_samples=16")
     args = ap.parse_args()
+    EXTRA_GROUP.update(kv.split("=", 1) for kv in args.set)
     t0 = time.perf_counter()
     report = Report("appearance_group")
     if not MOT15.exists():
@@ -182,11 +193,12 @@ def main() -> int:
         return 0
     print(f"CPU: {machine_summary()['cpu']}; {load_note()}", flush=True)
     table = {}
+    choices = [c for c in args.choices.split(",") if c]
     for model in [m for m in args.models.split(",") if m]:
         for name in [v for v in args.videos.split(",") if v]:
             root = project(model)
             ensure_tracked(root, model, name, MOT_VIDEOS[name] / f"{name}.mp4")
-            for choice in args.choices.split(","):
+            for choice in choices:
                 r = group_and_eval(root, name, choice)
                 table[(model, name, choice)] = r
                 p, t = r["persons"], r["tracklets"]
@@ -196,7 +208,7 @@ def main() -> int:
                       flush=True)
                 for k in KEYS:
                     report.add(f"{model}/{name}/{choice}: persons {k}", p[k])
-            if "embed" in args.choices or "combo" in args.choices:
+            if args.calibrate:
                 try:
                     cal = calibration(root, name)
                     report.details[f"calibration/{model}/{name}"] = cal
@@ -205,7 +217,7 @@ def main() -> int:
                     print(f"{model:5s} {name:15s} calibration: {exc}", flush=True)
     if table:
         print("\nmean over the runs, persons coverage / purity / IDF1 (tracklets beside):")
-        for choice in args.choices.split(","):
+        for choice in choices:
             rows = [r for (m, n, c), r in table.items() if c == choice]
             mean = {k: float(np.mean([r["persons"][k] for r in rows])) for k in KEYS}
             print(f"  {choice:6s} " + " / ".join(f"{mean[k]:.1f}" for k in KEYS))

@@ -299,7 +299,8 @@ def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
     # part of the accepted cost range so that a motion-consistent alternative wins
     far_cost = p.no_link_cost * (FAR_COST_BASE + FAR_COST_SPAN * (app / max(p.app_strong, 1e-9)) ** 2)
     cost = np.where(ok_far, far_cost, cost)
-    feat.update(app=app, app_hsv=parts["hsv"], app_embed=parts["embed"], has_app=has_app, cost=cost, motion_ok=motion_ok, motion_gap_ok=motion_gap_ok,
+    feat.update(app=app, app_hsv=parts["hsv"], app_embed=parts["embed"], has_app=has_app,
+                cost=cost, motion_ok=motion_ok, motion_gap_ok=motion_gap_ok,
                 far_gap_ok=far_gap_ok, ok_near=ok_near, ok_far=ok_far)
     return cost, feat
 
