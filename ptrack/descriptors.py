@@ -128,12 +128,8 @@ def stored_embeddings(store: Store, video: Video, frame: np.ndarray, dets: np.nd
     and stored batch by batch. A crop that cannot be read gives (and stores) a NaN row.
     A read-only project computes without storing.
     """
-    from ptrack.embed import DIM
-
     found, X = store.embeddings(video.id, model, frame, dets)
     missing = np.flatnonzero(~found)
-    if X.shape[1] == 0:
-        X = np.full((len(frame), DIM), np.nan, np.float32)
     if not len(missing):
         return X, 0
     emb = embedder()
@@ -144,6 +140,8 @@ def stored_embeddings(store: Store, video: Video, frame: np.ndarray, dets: np.nd
         idx = missing[s:s + batch]
         keys = [(video.id, int(frame[i]), int(dets[i])) for i in idx]
         V = emb.embed_jpegs(store.crops(keys))
+        if X.shape[1] != V.shape[1]:  # nothing was stored yet: the embedder gives the length
+            X = np.full((len(frame), V.shape[1]), np.nan, np.float32)
         X[idx] = V
         if not store.read_only:
             store.put_embeddings(video.id, model, frame[idx], dets[idx], V)

@@ -133,7 +133,7 @@ def test_interrupted_embedding_keeps_its_batches_and_resumes(tmp_path: Path):
 
 
 def test_samples_are_bounded_per_tracklet_and_spread(tmp_path: Path):
-    store = build_project(tmp_path / "p", persons=False)
+    store = build_project(tmp_path / "p")
     with store:
         v = store.video(None)
         tid, det = store.tracklet_boxes(v.id)
@@ -141,13 +141,13 @@ def test_samples_are_bounded_per_tracklet_and_spread(tmp_path: Path):
         counts = dict(zip(*np.unique(owners, return_counts=True)))
         assert counts == {1: 8, 2: 8, 3: 5, 4: 8}  # the ghost has 5 boxes
         assert (tid[rows] == owners).all()
-        man = det.frame[rows[owners == 2]]
-        assert man.min() <= 4 and man.max() >= 30  # spread over the tracklet's time
+        woman = det.frame[rows[owners == 2]]
+        assert woman.min() <= 4 and woman.max() >= 30  # spread over the tracklet's time
 
 
 @needs_embedder
 def test_group_appearance_from_stored_embeddings_reused_after_a_retrack(tmp_path: Path):
-    store = build_project(tmp_path / "p", persons=False)
+    store = build_project(tmp_path / "p")
     with store:
         v = store.video(None)
         tid, det = store.tracklet_boxes(v.id)
@@ -183,15 +183,12 @@ def test_absent_package_falls_back_to_colour_and_says_so_once(tmp_path: Path, mo
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == embed.PACKAGE else real(name, *a))
     monkeypatch.setattr(stages, "_SAID", set())
-    store = build_project(tmp_path / "p", persons=False)
+    store = build_project(tmp_path / "p")
     said: list[str] = []
     with store:
         v = store.video(None)
         cfg = load_config()
         assert cfg["group"]["appearance"] in ("embed", "combo")
-        run = store.start_run(v.id, "track", cfg["track"],
-                              input_run=store.latest_run(v.id, "detect").id)
-        store.finish_run(run.id, "done", {})
         for _ in range(2):
             s = stages.run_group(store, v, cfg, said.append)
             assert s.counts["appearance"] is True and s.counts["appearance_from"] == "colour"
