@@ -155,13 +155,16 @@ def pick_descriptor_samples(
 # ---------------------------------------------------------------------------------------------
 # the learned embedding (ptrack.embed + ptrack.metric) on the same 0-1 scale, and the combination
 
-EMBED_UNIT = 0.25
+EMBED_UNIT = 0.4
 """Maps the embedding distance to the 0-1 scale of :func:`appearance_distance` (and of the
 ``group.app_max`` / ``app_strong`` thresholds): ``min(1, EMBED_UNIT * d)``, where ``d`` is the
 distance of two tracklets' mean embeddings under the video's learned metric in units of the
-median distance of two boxes of different people (:func:`ptrack.metric.tracklet_vectors`).
-Chosen on labelled tracklet pairs so that the embedding's and the colour histograms' distances
-of different people have the same median (``bench/appearance_auc.py``)."""
+median distance of two boxes of different people (:func:`ptrack.metric.tracklet_vectors`), so
+two different people sit near ``d = 1``. Calibrated without labels: over the tracklet pairs that
+share a frame (different people) of TUD-Stadtmitte and TUD-Campus with two detectors, the median
+colour-histogram distance over the median embedding distance was 0.38-0.51 (mean 0.43;
+``bench/appearance_group.py --calibrate``), so both kinds put different people at about the same
+place on the 0-1 scale."""
 
 
 def embedding_distance(a: np.ndarray, b: np.ndarray) -> float:
