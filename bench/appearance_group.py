@@ -122,34 +122,38 @@ def calibration(root: Path, name: str) -> dict:
             "unit_for_equal_medians": float(np.median(h) / max(np.median(e), 1e-9))}
 
 
-def speed(report: Report, name: str, clip: Path, max_frames: int) -> None:
+def speed(report: Report, name: str, clip: Path, max_frames: int, reuse: bool = False) -> None:
     from ptrack import embed
     from ptrack.descriptors import sample_rows
     from ptrack.metric import cooccurring, learn_kissme, tracklet_vectors
     from ptrack.settings import defaults
     from ptrack.store import Store
 
-    root = WORK / f"appearance-speed-{name}"
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
     emb = embed.load_embedder(shared_models_dir(), batch=32)  # converted once, before timing
     emb.embed_jpegs([None])
-    extra = ["--max-frames", str(max_frames)] if max_frames else []
-    run_child(ptrack_cmd("--project", str(root), "detect", str(clip), *MODELS["fall"],
-                         "--precision", "f32", *extra), timeout=7200)
+    if reuse:  # the detect run of appearance-fall (auc and accuracy runs), timed when it ran
+        root = project("fall")
+    else:
+        root = WORK / f"appearance-speed-{name}"
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        extra = ["--max-frames", str(max_frames)] if max_frames else []
+        run_child(ptrack_cmd("--project", str(root), "detect", str(clip), *MODELS["fall"],
+                             "--precision", "f32", *extra), timeout=7200)
+        run_child(ptrack_cmd("--project", str(root), "track"), timeout=1800)
     with Store.open(root, create=False) as st:
         v = st.video(name)
         run = st.latest_run(v.id, "detect")
         det_s, frames = float(run.stats["seconds"]), int(run.stats["frames"])
-    run_child(ptrack_cmd("--project", str(root), "track"), timeout=1800)
     g = defaults().group
     with Store.open(root, create=False) as st:
         v = st.video(name)
         tid, det = st.tracklet_boxes(v.id)
         n_boxes = st.count_detections(v.id)
         t0 = time.perf_counter()
-        rows, owners = sample_rows(st, v, tid, det, g.embed_samples)
+        rows, owners = sample_rows(st, v, tid, det,
+                                   int(EXTRA_GROUP.get("embed_samples", g.embed_samples)))
         jpegs = st.crops((v.id, int(det.frame[r]), int(det.det[r])) for r in rows)
         X = emb.embed_jpegs(jpegs)
         t_embed = time.perf_counter() - t0
@@ -179,6 +183,9 @@ def main() -> int:
     ap.add_argument("--choices", default="hsv,embed,combo")
     ap.add_argument("--speed", default="", help="clips to time the embedding on, e.g. TUD-Stadtmitte,one-by-one-person")
     ap.add_argument("--speed-frames", type=int, default=0, help="detect only this many frames of the speed clips")
+    ap.add_argument("--speed-reuse", action="store_true",
+                    help="time the embedding against the detect run already in appearance-fall "
+                         "(its recorded seconds) instead of detecting again")
     ap.add_argument("--calibrate", action="store_true",
                     help="also print the colour / embedding distance medians of co-occurring tracklets")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -226,7 +233,8 @@ def main() -> int:
         report.details["table"] = {"/".join(k): v for k, v in table.items()}
     for name in [s for s in args.speed.split(",") if s]:
         clip = MOT_VIDEOS[name] / f"{name}.mp4" if name in MOT_VIDEOS else CLIPS / f"{name}.mp4"
-        speed(report, name, clip, args.speed_frames if name not in MOT_VIDEOS else 0)
+        speed(report, name, clip, args.speed_frames if name not in MOT_VIDEOS else 0,
+              reuse=args.speed_reuse)
     finish(report, t0)
     return 0
 

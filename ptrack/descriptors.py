@@ -13,8 +13,11 @@ cost is bounded per tracklet, not per box.
   (:func:`ptrack.metric.learn_kissme`), and each tracklet gets its mean vector in that metric's
   space (:func:`ptrack.metric.tracklet_vectors`).
 
-:func:`tracklet_appearance` gives ``group`` what ``group.appearance`` asks for, falling back to
-the colour histograms (with a note saying why) where the embedding cannot be had.
+:func:`tracklet_appearance` gives ``group`` what ``group.appearance`` asks for (``hsv``, the
+default, or ``combo``: both kinds, their distances averaged), falling back to the colour
+histograms (with a note saying why) where the embedding cannot be had. An ``embed`` choice
+(the embedding alone) was measured and dropped: it was worse than either on persons and AUC
+(``bench/appearance_group.py``, ``bench/appearance_auc.py``).
 """
 
 from __future__ import annotations
@@ -187,14 +190,13 @@ def tracklet_embeddings(store: Store, video: Video, tid: np.ndarray, det, settin
 def tracklet_appearance(store: Store, video: Video, tid: np.ndarray, det, settings: GroupSettings,
                         *, skipped: list[int] | None = None, progress: Progress | None = None,
                         cache_dir: Path | None = None) -> Appearance:
-    """The appearance ``group`` uses, as ``settings.appearance`` asks (``hsv``, ``embed`` or
-    ``combo``), falling back to the colour histograms with a note when the embedding cannot be
-    had (package absent, too few tracklets on screen together to learn the metric)."""
+    """The appearance ``group`` uses, as ``settings.appearance`` asks (``hsv`` or ``combo``),
+    falling back to the colour histograms alone with a note when the embedding cannot be had
+    (package absent, too few tracklets on screen together to learn the metric)."""
     out = Appearance()
     if not settings.use_appearance or not video.has_crops or not len(tid):
         return out
-    want = settings.appearance
-    if want in ("embed", "combo"):
+    if settings.appearance == "combo":
         from ptrack.embed import EmbedderUnavailable
         from ptrack.metric import NotEnoughPairs
 
@@ -206,8 +208,7 @@ def tracklet_appearance(store: Store, video: Video, tid: np.ndarray, det, settin
         except NotEnoughPairs:
             out.notes.append("too few tracklets are on screen together to learn an appearance "
                              "metric for this video; using colour histograms instead")
-    if want in ("hsv", "combo") or out.embed is None:
-        out.hsv = tracklet_descriptors(store, video, tid, det, settings, skipped)
+    out.hsv = tracklet_descriptors(store, video, tid, det, settings, skipped)
     out.used = ("combo" if out.hsv and out.embed else "embed" if out.embed
                 else "hsv" if out.hsv else "off")
     return out

@@ -166,7 +166,7 @@ class GroupSettings(_Section):
     appearance: str = _range()
     embed_samples: int = _range(2, 1000)
 
-    APPEARANCES = ("hsv", "embed", "combo")
+    APPEARANCES = ("hsv", "combo")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -114,3 +114,13 @@ def test_explain_shows_the_distance_used_and_its_parts():
     ex = explain(1, 2, *s.arrays(), fps=FPS, embeddings=emb, settings=gs())
     names = [e["criterion"] for e in ex]
     assert "  part: learned embedding" in names and "  part: colour histograms" not in names
+
+
+def test_appearance_setting_takes_only_the_kept_choices():
+    from ptrack.errors import PtrackError
+
+    assert gs().appearance == "hsv"  # the measured best on persons (bench/appearance_group.py)
+    assert gs(appearance="combo").appearance == "combo"
+    for bad in ("embed", "HSV", ""):
+        with pytest.raises(PtrackError, match="group.appearance"):
+            gs(appearance=bad)

@@ -151,9 +151,9 @@ def test_group_appearance_from_stored_embeddings_reused_after_a_retrack(tmp_path
     with store:
         v = store.video(None)
         tid, det = store.tracklet_boxes(v.id)
-        g = defaults().group.replace(appearance="embed")
+        g = defaults().group.replace(appearance="combo")
         app = tracklet_appearance(store, v, tid, det, g)
-        assert app.used == "embed" and app.hsv is None and not app.notes
+        assert app.used == "combo" and sorted(app.hsv) == [1, 2, 3, 4] and not app.notes
         assert app.counts == {"embedded": 29, "embeddings_reused": 0}
         assert sorted(app.embed) == [1, 2, 3, 4]
         from ptrack.appearance import embedding_distance
@@ -168,9 +168,8 @@ def test_group_appearance_from_stored_embeddings_reused_after_a_retrack(tmp_path
         assert again.counts["embedded"] < 16
         assert again.counts["embeddings_reused"] >= 29 - 16
         assert sorted(again.embed) == [1, 2, 3, 4, 5]
-        combo = tracklet_appearance(store, v, tid, det, g.replace(appearance="combo"))
-        assert combo.used == "combo" and combo.counts["embedded"] == 0
-        assert sorted(combo.hsv) == [1, 2, 3, 4]
+        hsv = tracklet_appearance(store, v, tid, det, g.replace(appearance="hsv"))
+        assert hsv.used == "hsv" and hsv.embed is None and hsv.counts == {}
 
 
 def test_absent_package_falls_back_to_colour_and_says_so_once(tmp_path: Path, monkeypatch):
@@ -187,8 +186,7 @@ def test_absent_package_falls_back_to_colour_and_says_so_once(tmp_path: Path, mo
     said: list[str] = []
     with store:
         v = store.video(None)
-        cfg = load_config()
-        assert cfg["group"]["appearance"] in ("embed", "combo")
+        cfg = load_config(None, {"group": {"appearance": "combo"}})
         for _ in range(2):
             s = stages.run_group(store, v, cfg, said.append)
             assert s.counts["appearance"] is True and s.counts["appearance_from"] == "colour"
@@ -207,7 +205,9 @@ def test_group_explain_shows_the_embedding_distance_in_table_and_json(tmp_path: 
 
     build_project(tmp_path / "p").close()
     runner = CliRunner()
-    args = ["--project", str(tmp_path / "p"), "group", "--explain", "1", "4"]
+    cfg = tmp_path / "combo.yaml"
+    cfg.write_text("group:\n  appearance: combo\n")
+    args = ["--project", str(tmp_path / "p"), "--config", str(cfg), "group", "--explain", "1", "4"]
     table = runner.invoke(app, args)
     assert table.exit_code == 0, table.output
     assert "part: learned embedding" in table.stdout and "part: colour histograms" in table.stdout
@@ -219,5 +219,10 @@ def test_group_explain_shows_the_embedding_distance_in_table_and_json(tmp_path: 
     used = next(r for k, r in rows.items() if k.startswith("appearance distance"))
     assert used["value"] == pytest.approx(sum(parts) / 2, abs=1e-9)
     assert used["threshold"] in (defaults().group.app_max, defaults().group.app_strong)
+    # the default (colour histograms) shows its one distance, no embedding part
+    plain = json.loads(runner.invoke(app, [a for a in args if a not in ("--config", str(cfg))]
+                                     + ["--json"]).stdout)
+    names = [r["criterion"].strip() for r in plain]
+    assert "part: colour histograms" in names and "part: learned embedding" not in names
     with Store.open(tmp_path / "p", create=False) as store:  # explain stored what it embedded
         assert store.count_embeddings(store.video(None).id) == 29
