@@ -125,7 +125,7 @@ def calibration(root: Path, name: str) -> dict:
 def speed(report: Report, name: str, clip: Path, max_frames: int, reuse: bool = False) -> None:
     from ptrack import embed
     from ptrack.descriptors import sample_rows
-    from ptrack.metric import cooccurring, learn_kissme, tracklet_vectors
+    from ptrack.metric import NotEnoughPairs, cooccurring, learn_kissme, tracklet_vectors
     from ptrack.settings import defaults
     from ptrack.store import Store
 
@@ -157,9 +157,12 @@ def speed(report: Report, name: str, clip: Path, max_frames: int, reuse: bool = 
         jpegs = st.crops((v.id, int(det.frame[r]), int(det.det[r])) for r in rows)
         X = emb.embed_jpegs(jpegs)
         t_embed = time.perf_counter() - t0
-        m = learn_kissme(X, owners, det.frame[rows], xyxy=det.xyxy[rows],
-                         cooccur=cooccurring(tid, det.frame, xyxy=det.xyxy))
-        tracklet_vectors(X, owners, m)
+        try:
+            m = learn_kissme(X, owners, det.frame[rows], xyxy=det.xyxy[rows],
+                             cooccur=cooccurring(tid, det.frame, xyxy=det.xyxy))
+            tracklet_vectors(X, owners, m)
+        except NotEnoughPairs as exc:  # group falls back to colours here; the crops were embedded
+            print(f"{name}: {exc}", flush=True)
         total = time.perf_counter() - t0
     n_trk = len(np.unique(tid))
     note = (f"{frames} frames, {n_boxes} boxes ({n_boxes / max(frames, 1):.1f}/frame), "
