@@ -21,6 +21,11 @@ Candidates, each a distance between two tracklets:
 * ``mnv2_kissme``: the same embeddings under a KISSME metric learned per video from the
   tracklets alone (``ptrack.metric``: PCA 32, positives within a tracklet, negatives between
   tracklets sharing a frame; no labels);
+* ``group_embed`` and ``group_combo``: what ``group`` uses (``ptrack.descriptors``): the
+  MobileNetV2 embeddings of ``group.embed_samples`` crops per tracklet (picked as ``group``
+  picks them, stored in the project), under the KISSME metric learned from those samples, on
+  the 0-1 scale (``ptrack.appearance.embedding_distance``); and its mean with ``hsv6``
+  (``ptrack.appearance.link_distance``, ``group.appearance: combo``);
 * ``yolo_cos`` (``--yolo``): the detector's own features (Ultralytics ``model.embed``, the
   pooled last-backbone feature map) of each crop, cosine of the means; and ``yolo_kissme``.
 
@@ -214,7 +219,32 @@ def yolo_features(weights: str, crops: list, batch: int = 32) -> np.ndarray:
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
-def score_video(model: str, name: str, *, sizes, yolo: bool, min_boxes: int, details: dict) -> dict:
+def group_candidates(root: Path, name: str, ids: np.ndarray, trk: np.ndarray, dets) -> dict:
+    """``group_embed`` and ``group_combo`` distance matrices over ``ids``, as ``group`` has them."""
+    from ptrack.appearance import link_distance
+    from ptrack.descriptors import tracklet_appearance
+    from ptrack.settings import defaults
+    from ptrack.store import Store
+
+    g = defaults().group.replace(appearance="combo")
+    with Store.open(root, create=False) as st:
+        app = tracklet_appearance(st, st.video(name), trk, dets, g, cache_dir=shared_models_dir())
+    if app.embed is None:
+        return {}
+    n = len(ids)
+    out = {"group_embed": np.ones((n, n)), "group_combo": np.ones((n, n))}
+    for i in range(n):
+        for j in range(n):
+            a, b = int(ids[i]), int(ids[j])
+            h = app.hsv or {}
+            d, parts = link_distance(h.get(a), h.get(b), app.embed.get(a), app.embed.get(b))
+            out["group_combo"][i, j] = d if np.isfinite(d) else 1.0
+            out["group_embed"][i, j] = parts.get("embed", 1.0)
+    return out
+
+
+def score_video(model: str, name: str, *, sizes, yolo: bool, min_boxes: int, details: dict,
+                all_crops: bool = True) -> dict:
     from ptrack import embed
     from ptrack.crops import decode
     from ptrack.metric import NotEnoughPairs, learn_kissme, tracklet_distances
@@ -251,6 +281,7 @@ def score_video(model: str, name: str, *, sizes, yolo: bool, min_boxes: int, det
     cand: dict[str, np.ndarray] = {}
     cand["hsv6"] = hsv_distances(ids, trk, frame, xyxy, conf, crops, 6)
     cand["hsv_all"] = hsv_distances(ids, trk, frame, xyxy, conf, crops, None)
+    cand.update(group_candidates(root, name, ids, trk, dets))
 
     def add_learned(prefix: str, X: np.ndarray) -> None:
         tid, D = tracklet_distances(X, trk)
@@ -263,7 +294,7 @@ def score_video(model: str, name: str, *, sizes, yolo: bool, min_boxes: int, det
         except NotEnoughPairs as exc:
             info[f"{prefix}_kissme"] = str(exc)
 
-    for size in sizes:
+    for size in (sizes if all_crops else []):
         cache = WORK / "appearance-embeddings" / f"{model}-{name}-{len(jpegs)}-{size[0]}x{size[1]}.npy"
         if cache.exists():  # embeddings of these very boxes from an earlier run
             X = np.load(cache)
@@ -352,6 +383,8 @@ def main() -> int:
     ap.add_argument("--yolo", action="store_true", help="also the detector's own features (slow)")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-auc", action="store_true")
+    ap.add_argument("--no-all-crops", action="store_true",
+                    help="skip the candidates that embed every crop (mnv2_*): only group's own")
     args = ap.parse_args()
     t0 = time.perf_counter()
     report = Report("appearance_auc")
@@ -369,7 +402,7 @@ def main() -> int:
             if name not in MOT_VIDEOS and model != "fall":
                 continue  # clip labels were made on the test model's tracklets
             res = score_video(model, name, sizes=sizes, yolo=args.yolo, min_boxes=args.min_boxes,
-                              details=report.details)
+                              details=report.details, all_crops=not args.no_all_crops)
             if res:
                 table[f"{model}/{name}"] = res
     keys = sorted({k for r in table.values() for k in r}, key=lambda k: (k.split("_")[0] != "hsv6", k))

@@ -150,3 +150,51 @@ def pick_descriptor_samples(
         rest = rest[np.lexsort((rest, -score[rest]))]
         chosen += rest[: k - len(chosen)].tolist()
     return np.array(sorted(chosen), dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# the learned embedding (ptrack.embed + ptrack.metric) on the same 0-1 scale, and the combination
+
+EMBED_UNIT = 0.4
+"""Maps the embedding distance to the 0-1 scale of :func:`appearance_distance` (and of the
+``group.app_max`` / ``app_strong`` thresholds): ``min(1, EMBED_UNIT * d)``, where ``d`` is the
+distance of two tracklets' mean embeddings under the video's learned metric in units of the
+median distance of two boxes of different people (:func:`ptrack.metric.tracklet_vectors`), so
+two different people sit near ``d = 1``. Calibrated without labels: over the tracklet pairs that
+share a frame (different people) of TUD-Stadtmitte and TUD-Campus with two detectors, the median
+colour-histogram distance over the median embedding distance was 0.38-0.51 (mean 0.43;
+``bench/appearance_group.py --calibrate``), so both kinds put different people at about the same
+place on the 0-1 scale."""
+
+
+def embedding_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """0-1 distance of two tracklet vectors of :func:`ptrack.metric.tracklet_vectors`."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise PtrackError(f"embedding vectors differ in shape: {a.shape} vs {b.shape}")
+    d = float(np.linalg.norm(a - b))
+    return min(1.0, EMBED_UNIT * d) if np.isfinite(d) else 1.0
+
+
+def link_distance(hsv_a: np.ndarray | None, hsv_b: np.ndarray | None,
+                  emb_a: np.ndarray | None, emb_b: np.ndarray | None) -> tuple[float, dict[str, float]]:
+    """The appearance distance (0-1) ``group`` uses for two tracklets or persons, and its parts.
+
+    Each kind both sides have gives a part: ``"hsv"`` (:func:`appearance_distance`) and
+    ``"embed"`` (:func:`embedding_distance`); the distance is their mean (one part alone when
+    only one kind is there; NaN when neither is). Which kinds are given is the caller's choice
+    (``group.appearance``).
+
+    >>> h = np.full(DIM, 1.0 / DIM)
+    >>> link_distance(h, h, None, None)
+    (0.0, {'hsv': 0.0})
+    """
+    parts: dict[str, float] = {}
+    if hsv_a is not None and hsv_b is not None:
+        parts["hsv"] = appearance_distance(hsv_a, hsv_b)
+    if emb_a is not None and emb_b is not None:
+        parts["embed"] = embedding_distance(emb_a, emb_b)
+    if not parts:
+        return float("nan"), parts
+    return float(np.mean(list(parts.values()))), parts

@@ -94,10 +94,32 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+_DIGESTS: dict[tuple[str, float, int], str] = {}
+
+
+def weights_digest() -> str:
+    """First 16 hex digits of the weights file's SHA-256 (hashed once per process and file)."""
+    _, weights = package_files()
+    st = weights.stat()
+    key = (str(weights), st.st_mtime, st.st_size)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _digest(weights)
+    return _DIGESTS[key]
+
+
+def model_key(size: tuple[int, int] = DEFAULT_SIZE) -> str:
+    """The embedder's identity, ``mobilenetv2-<weights digest>-<H>x<W>``: stored vectors are
+    reused only by the same weights at the same input size.
+
+    Raises:
+        EmbedderUnavailable: The package (or its weights file) is absent.
+    """
+    return f"mobilenetv2-{weights_digest()}-{size[0]}x{size[1]}"
+
+
 def cached_model_path(cache_dir: Path, size: tuple[int, int] = DEFAULT_SIZE) -> Path:
     """Where the converted OpenVINO model for these weights and input size lives."""
-    _, weights = package_files()
-    return Path(cache_dir) / f"mobilenetv2-{_digest(weights)}-{size[0]}x{size[1]}.xml"
+    return Path(cache_dir) / f"{model_key(size)}.xml"
 
 
 def _torch_module(net_file: Path, weights: Path):

@@ -18,7 +18,10 @@ judged by
 * scale: |log| of the box-height ratio against ``scale_tol + scale_tol_per_s * gap`` (no fixed
   area-ratio window: a person walking away over a long gap may shrink a lot);
 * appearance (when both have descriptors): distance must be <= ``app_max`` when motion agrees, or
-  <= ``app_strong`` for a link the motion gate rejects (a person who leaves and comes back).
+  <= ``app_strong`` for a link the motion gate rejects (a person who leaves and comes back). The
+  distance (0-1, :func:`ptrack.appearance.link_distance`) is that of the colour histograms, of the
+  learned embeddings, or their mean, depending on what the caller passes (``group.appearance``);
+  a joined person's descriptor is the mean of its tracklets'.
 
 A link's cost is the sum of the squared motion and scale ratios (each <= 1 inside the gates), the
 weighted squared appearance ratio and ``gap_cost_per_s`` per second of gap; links costing
@@ -290,13 +293,16 @@ def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
     motion_fit = (m <= 1.0) & (s <= 1.0)
     cost = m**2 + s**2 + p.gap_cost_per_s * feat["gap_s"]
     app = np.full(len(ia), np.nan)
+    parts = {"hsv": np.full(len(ia), np.nan), "embed": np.full(len(ia), np.nan)}
     if desc is not None:
-        from ptrack.appearance import appearance_distance
+        from ptrack.appearance import link_distance
 
         for k, (a, b) in enumerate(zip(S.units[ia].tolist(), S.units[ib].tolist())):
             da, db = desc.get(a), desc.get(b)
             if da is not None and db is not None:
-                app[k] = appearance_distance(da, db)
+                app[k], got = link_distance(da[0], db[0], da[1], db[1])
+                for name, value in got.items():
+                    parts[name][k] = value
     has_app = ~np.isnan(app)
     motion_gap_ok = has_app | (feat["gap_s"] <= p.motion_max_gap_s)  # no appearance: short gaps only
     motion_ok = motion_fit & motion_gap_ok
@@ -311,7 +317,8 @@ def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
     # part of the accepted cost range so that a motion-consistent alternative wins
     far_cost = p.no_link_cost * (FAR_COST_BASE + FAR_COST_SPAN * (app / max(p.app_strong, 1e-9)) ** 2)
     cost = np.where(ok_far, far_cost, cost)
-    feat.update(app=app, has_app=has_app, cost=cost, motion_ok=motion_ok, motion_gap_ok=motion_gap_ok,
+    feat.update(app=app, app_hsv=parts["hsv"], app_embed=parts["embed"], has_app=has_app,
+                cost=cost, motion_ok=motion_ok, motion_gap_ok=motion_gap_ok,
                 far_gap_ok=far_gap_ok, ok_near=ok_near, ok_far=ok_far)
     return cost, feat
 
@@ -427,6 +434,7 @@ def group_tracklets(
     *,
     fps: float,
     descriptors: dict[int, np.ndarray] | None = None,
+    embeddings: dict[int, np.ndarray] | None = None,
     must_link: Iterable[tuple[int, int]] = (),
     cannot_link: Iterable[tuple[int, int]] = (),
     settings: GroupSettings,
@@ -439,7 +447,10 @@ def group_tracklets(
         xyxy: Boxes (N x 4) in pixels.
         conf: Detection confidence of each row.
         fps: The video's frame rate (durations in ``settings`` are seconds).
-        descriptors: Optional appearance descriptor per tracklet id (see ``ptrack.appearance``).
+        descriptors: Optional colour descriptor per tracklet id (:func:`ptrack.appearance.crop_descriptor`).
+        embeddings: Optional learned-embedding vector per tracklet id
+            (:func:`ptrack.metric.tracklet_vectors`). With both, a link's appearance distance is
+            the mean of the two kinds' (see :func:`ptrack.appearance.link_distance`).
         must_link: Pairs of tracklet ids that must end up in one person (user merges).
         cannot_link: Pairs of tracklet ids that must end up in different persons (user splits).
         settings: The ``group:`` settings (``ptrack.settings.defaults().group`` for the shipped ones).
@@ -494,7 +505,8 @@ def group_tracklets(
         unit = np.full(len(tid), -1, np.int64)
         unit[rows] = _roots(P, tid[rows])
         S = _states(unit, frame, xyxy, conf, rows, fps, p)
-        desc = _unit_descriptors(P, descriptors, S.units) if descriptors else None
+        desc = _unit_appearance(P, descriptors, embeddings, S.units) \
+            if (descriptors or embeddings) else None
         ia, ib = _candidates(S, fps, p, bool(desc))
         cost, _ = _link_costs(S, ia, ib, fps, p, desc)
         links = _assign(ia, ib, cost, p.no_link_cost)
@@ -519,13 +531,27 @@ def _roots(P: _Persons, t: np.ndarray) -> np.ndarray:
     return np.array([P.find(int(x)) for x in uniq], dtype=np.int64)[inv]
 
 
-def _unit_descriptors(P: _Persons, descriptors: dict, units: np.ndarray) -> dict[int, np.ndarray]:
+def _mean_descriptor(members, descriptors: dict | None, *, normalise: bool) -> np.ndarray | None:
+    """Mean of the members' descriptors (None when none has one); histograms re-normalised."""
+    if not descriptors:
+        return None
+    ds = [np.asarray(descriptors[m], float) for m in members if m in descriptors]
+    if not ds:
+        return None
+    d = np.mean(ds, axis=0)
+    return d / max(d.sum(), 1e-12) if normalise else d
+
+
+def _unit_appearance(P: _Persons, descriptors: dict | None, embeddings: dict | None,
+                     units: np.ndarray) -> dict[int, tuple]:
+    """Unit id -> (colour descriptor or None, embedding vector or None), members averaged."""
     out = {}
     for u in units.tolist():
-        ds = [np.asarray(descriptors[m], float) for m in P.members[P.find(u)] if m in descriptors]
-        if ds:
-            d = np.mean(ds, axis=0)
-            out[u] = d / max(d.sum(), 1e-12)
+        members = P.members[P.find(u)]
+        h = _mean_descriptor(members, descriptors, normalise=True)
+        e = _mean_descriptor(members, embeddings, normalise=False)
+        if h is not None or e is not None:
+            out[u] = (h, e)
     return out
 
 
@@ -578,6 +604,7 @@ def explain(
     *,
     fps: float,
     descriptors: dict[int, np.ndarray] | None = None,
+    embeddings: dict[int, np.ndarray] | None = None,
     settings: GroupSettings,
 ) -> list[dict]:
     """Why tracklets (or persons) ``a`` and ``b`` would or would not be linked directly.
@@ -599,9 +626,9 @@ def explain(
     S = _states(tid, frame, xyxy, conf, rows, fps, p)
     i, j = (0, 1) if (S.start[0], S.end[0]) <= (S.start[1], S.end[1]) else (1, 0)
     ia, ib = np.array([i]), np.array([j])
-    desc = _unit_descriptors_plain(descriptors, (a, b))
+    desc = _unit_descriptors_plain(descriptors, embeddings, (a, b))
     # linking's window depends on whether the video has descriptors at all, as in group_tracklets
-    over, max_gap = _window(p, fps, bool(descriptors))
+    over, max_gap = _window(p, fps, bool(descriptors or embeddings))
     w = _in_window(S, ia, ib, over, max_gap)
     cost, f = _link_costs(S, ia, ib, fps, p, desc)
     overlap = len(np.intersect1d(S.frames[i], S.frames[j]))
@@ -626,13 +653,20 @@ def explain(
             bool(f["scale"][0] <= f["scale_tol"][0])),
     ]
     app = f["app"][0]
+    near = bool(f["motion_ok"][0])
+    thr = p.app_max if near else p.app_strong
     if not has_app:
         out.append(row("appearance distance", np.nan, p.app_max, None))
-    elif f["motion_ok"][0]:
+    elif near:
         out.append(row("appearance distance", app, p.app_max, bool(f["ok_near"][0])))
     else:  # beyond the motion gate: appearance alone, within max_gap_s
         out.append(row("appearance distance (no motion support)", app, p.app_strong,
                        bool(app <= p.app_strong)))
+    # the parts the distance is the mean of (one part: the distance itself), same threshold
+    for key, name in (("app_hsv", "colour histograms"), ("app_embed", "learned embedding")):
+        if has_app and np.isfinite(f[key][0]):
+            out.append(row(f"  part: {name}", f[key][0], thr, None))
+    if has_app and not near:
         out.append(row("gap for an appearance-only link (s)", gap_s, p.max_gap_s,
                        bool(f["far_gap_ok"][0])))
     made = order_ok and window_ok and handover_ok and bool(np.isfinite(cost[0])) \
@@ -642,7 +676,14 @@ def explain(
     return out
 
 
-def _unit_descriptors_plain(descriptors, ids) -> dict | None:
-    if not descriptors or any(x not in descriptors for x in ids):
+def _unit_descriptors_plain(descriptors, embeddings, ids) -> dict | None:
+    """Each id's (colour descriptor, embedding) as linking sees them; None unless both ids
+    have one of the kinds."""
+    out = {}
+    for x in ids:
+        h = descriptors.get(x) if descriptors else None
+        e = embeddings.get(x) if embeddings else None
+        out[x] = (h, e)
+    if not any(all(out[x][k] is not None for x in ids) for k in (0, 1)):
         return None
-    return {x: descriptors[x] for x in ids}
+    return out

@@ -109,19 +109,50 @@ def _iou_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+def cooccurring(tracklet: np.ndarray, frame: np.ndarray, *, xyxy: np.ndarray | None = None,
+                max_iou: float = 0.5) -> set[tuple[int, int]]:
+    """Pairs ``(a, b)``, ``a < b``, of tracklets that hold a box in a common frame: two people.
+
+    With ``xyxy`` given, two tracklets whose boxes overlap by more than ``max_iou`` in a shared
+    frame are left out: that is one person boxed twice (two classes of one detector, say), not
+    two people. Rows with a negative tracklet id are ignored.
+    """
+    tracklet = np.asarray(tracklet, np.int64).reshape(-1)
+    frame = np.asarray(frame, np.int64).reshape(-1)
+    if tracklet.shape != frame.shape:
+        raise ValueError(f"tracklet and frame differ in length: {tracklet.shape} vs {frame.shape}")
+    valid = np.flatnonzero(tracklet >= 0)
+    order = valid[np.lexsort((tracklet[valid], frame[valid]))]
+    f, t = frame[order], tracklet[order]
+    co: set[tuple[int, int]] = set()
+    twice: set[tuple[int, int]] = set()
+    starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]]) if len(f) else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], len(f)]
+    for s, e in zip(starts, ends):
+        if e - s > 1:
+            x, y = np.triu_indices(e - s, 1)
+            diff = t[s + x] != t[s + y]
+            x, y = x[diff], y[diff]
+            lo = np.minimum(t[s + x], t[s + y]).tolist()
+            hi = np.maximum(t[s + x], t[s + y]).tolist()
+            co.update(zip(lo, hi))
+            if xyxy is not None and len(x):
+                boxes = np.asarray(xyxy, np.float64)[order[s:e]]
+                over = _iou_rows(boxes[x], boxes[y]) > max_iou
+                twice.update((a, b) for a, b, o in zip(lo, hi, over.tolist()) if o)
+    return co - twice
+
+
 def tracklet_pairs(tracklet: np.ndarray, frame: np.ndarray, *, xyxy: np.ndarray | None = None,
-                   max_iou: float = 0.5, per_group: int = 200,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   max_iou: float = 0.5, per_group: int = 200, seed: int = 0,
+                   cooccur: set[tuple[int, int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Row-index pairs ``(positive (p, 2), negative (q, 2))`` from the tracklet structure alone.
 
     Positives: two rows of one tracklet. Negatives: a row of tracklet A and a row of tracklet B
-    where A and B hold a box in a common frame. Each tracklet, and each co-occurring pair of
-    tracklets, gives at most ``per_group`` pairs, so long tracklets do not drown short ones.
-    Rows with a negative tracklet id (untracked boxes) are ignored.
-
-    With ``xyxy`` given, two tracklets whose boxes overlap by more than ``max_iou`` in a shared
-    frame are not taken as different people: that is one person boxed twice (two classes of
-    one detector, say), not two people.
+    where A and B hold a box in a common frame (:func:`cooccurring` of these rows, or the
+    ``cooccur`` pairs given: those of all the tracklets' boxes when the rows are only a sample).
+    Each tracklet, and each co-occurring pair of tracklets, gives at most ``per_group`` pairs,
+    so long tracklets do not drown short ones. Rows with a negative tracklet id are ignored.
     """
     tracklet = np.asarray(tracklet, np.int64).reshape(-1)
     frame = np.asarray(frame, np.int64).reshape(-1)
@@ -132,26 +163,9 @@ def tracklet_pairs(tracklet: np.ndarray, frame: np.ndarray, *, xyxy: np.ndarray 
     ids = np.unique(tracklet[valid])
     rows = {int(t): valid[tracklet[valid] == t] for t in ids}
     pos = [_sample_pairs(r, None, per_group, rng) for r in rows.values()]
-    # co-occurring tracklet pairs: any two ids seen in one frame
-    order = valid[np.lexsort((tracklet[valid], frame[valid]))]
-    f, t = frame[order], tracklet[order]
-    co: set[tuple[int, int]] = set()
-    twice: set[tuple[int, int]] = set()
-    starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
-    ends = np.r_[starts[1:], len(f)]
-    for s, e in zip(starts, ends):
-        if e - s > 1:
-            x, y = np.triu_indices(e - s, 1)
-            for a, b in zip(x, y):
-                if t[s + a] != t[s + b]:
-                    co.add((int(min(t[s + a], t[s + b])), int(max(t[s + a], t[s + b]))))
-            if xyxy is not None:
-                boxes = np.asarray(xyxy, np.float64)[order[s:e]]
-                over = _iou_rows(boxes[x], boxes[y]) > max_iou
-                for a, b in zip(x[over], y[over]):
-                    twice.add((int(min(t[s + a], t[s + b])), int(max(t[s + a], t[s + b]))))
-    co -= twice
-    neg = [_sample_pairs(rows[a], rows[b], per_group, rng) for a, b in sorted(co)]
+    co = cooccurring(tracklet, frame, xyxy=xyxy, max_iou=max_iou) if cooccur is None else cooccur
+    neg = [_sample_pairs(rows[a], rows[b], per_group, rng) for a, b in sorted(co)
+           if a in rows and b in rows]
     empty = np.zeros((0, 2), np.int64)
     return (np.concatenate(pos) if pos else empty), (np.concatenate(neg) if neg else empty)
 
@@ -178,7 +192,7 @@ def psd(A: np.ndarray) -> np.ndarray:
 def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *,
                  xyxy: np.ndarray | None = None, max_iou: float = 0.5, dims: int = 32,
                  per_group: int = 200, ridge: float = 1e-3, min_pairs: int = 20,
-                 seed: int = 0) -> Metric:
+                 seed: int = 0, cooccur: set[tuple[int, int]] | None = None) -> Metric:
     """Learn the per-video metric from per-box features and the tracklet structure.
 
     Args:
@@ -193,6 +207,8 @@ def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *,
             (negatives).
         ridge: Added to both covariances' diagonals, relative to their mean variance.
         min_pairs: Fewest positive and negative pairs accepted.
+        cooccur: Tracklet pairs known to share a frame (see :func:`tracklet_pairs`), when the
+            rows are a sample of each tracklet's boxes.
 
     Raises:
         NotEnoughPairs: Too few positives or negatives (no two tracklets ever share a frame, say):
@@ -205,7 +221,8 @@ def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *,
         raise ValueError(f"X must be (n, d) with n = len(tracklet) = len(frame); got {X.shape}, {tracklet.shape}, {frame.shape}")
     finite = np.all(np.isfinite(X), axis=1)
     tracklet = np.where(finite, tracklet, -1)
-    pos, neg = tracklet_pairs(tracklet, frame, xyxy=xyxy, max_iou=max_iou, per_group=per_group, seed=seed)
+    pos, neg = tracklet_pairs(tracklet, frame, xyxy=xyxy, max_iou=max_iou, per_group=per_group,
+                              seed=seed, cooccur=cooccur)
     if len(pos) < min_pairs or len(neg) < min_pairs:
         raise NotEnoughPairs(f"too few pairs to learn a metric ({len(pos)} positive, {len(neg)} negative; need {min_pairs})")
     used = np.unique(np.concatenate([pos.ravel(), neg.ravel()]))
@@ -247,3 +264,14 @@ def tracklet_distances(X: np.ndarray, tracklet: np.ndarray, metric: Metric | Non
     n = np.linalg.norm(means, axis=1, keepdims=True)
     u = means / np.where(n > 0, n, 1)
     return ids, np.clip(1 - u @ u.T, 0, 2)
+
+
+def tracklet_vectors(X: np.ndarray, tracklet: np.ndarray, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids (t,), V (t, k))``: each tracklet's mean feature in the metric's space, divided by
+    its ``scale``, so that ``||V[i] - V[j]||`` is the tracklets' metric distance in units of the
+    typical distance of two different people (about 1). Means of such vectors stand for joined
+    tracklets (the map is linear, so that is the metric distance of the mean features)."""
+    ids, means = tracklet_means(X, tracklet)
+    if not len(ids):
+        return ids, np.zeros((0, metric.dims))
+    return ids, metric.transform(means) / metric.scale

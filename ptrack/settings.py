@@ -163,6 +163,16 @@ class GroupSettings(_Section):
     n_rounds: int = _range(1, 100)
     use_appearance: bool = _range()
     appearance_samples: int = _range(1, 1000)
+    appearance: str = _range()
+    embed_samples: int = _range(2, 1000)
+
+    APPEARANCES = ("hsv", "combo")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.appearance not in self.APPEARANCES:
+            raise PtrackError(f"config key 'group.appearance' must be one of "
+                              f"{', '.join(self.APPEARANCES)}, got {self.appearance!r}")
 
 
 @dataclass(frozen=True)

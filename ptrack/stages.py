@@ -156,45 +156,109 @@ def _run_track(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
 
 
 def group_inputs(store: Store, video: Video, settings: Settings, *, appearance: bool = True,
-                 skipped: list[int] | None = None):
-    """Tracklet rows, descriptors and constraints as ``group`` takes them."""
-    from ptrack.descriptors import tracklet_descriptors
+                 skipped: list[int] | None = None, log: Log | None = None,
+                 progress: Callable[[int, int], None] | None = None):
+    """Tracklet rows, appearance (:class:`ptrack.descriptors.Appearance`) and constraints as
+    ``group`` takes them. A fallback of the appearance is said through ``log``, once per
+    process and reason."""
+    from ptrack.descriptors import Appearance, tracklet_appearance
 
     tid, det = store.tracklet_boxes(video.id)
     tid, must, cannot = compile_constraints(store.constraints(video.id), tid, det.frame)
-    desc = tracklet_descriptors(store, video, tid, det, settings.group, skipped) \
-        if appearance and settings.group.use_appearance else None
-    return tid, det, desc, must, cannot
+    app = Appearance()
+    if appearance:
+        with _embed_progress(video.name, progress) as tick:
+            app = tracklet_appearance(store, video, tid, det, settings.group, skipped=skipped,
+                                      progress=tick)
+    for note in app.notes:
+        if log is not None and note not in _SAID:
+            _SAID.add(note)
+            log(f"{video.name}: {note}")
+    return tid, det, app, must, cannot
+
+
+_SAID: set[str] = set()
+"""Fallback notes already said in this process (each is said once)."""
+EMBED_BAR_MIN = 64
+"""Fewest crops to embed for which a progress bar is shown."""
+
+
+@contextlib.contextmanager
+def _embed_progress(name: str, progress: Callable[[int, int], None] | None) -> Iterator:
+    """The ``progress(done, total)`` callback for embedding crops: the caller's, else a rich bar
+    on stderr when there is real work (``EMBED_BAR_MIN`` crops or more) and stderr is a
+    terminal; nothing when another live display (``ptrack run``'s) holds the terminal."""
+    if progress is not None:
+        yield progress
+        return
+    state: dict = {}
+
+    def tick(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = None
+            if total < EMBED_BAR_MIN:
+                return
+            from rich.console import Console
+            from rich.errors import LiveError
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+                TimeRemainingColumn
+
+            console = Console(stderr=True)
+            if not console.is_terminal:
+                return
+            bar = Progress(TextColumn(f"{name}: embedding crops", markup=False), BarColumn(),
+                           MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                           transient=True)
+            try:
+                bar.start()
+            except LiveError:
+                return
+            state["bar"] = (bar, bar.add_task("embed", total=total))
+        if state["bar"]:
+            bar, task = state["bar"]
+            bar.update(task, completed=done, total=total)
+
+    try:
+        yield tick
+    finally:
+        if state.get("bar"):
+            state["bar"][0].stop()
 
 
 CONSTRAINTS_KEY = "constraints_fingerprint"
 """Key of the run stats that records which user corrections a group run kept."""
 
 
-def run_group(store: Store, video: Video, cfg: dict, log: Log = print) -> StageSummary:
-    """Tracklets (+ crops, + user constraints) -> persons with boxes and provenance."""
+def run_group(store: Store, video: Video, cfg: dict, log: Log = print,
+              progress: Callable[[int, int], None] | None = None) -> StageSummary:
+    """Tracklets (+ crops, + user constraints) -> persons with boxes and provenance.
+
+    ``progress(done, total)`` follows the embedding of crops (when the appearance needs new
+    ones); without it, a progress bar on stderr does."""
     ensure_current(store, video, cfg, "track", log)
-    return _run_group(store, video, cfg, log)
+    return _run_group(store, video, cfg, log, progress)
 
 
-def _run_group(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
+def _run_group(store: Store, video: Video, cfg: dict, log: Log,
+               progress: Callable[[int, int], None] | None = None) -> StageSummary:
     from ptrack.group import group_tracklets
 
     settings = Settings.from_dict(cfg)
     t0 = time.perf_counter()
     recorded = store.constraints(video.id)
     skipped: list[int] = []
-    tid, det, desc, must, cannot = group_inputs(store, video, settings, skipped=skipped)
+    tid, det, app, must, cannot = group_inputs(store, video, settings, skipped=skipped, log=log,
+                                               progress=progress)
     with _stage_run(store, video, "group", cfg["group"], "track") as run:
         result = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=video.fps,
-                                 descriptors=desc, must_link=must, cannot_link=cannot,
-                                 settings=settings.group)
+                                 descriptors=app.hsv, embeddings=app.embed, must_link=must,
+                                 cannot_link=cannot, settings=settings.group)
         smoothed = smoothed_person_boxes(result.person, result.frame, result.xyxy, result.conf,
                                          result.source, fps=video.fps)
         persons, boxes, links = _person_rows(result, det, smoothed)
         counts = {"tracklets": int(len(result.tracklet_ids)), "persons": len(persons),
                   "interpolated": int((result.source == 1).sum()),
-                  "appearance": desc is not None,
+                  "appearance": app.used != "off", **_appearance_counts(app),
                   "constraints": len(recorded)}
         if sum(skipped):
             counts["bad_crops_skipped"] = int(sum(skipped))
@@ -207,31 +271,44 @@ def _run_group(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
     return summary
 
 
-def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int) -> list[dict]:
+def _appearance_counts(app) -> dict:
+    """What the run's stats (and summary line) say about the appearance used."""
+    if app.used == "off":
+        return {}
+    words = {"hsv": "colour", "embed": "embedding", "combo": "colour+embedding"}
+    return {"appearance_from": words[app.used], **app.counts}
+
+
+def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int,
+                 log: Log | None = None) -> list[dict]:
     """``group --explain A B``: :func:`ptrack.group.explain` on the stored tracklets.
 
     A person id stands for all its tracklets (they are relabelled with the person's id and
-    their descriptors averaged), so ``A`` and ``B`` may be tracklets or persons.
+    their descriptors averaged), so ``A`` and ``B`` may be tracklets or persons. The appearance
+    is the one ``group`` uses (stored embeddings, the video's learned metric).
     """
     from ptrack.group import explain
 
     if store.stage_state(video.id, "track") == "missing":
         raise PtrackError(f"no tracklets yet; run `ptrack track{_video_flag(store, video)}` first")
     settings = Settings.from_dict(cfg)
-    tid, det, desc, _, _ = group_inputs(store, video, settings)
+    tid, det, app, _, _ = group_inputs(store, video, settings, log=log)
     links = store.person_tracklets(video.id)
     label = tid.copy()
     for ref in (a, b):
         label[np.isin(tid, links.get(ref, [ref]))] = ref
-    if desc is not None:
-        desc = dict(desc)
-        for ref in (a, b):
-            members = [t for t in links.get(ref, [ref]) if t in desc]
-            if members:
-                merged = np.mean([desc[t] for t in members], axis=0)
-                desc[ref] = merged / max(merged.sum(), 1e-12)
+    kinds = []
+    for desc, normalise in ((app.hsv, True), (app.embed, False)):
+        if desc is not None:
+            desc = dict(desc)
+            for ref in (a, b):
+                members = [t for t in links.get(ref, [ref]) if t in desc]
+                if members:
+                    merged = np.mean([desc[t] for t in members], axis=0)
+                    desc[ref] = merged / max(merged.sum(), 1e-12) if normalise else merged
+        kinds.append(desc)
     return explain(a, b, label, det.frame, det.xyxy, det.conf, fps=video.fps,
-                   descriptors=desc, settings=settings.group)
+                   descriptors=kinds[0], embeddings=kinds[1], settings=settings.group)
 
 
 def smoothed_person_boxes(person: np.ndarray, frame: np.ndarray, xyxy: np.ndarray,

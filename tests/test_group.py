@@ -43,7 +43,8 @@ class Scene:
     def group(self, **kw) -> GroupResult:
         tid, frame, xyxy, conf = self.arrays()
         fps = kw.pop("fps", FPS)
-        extra = {k: kw.pop(k) for k in ("descriptors", "must_link", "cannot_link") if k in kw}
+        extra = {k: kw.pop(k) for k in ("descriptors", "embeddings", "must_link", "cannot_link")
+                 if k in kw}
         return group_tracklets(tid, frame, xyxy, conf, fps=fps, settings=gs(**kw), **extra)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptrack.metric import (Metric, NotEnoughPairs, learn_kissme, pca, psd, tracklet_distances,
-                           tracklet_means, tracklet_pairs)
+from ptrack.metric import (Metric, NotEnoughPairs, cooccurring, learn_kissme, pca, psd,
+                           tracklet_distances, tracklet_means, tracklet_pairs, tracklet_vectors)
 
 
 def auc(same: np.ndarray, diff: np.ndarray) -> float:
@@ -165,3 +165,29 @@ def test_cosine_distances_without_metric():
     ids, D = tracklet_distances(X, np.array([5, 5, 7, 7]))
     assert ids.tolist() == [5, 7]
     assert np.allclose(D, [[0, 1], [1, 0]])
+
+
+def test_cooccurring_pairs_from_all_boxes_feed_a_sample():
+    trk = np.array([1, 1, 2, 2, 3, 3, -1])
+    frm = np.array([0, 5, 5, 9, 20, 21, 5])
+    assert cooccurring(trk, frm) == {(1, 2)}
+    # a sample of the rows (tracklet 1's frame-5 box left out) no longer shows 1 and 2 together,
+    # so the pairs of all boxes are passed in
+    keep = np.array([0, 2, 3, 4, 5])
+    _, neg = tracklet_pairs(trk[keep], frm[keep])
+    assert len(neg) == 0
+    _, neg = tracklet_pairs(trk[keep], frm[keep], cooccur=cooccurring(trk, frm))
+    assert {tuple(sorted(trk[keep][p].tolist())) for p in neg} == {(1, 2)}
+
+
+def test_metric_learned_on_a_sample_of_each_tracklet_still_separates():
+    X, trk, frm, who = identities(2)
+    sample = np.flatnonzero(frm % 4 != 3)  # 3 of every 4 boxes, as group's sampling keeps a few
+    m = learn_kissme(X[sample], trk[sample], frm[sample], dims=8, per_group=50,
+                     cooccur=cooccurring(trk, frm))
+    ids, V = tracklet_vectors(X[sample], trk[sample], m)
+    D = np.linalg.norm(V[:, None] - V[None], axis=2)
+    assert pair_auc(ids, D, who) > 0.95
+    # the vectors' distances are the metric's, in units of its scale
+    _, learned = tracklet_distances(X[sample], trk[sample], m)
+    np.testing.assert_allclose(D, learned / m.scale, atol=1e-6)

@@ -59,7 +59,7 @@ def _explain(ctx: typer.Context, video: str | None, a: int, b: int, as_json: boo
 
     cfg = settings(ctx)
     with open_store(ctx) as store:
-        rows = explain_link(store, store.video(video), cfg, a, b)
+        rows = explain_link(store, store.video(video), cfg, a, b, log=_log)
     if as_json:
         typer.echo(json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows], indent=2))
         return

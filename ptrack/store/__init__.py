@@ -401,6 +401,17 @@ class Store:
         """(number of crops, total JPEG bytes) of a video."""
         return self._crops().stats(video_id)
 
+    # -------------------------------------------------------------- embeddings
+    embeddings = _guarded("embeddings")
+    count_embeddings = _guarded("count_embeddings")
+
+    def put_embeddings(self, video_id: int, model: str, frame: Sequence[int], det: Sequence[int],
+                       vectors) -> int:
+        """Store appearance vectors (float16) of detections, one transaction per call."""
+        self.require_writable()
+        with self.guard():
+            return self.meta.put_embeddings(video_id, model, frame, det, vectors)
+
     # --------------------------------------------------------------- tracklets
     replace_tracklets = _guarded("replace_tracklets")
     tracklet_boxes = _guarded("tracklet_boxes")

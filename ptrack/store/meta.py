@@ -20,12 +20,20 @@ import numpy as np
 from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STAGES = ("detect", "track", "group", "rank")
 
 SHORTLIST_LOOK = 16
 """Frames looked at per time slice when shortlisting preview boxes: a 30-minute person's slice
 spans ~600 frames, and the best of 16 evenly spaced ones is as good a preview as the best of all."""
+
+_EMBEDDINGS_TABLE = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    video_id INTEGER NOT NULL, model TEXT NOT NULL, frame INTEGER NOT NULL, det INTEGER NOT NULL,
+    vec BLOB NOT NULL, PRIMARY KEY (video_id, model, frame, det)) WITHOUT ROWID;
+"""
+"""Appearance embeddings of detections (``ptrack.descriptors``): one float16 vector per
+(video, embedder, frame, det); ``model`` names the embedder (weights digest and input size)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,7 +74,7 @@ CREATE TABLE IF NOT EXISTS selections (
     id INTEGER PRIMARY KEY, video_id INTEGER NOT NULL, person_ids TEXT NOT NULL,
     person_id INTEGER NOT NULL, n_frames INTEGER NOT NULL, path TEXT NOT NULL,
     format TEXT NOT NULL, created TEXT NOT NULL);
-"""
+""" + _EMBEDDINGS_TABLE
 
 # Each entry upgrades a project from version (index + 1) to (index + 2).
 _UPGRADES: list[str] = [
@@ -81,8 +89,11 @@ _UPGRADES: list[str] = [
     UPDATE person_boxes SET sx1 = x1, sy1 = y1, sx2 = x2, sy2 = y2;
     UPDATE runs SET status = 'stale' WHERE stage IN ('group', 'rank') AND status = 'done';
     """,
+    # 2 -> 3: stored appearance embeddings (computed by group on first use; nothing to fill).
+    _EMBEDDINGS_TABLE,
 ]
-_TABLES_OF_VIDEO = ("detections", "tracklet_boxes", "persons", "person_boxes", "person_tracklets",
+_TABLES_OF_VIDEO = ("embeddings", "detections", "tracklet_boxes", "persons", "person_boxes",
+                    "person_tracklets",
                     "constraints", "selections", "runs")
 
 
@@ -286,6 +297,7 @@ class MetaStore:
             if replace_from is not None:
                 self.conn.execute("DELETE FROM detections WHERE video_id = ? AND frame >= ?",
                                   (video_id, replace_from))
+                self._delete_embeddings(video_id, replace_from)
                 self._mark_stale(video_id, "detect")
             self.conn.executemany("INSERT OR REPLACE INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
                                   [(video_id, *r) for r in rows])
@@ -294,6 +306,7 @@ class MetaStore:
     def delete_detections(self, video_id: int, from_frame: int = 0) -> int:
         """Delete the video's detections at frames >= ``from_frame``; returns how many."""
         with self.conn:
+            self._delete_embeddings(video_id, from_frame)
             return self.conn.execute("DELETE FROM detections WHERE video_id = ? AND frame >= ?",
                                      (video_id, from_frame)).rowcount
 
@@ -334,10 +347,64 @@ class MetaStore:
         rows = [(video_id, *r) for r in rows]
         with self.conn:
             self.conn.execute("DELETE FROM detections WHERE video_id = ?", (video_id,))
+            self._delete_embeddings(video_id, 0)
             self.conn.executemany("INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)", rows)
             if run_id is not None:
                 self._finish(run_id, "done", stats)
         return len(rows)
+
+    # --------------------------------------------------------------- embeddings
+    def _delete_embeddings(self, video_id: int, from_frame: int) -> None:
+        """Within the caller's transaction: embeddings of detections being replaced go too."""
+        self.conn.execute("DELETE FROM embeddings WHERE video_id = ? AND frame >= ?",
+                          (video_id, from_frame))
+
+    def put_embeddings(self, video_id: int, model: str, frame: Sequence[int], det: Sequence[int],
+                       vectors: np.ndarray) -> int:
+        """Store one vector per (frame, det) as float16, in one transaction; returns how many.
+
+        Rows with a non-finite value (a crop that could not be read) are stored too, as NaN,
+        so they are not tried again."""
+        vec = np.asarray(vectors, dtype=np.float16).reshape(len(frame), -1)
+        rows = [(video_id, model, int(f), int(d), vec[i].tobytes())
+                for i, (f, d) in enumerate(zip(frame, det))]
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)", rows)
+        return len(rows)
+
+    def embeddings(self, video_id: int, model: str, frame: Sequence[int], det: Sequence[int]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """``(found (n,) bool, vectors (n, d) float32)`` for the (frame, det) keys, in order.
+
+        Rows not stored are NaN (``d`` is 0 when nothing is stored)."""
+        frame = np.asarray(frame, np.int64).reshape(-1)
+        det = np.asarray(det, np.int64).reshape(-1)
+        found = np.zeros(len(frame), bool)
+        if not len(frame) or self.schema_version() < 3:  # (an older project opened read-only)
+            return found, np.zeros((len(frame), 0), np.float32)
+        wanted = json.dumps(sorted(set(frame.tolist())))
+        rows = self.conn.execute(
+            "SELECT frame, det, vec FROM embeddings WHERE video_id = ? AND model = ? "
+            "AND frame IN (SELECT value FROM json_each(?))", (video_id, model, wanted)).fetchall()
+        if not rows:
+            return found, np.zeros((len(frame), 0), np.float32)
+        at = {(f, d): i for i, (f, d, _) in enumerate(rows)}
+        dim = len(rows[0][2]) // 2
+        out = np.full((len(frame), dim), np.nan, np.float32)
+        for k, (f, d) in enumerate(zip(frame.tolist(), det.tolist())):
+            i = at.get((f, d))
+            if i is not None:
+                out[k] = np.frombuffer(rows[i][2], np.float16)
+                found[k] = True
+        return found, out
+
+    def count_embeddings(self, video_id: int, model: str | None = None) -> int:
+        """How many vectors are stored for a video (of one embedder, or any)."""
+        if model is None:
+            return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE video_id = ?",
+                                     (video_id,)).fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE video_id = ? AND model = ?",
+                                 (video_id, model)).fetchone()[0]
 
     # ---------------------------------------------------------------- tracklets
     def replace_tracklets(self, video_id: int, frame: np.ndarray, det: np.ndarray,
