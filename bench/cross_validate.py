@@ -54,10 +54,9 @@ ULTRALYTICS = {"track_high_thresh": 0.25, "track_low_thresh": 0.1, "new_track_th
 # values are one of them
 TRACK_POINTS = {
     "shipped": {},
-    "split 1.5 s": {"split_gap_s": 1.5},
-    "buffer 1 s": {"track_buffer_s": 1.0},
     "ultralytics abs": {**ULTRALYTICS, "conf_reference_q": 0.0},
     "ultralytics rel": {**ULTRALYTICS, "conf_reference_q": 0.9},
+    "match 0.7": {"match_thresh": 0.7},
     "bidirectional": {"bidirectional": True},
     "bidir + ultra abs": {**ULTRALYTICS, "conf_reference_q": 0.0, "bidirectional": True},
 }
@@ -258,11 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     def mean_of(point, seqnames, key):
         return float(np.mean([persons[(*point, n)][key] for n in seqnames]))
 
-    def pick(train):
-        ok = [p for p in grid if mean_of(p, train, "purity") >= args.min_purity]
+    def pick(train, among=None):
+        among = among or grid
+        ok = [p for p in among if mean_of(p, train, "purity") >= args.min_purity]
         best = max(ok, key=lambda p: (mean_of(p, train, "coverage"), -p[0], -p[1])) if ok \
-            else max(grid, key=lambda p: mean_of(p, train, "purity"))
+            else max(among, key=lambda p: mean_of(p, train, "purity"))
         return best, bool(ok)
+
+    def cross_validated(among):
+        rows = {}
+        for video in videos:
+            p, _ = pick([m for m in names if seqs[m]["video"] != video], among)
+            rows.update({n: held_out(p, n) for n in names if seqs[n]["video"] == video})
+        return rows
 
     chosen, cv_rows = {}, {}
     for video in videos:
@@ -300,6 +307,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {mark} {tnames[p[0]]:18s} " + ", ".join(f"{k} {v:g}" for k, v in gpoints[p[1]].items())
               + f": {mean_of(p, names, 'coverage'):5.1f} / {mean_of(p, names, 'purity'):5.1f}"
               + f"   ({tc:5.1f} / {tp:5.1f})")
+
+    # what tuning each part buys, held out: tune everything, only the tracker (group shipped),
+    # only group (tracker shipped), or nothing (each tracker point with the shipped group values)
+    dg = gpoints.index(default_g)
+    variants = {"tune tracker + group": grid,
+                "tune tracker, group shipped": [p for p in grid if p[1] == dg]}
+    if "shipped" in tnames:
+        variants["tune group, tracker shipped"] = [p for p in grid if p[0] == tnames.index("shipped")]
+    for ti, tn in enumerate(tnames):
+        variants[f"fixed: {tn}, group shipped"] = [(ti, dg)]
+    print("\nHeld-out means per way of choosing (persons coverage / purity / IDF1; tracklets "
+          "coverage / purity)")
+    subsets = [("all sets", names)] + ([("public", public), ("e2e", e2e)] if public and e2e else [])
+    print(f"{'':34s} " + " | ".join(f"{lbl:^34s}" for lbl, _ in subsets))
+    for label, among in variants.items():
+        rows = cross_validated(among)
+        cells = []
+        for _, subset in subsets:
+            pm = [float(np.mean([rows[n]["persons"][k] for n in subset])) for k in KEYS]
+            tm = [float(np.mean([rows[n]["tracklets"][k] for n in subset])) for k in KEYS[:2]]
+            cells.append(" ".join(f"{v:5.1f}" for v in pm) + " (" + " ".join(f"{v:5.1f}" for v in tm) + ")")
+        print(f"{label:34s} " + " | ".join(cells))
 
     if "shipped" in tnames:
         dpoint = (tnames.index("shipped"), gpoints.index(default_g))

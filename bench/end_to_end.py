@@ -147,7 +147,8 @@ def label_rows(det, fps: float) -> tuple[np.ndarray, str]:
             return out, f"tracklet {key} absent: detections differ from the labels'"
         first = rows[np.argmin(det.frame[rows])]
         iou = iou_matrix(det.xyxy[first][None], np.asarray(info["first_box"], float)[None])[0, 0]
-        if det.frame[first] != info["first_frame"] or iou < 0.9 or len(rows) != info["boxes"]:
+        if det.frame[first] != info["first_frame"] or iou < 0.9 \
+                or abs(len(rows) - info["boxes"]) > 0.05 * info["boxes"]:
             return out, f"tracklet {key} differs from the labels' (first frame, box or length)"
         for a, b, who in info["segments"]:
             seg = rows[(det.frame[rows] >= a) & (det.frame[rows] <= b)]

@@ -12,8 +12,8 @@ from ptrack.config import load_config
 from ptrack.track import track_detections
 
 
-def combine(frame, fwd, bwd):
-    return combine_tracks(np.array(frame), np.array(fwd), np.array(bwd)).tolist()
+def combine(frame, fwd, bwd, min_run=1):
+    return combine_tracks(np.array(frame), np.array(fwd), np.array(bwd), min_run=min_run).tolist()
 
 
 def test_agreeing_runs_give_the_forward_tracks():
@@ -34,6 +34,16 @@ def test_a_swap_the_backward_run_does_not_make_is_cut():
     assert len(pieces) == 4 and all(len(s) == 1 for s in pieces.values())  # every piece pure
     # where both runs agree nothing is cut: frames 0-2 of A stay one tracklet
     assert len(set(ids[0:3])) == 1 and len(set(ids[3:6])) == 1
+
+
+def test_a_backward_id_held_for_fewer_than_min_run_rows_does_not_cut():
+    frame = list(range(9))
+    fwd = [1] * 9
+    flicker = [5, 5, 5, 5, 7, 5, 5, 5, 5]  # one row on another backward track: noise
+    assert combine(frame, fwd, flicker, min_run=3) == [1] * 9
+    assert combine(frame, fwd, flicker, min_run=1) == [1] * 4 + [2] + [3] * 4
+    swap = [5, 5, 5, 5, 7, 7, 7, 7, 7]  # a lasting change: cut, with the default too
+    assert combine_tracks(np.array(frame), np.array(fwd), np.array(swap)).tolist() == [1] * 4 + [2] * 5
 
 
 def test_rows_the_backward_run_left_untracked_do_not_cut():
