@@ -135,11 +135,16 @@ def combine_tracks(frame: np.ndarray, forward: np.ndarray, backward: np.ndarray,
         adopted = ~has & (take >= 0)
         new = o[adopted]
         out[new] = take[adopted]
-        # never two boxes of one piece in a frame: an adopted row yields to the piece's own
-        key = out[new] * (frame.max() + 1) + frame[new]
-        own = np.setdiff1d(np.flatnonzero(out >= 0), new)
-        clash = np.isin(key, out[own] * (frame.max() + 1) + frame[own])
-        out[new[clash]] = -1
+        # never two boxes of one piece in a frame: an adopted row yields to the piece's own,
+        # and of two adopted rows the one nearer its backward track's row in the piece stays
+        dist = np.zeros(n, np.int64)
+        dist[new] = np.minimum(d_prev, d_next)[adopted]
+        mine = np.zeros(n, bool)
+        mine[new] = True
+        r = np.flatnonzero(out >= 0)
+        r = r[np.lexsort((r, dist[r], mine[r], frame[r], out[r]))]
+        dup = np.r_[False, (out[r][1:] == out[r][:-1]) & (frame[r][1:] == frame[r][:-1])]
+        out[r[dup]] = -1  # only adopted rows: a piece's own rows are one per frame
         # backward tracks that share no row with a forward track: tracklets of their own
         alone = ~has & ~(prev_ok | nxt_ok)
         if alone.any():

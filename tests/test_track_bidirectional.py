@@ -61,6 +61,16 @@ def test_an_adopted_box_never_gives_a_tracklet_two_boxes_in_a_frame():
     assert ids == [1, 1, -1, 1]
 
 
+def test_two_adopted_boxes_in_one_frame_the_nearer_one_stays():
+    # forward track 1 over frames 0-6 is on backward track 5 but for one row on track 7 (too
+    # short to cut); at frame 7 two boxes only the backward run tracked, one on each
+    frame = list(range(7)) + [7, 7]
+    fwd = [1] * 7 + [-1, -1]
+    bwd = [5, 5, 5, 7, 5, 5, 5] + [7, 5]
+    ids = combine(frame, fwd, bwd, min_run=3)
+    assert ids == [1] * 7 + [-1, 1]  # track 5's box (1 frame from its last row) stays
+
+
 def test_a_track_only_the_backward_run_found_is_a_tracklet_of_its_own():
     ids = combine([0, 1, 0, 1, 2], [1, 1, -1, -1, -1], [3, 3, 9, 9, 9])
     assert ids == [1, 1, 2, 2, 2]
