@@ -60,6 +60,8 @@ KEYS = ("coverage", "purity", "IDF1", "MOTA")
 LEVELS = (("tracklets", "tracklets"), ("persons", "persons (smoothed)"),
           ("persons_raw", "persons (raw boxes)"), ("ceiling", "perfect merge (rows)"),
           ("filled", "perfect merge + group fill"))
+MIN_LABELLED = 10
+"""A labelled tracklet this long must be found in the detections for the labels to be used."""
 SAME_PERSON_SHARE = 0.9
 """A labelled person counts as one person when one ptrack person holds this share of its boxes."""
 
@@ -129,10 +131,13 @@ def score_video(root: Path, name: str, config: Path | None) -> dict:
 
 
 # ------------------------------------------------------------------------- the labelled clip
-def label_rows(det, fps: float) -> tuple[np.ndarray, str]:
+def label_rows(det, fps: float) -> tuple[np.ndarray, str, list[str]]:
     """Each detection's labelled person ('' = none), by re-tracking with the labels' settings.
 
-    Returns (labels per detection row, '' or why the labels do not fit these detections).
+    A labelled tracklet is found among the re-tracked ones by its first frame and first box
+    (IoU >= 0.9) and length (within 5%), not by its id. Returns (labels per detection row,
+    '' or why the labels do not fit these detections, notes on labelled tracklets of fewer than
+    ``MIN_LABELLED`` boxes that were not found: those are left unlabelled).
     """
     from ptrack.evaluate import iou_matrix
     from ptrack.track import track_detections
@@ -141,25 +146,34 @@ def label_rows(det, fps: float) -> tuple[np.ndarray, str]:
     tid = track_detections(det.frame, det.xyxy, det.conf, None, fps=fps,
                            settings=SimpleNamespace(**data["track_settings"]))
     out = np.full(len(det), "", dtype=object)
+    notes = []
+    ids = np.unique(tid[tid >= 0])
+    firsts = {int(t): np.flatnonzero(tid == t)[np.argmin(det.frame[tid == t])] for t in ids}
     for key, info in data["tracklets"].items():
-        rows = np.flatnonzero(tid == int(key))
-        if not len(rows):
-            return out, f"tracklet {key} absent: detections differ from the labels'"
-        first = rows[np.argmin(det.frame[rows])]
-        iou = iou_matrix(det.xyxy[first][None], np.asarray(info["first_box"], float)[None])[0, 0]
-        if det.frame[first] != info["first_frame"] or iou < 0.9 \
-                or abs(len(rows) - info["boxes"]) > 0.05 * info["boxes"]:
-            return out, f"tracklet {key} differs from the labels' (first frame, box or length)"
+        found = None
+        for t, first in firsts.items():
+            rows = np.flatnonzero(tid == t)
+            iou = iou_matrix(det.xyxy[first][None], np.asarray(info["first_box"], float)[None])[0, 0]
+            if det.frame[first] == info["first_frame"] and iou >= 0.9 \
+                    and abs(len(rows) - info["boxes"]) <= 0.05 * info["boxes"]:
+                found = rows
+                break
+        if found is None:
+            if info["boxes"] >= MIN_LABELLED:
+                return out, f"labelled tracklet {key} not found: detections differ from the labels'", notes
+            notes.append(f"labelled tracklet {key} ({info['boxes']} boxes, {info['person']}) not "
+                         "found in these detections; left unlabelled")
+            continue
         for a, b, who in info["segments"]:
-            seg = rows[(det.frame[rows] >= a) & (det.frame[rows] <= b)]
+            seg = found[(det.frame[found] >= a) & (det.frame[found] <= b)]
             out[seg] = "" if who == "?" else who
-    return out, ""
+    return out, "", notes
 
 
 def clip_verdicts(root: Path) -> dict:
     """Which labelled people each ptrack person holds, and which persons each labelled person is in."""
     v, det, _, _, pb = stored(root, CLIP)
-    who, why = label_rows(det, v.fps)
+    who, why, notes = label_rows(det, v.fps)
     if why:
         return {"usable": False, "why": why}
     label_of = {(int(f), int(d)): w for f, d, w in zip(det.frame, det.det, who) if w}
@@ -182,7 +196,7 @@ def clip_verdicts(root: Path) -> dict:
         per_person[w] = {"boxes": int(n), "persons": {int(p): int(c) for p, c in held.items()},
                          "main_person": top, "main_share": round(top_n / n, 3),
                          "one_person": top_n >= SAME_PERSON_SHARE * n}
-    return {"usable": True, "separate": not mixed, "mixed_persons": mixed,
+    return {"usable": True, "notes": notes, "separate": not mixed, "mixed_persons": mixed,
             "one_each": all(x["one_person"] for x in per_person.values()),
             "people": per_person, "n_persons": int(len(np.unique(pb["person"]))) if len(pb) else 0}
 
@@ -205,6 +219,8 @@ def print_clip(v: dict) -> None:
     if not v["usable"]:
         print(f"  labels unusable: {v['why']}")
         return
+    for note in v["notes"]:
+        print(f"  note: {note}")
     for w, x in v["people"].items():
         held = ", ".join(f"P{p}: {c}" for p, c in sorted(x["persons"].items(), key=lambda t: -t[1]))
         print(f"  {w:14s} {x['boxes']:4d} boxes -> {held or 'no person'}"
