@@ -143,7 +143,8 @@ def combine_tracks(frame: np.ndarray, forward: np.ndarray, backward: np.ndarray,
         mine[new] = True
         r = np.flatnonzero(out >= 0)
         r = r[np.lexsort((r, dist[r], mine[r], frame[r], out[r]))]
-        dup = np.r_[False, (out[r][1:] == out[r][:-1]) & (frame[r][1:] == frame[r][:-1])]
+        dup = np.zeros(len(r), bool)
+        dup[1:] = (out[r][1:] == out[r][:-1]) & (frame[r][1:] == frame[r][:-1])
         out[r[dup]] = -1  # only adopted rows: a piece's own rows are one per frame
         # backward tracks that share no row with a forward track: tracklets of their own
         alone = ~has & ~(prev_ok | nxt_ok)

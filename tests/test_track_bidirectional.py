@@ -78,6 +78,7 @@ def test_a_track_only_the_backward_run_found_is_a_tracklet_of_its_own():
 
 def test_untracked_in_both_stays_untracked_and_bad_lengths_raise():
     assert combine([0, 1], [-1, -1], [-1, -1]) == [-1, -1]
+    assert combine([0, 1], [-1, -1], [4, 4]) == [1, 1]  # the backward run alone tracked them
     assert combine([], [], []) == []
     with pytest.raises(ValueError, match="differ in length"):
         combine_tracks(np.array([0, 1]), np.array([1]), np.array([1, 1]))
