@@ -22,6 +22,7 @@ def cli(project: Path, *args):
     return result
 
 
+@pytest.mark.slow
 def test_one_by_one_person_people_stay_apart_and_each_is_one_person(tmp_path, person_model):
     clip = shared_file("clips", "one-by-one-person.mp4")
     from bench.end_to_end import LABELS, clip_max_frames, clip_verdicts
