@@ -54,14 +54,14 @@ ULTRALYTICS = {"track_high_thresh": 0.25, "track_low_thresh": 0.1, "new_track_th
 # values are one of them
 TRACK_POINTS = {
     "shipped": {},
-    "ultralytics abs": {**ULTRALYTICS, "conf_reference_q": 0.0},
-    "ultralytics rel": {**ULTRALYTICS, "conf_reference_q": 0.9},
-    "match 0.7": {"match_thresh": 0.7},
-    "bidirectional": {"bidirectional": True},
+    "forward only": {"bidirectional": False},
+    "ultralytics abs": {**ULTRALYTICS, "conf_reference_q": 0.0, "bidirectional": False},
+    "ultralytics rel": {**ULTRALYTICS, "conf_reference_q": 0.9, "bidirectional": False},
+    "match 0.7": {"match_thresh": 0.7, "bidirectional": False},
     "bidir + ultra abs": {**ULTRALYTICS, "conf_reference_q": 0.0, "bidirectional": True},
 }
 GROUP_GRID = {"motion_max_gap_s": (1.0, 1.5, 3.0), "no_link_cost": (1.0, 1.5)}
-QUICK_TRACK = {"shipped": {}, "bidirectional": {"bidirectional": True}}
+QUICK_TRACK = {"shipped": {}, "forward only": {"bidirectional": False}}
 QUICK_GROUP = {"motion_max_gap_s": (1.5,), "no_link_cost": (1.5,)}
 KEYS = ("coverage", "purity", "IDF1")
 LABELS = {"tracklets": "tracklets", "persons": "persons", "ceiling": "perfect merge (rows)",
