@@ -1,16 +1,20 @@
-"""Leave-one-sequence-out cross-validation of the person stages (track + group) on MOT15.
+"""Leave-one-video-out cross-validation of the person stages (track + group).
 
-Usage: python bench/cross_validate.py [--data DIR] [--quick] [--min-purity 92]
+Usage: python bench/cross_validate.py [--data DIR] [--quick] [--no-e2e] [--min-purity 92]
 
-Motion only: the public ``det.txt`` boxes of each sequence (no crops, no appearance), tracked
-with ``ptrack.track.track_detections`` and joined with ``ptrack.group.group_tracklets``, scored
-with ``ptrack.evaluate.evaluate`` against ``gt.txt`` (subjects: 50+ ground-truth frames).
+Sets: the public ``det.txt`` boxes of the five MOT15 sequences, and the detections that
+``bench/end_to_end.py`` stored for ``TUD-Stadtmitte.mp4`` and ``TUD-Campus.mp4`` with the test
+model and COCO YOLOv8n (``VIDEO/fall``, ``VIDEO/coco``; run that script first, else only the
+public sets are used). Motion only (no crops, no appearance): tracked with
+``ptrack.track.track_detections`` and joined with ``ptrack.group.group_tracklets``, scored with
+``ptrack.evaluate.evaluate`` against ``gt.txt`` (subjects: 50+ ground-truth frames).
 
-Every grid point (a few ``track``/``group`` values over the shipped defaults, the defaults
-among them) is scored once on every sequence. For each fold, the point with the best mean
-persons coverage among those whose mean persons purity on the four training sequences is at
-least ``--min-purity`` (the highest-purity point when none is) is chosen, and the held-out
-sequence is scored with it. The tables give, per held-out sequence, the tracklets, the persons
+Every grid point (named tracker settings, among them the shipped ones, Ultralytics'
+``bytetrack.yaml`` values and the bidirectional tracker, x a few ``group`` values) is scored once
+on every set. One fold per video: the point with the best mean persons coverage among those
+whose mean persons purity on the sets of the other videos is at least ``--min-purity`` (the
+highest-purity point when none is) is chosen, and every set of the held-out video is scored
+with it. The tables give, per held-out sequence, the tracklets, the persons
 and the perfect-merge ceiling of the tracklets (each tracklet relabelled with the ground-truth
 identity it matches most, then scored the same way: what ``group`` could reach), the chosen
 values per fold, and the cross-validated means; then the same for the shipped defaults.
@@ -40,14 +44,25 @@ from ptrack.settings import Settings  # noqa: E402
 from ptrack.track import track_detections  # noqa: E402
 
 SEQS = ("TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6")
+E2E_MODELS = ("fall", "coco")
+"""Detections of the two TUD videos by these models (``bench/end_to_end.py``'s projects)."""
 MIN_SUBJECT_FRAMES = 50
-# 3 track points (the defaults, then one value changed at a time) x 9 group points = 27; the
-# shipped defaults (split 0.6, buffer 2.0 / motion gap 1.5, no-link cost 1.5) are one of them
-TRACK_POINTS = [{"split_gap_s": 0.6, "track_buffer_s": 2.0}, {"split_gap_s": 1.5, "track_buffer_s": 2.0},
-                {"split_gap_s": 0.6, "track_buffer_s": 1.0}]
-GROUP_GRID = {"motion_max_gap_s": (1.0, 1.5, 3.0), "no_link_cost": (1.0, 1.5, 3.0)}
-QUICK_TRACK = [{"split_gap_s": 0.6, "track_buffer_s": 2.0}]
-QUICK_GROUP = {"motion_max_gap_s": (1.5, 3.0), "no_link_cost": (1.5,)}
+ULTRALYTICS = {"track_high_thresh": 0.25, "track_low_thresh": 0.1, "new_track_thresh": 0.25,
+               "track_buffer_s": 1.0, "match_thresh": 0.8, "fuse_score": True}
+"""Ultralytics' ``bytetrack.yaml`` (its 30-frame buffer at the 30 fps it assumes = 1 s)."""
+# named tracker points (over the shipped ``track:`` values) x group points; the shipped
+# values are one of them
+TRACK_POINTS = {
+    "shipped": {},
+    "forward only": {"bidirectional": False},
+    "ultralytics abs": {**ULTRALYTICS, "conf_reference_q": 0.0, "bidirectional": False},
+    "ultralytics rel": {**ULTRALYTICS, "conf_reference_q": 0.9, "bidirectional": False},
+    "match 0.7": {"match_thresh": 0.7, "bidirectional": False},
+    "bidir + ultra abs": {**ULTRALYTICS, "conf_reference_q": 0.0, "bidirectional": True},
+}
+GROUP_GRID = {"motion_max_gap_s": (1.0, 1.5, 3.0), "no_link_cost": (1.0, 1.5)}
+QUICK_TRACK = {"shipped": {}, "forward only": {"bidirectional": False}}
+QUICK_GROUP = {"motion_max_gap_s": (1.5,), "no_link_cost": (1.5,)}
 KEYS = ("coverage", "purity", "IDF1")
 LABELS = {"tracklets": "tracklets", "persons": "persons", "ceiling": "perfect merge (rows)",
           "filled": "perfect merge + group fill"}
@@ -155,14 +170,45 @@ def print_table(title: str, names: list[str], rows: dict[str, dict]) -> None:
     hdr = " ".join(f"{k[:6]:>6s}" for k in KEYS) + f" {'ids':>5s}"
     blocks = ("tracklets", "persons", "ceiling", "filled")
     width = len(hdr)
-    print(f"{'':15s} | " + " | ".join(f"{LABELS[w]:^{width}s}" for w in blocks))
-    print(f"{'held out':15s} | " + " | ".join(hdr for _ in blocks))
+    print(f"{'':20s} | " + " | ".join(f"{LABELS[w]:^{width}s}" for w in blocks))
+    print(f"{'held out':20s} | " + " | ".join(hdr for _ in blocks))
     for name in names:
-        print(f"{name:15s} | " + " | ".join(_cells(rows[name][w]) for w in blocks))
+        print(f"{name:20s} | " + " | ".join(_cells(rows[name][w]) for w in blocks))
     mean = {w: {k: float(np.mean([rows[n][w][k] for n in names])) for k in (*KEYS, "n")}
             for w in blocks}
-    print(f"{'MEAN':15s} | " + " | ".join(
+    print(f"{'MEAN':20s} | " + " | ".join(
         " ".join(f"{mean[w][k]:6.1f}" for k in KEYS) + f" {mean[w]['n']:5.1f}" for w in blocks))
+
+
+def load_sets(data: Path, e2e: bool) -> dict[str, dict]:
+    """The scored detection sets: MOT15 public ``det.txt`` per sequence, and (``e2e``) the
+    detections ``bench/end_to_end.py`` stored for the two TUD videos per model, named
+    ``VIDEO/MODEL``. Each set: fps, det (Boxes), gt, and its video (the fold it belongs to)."""
+    sets = {}
+    for n in SEQS:
+        if (data / n / "det.txt").is_file() and (data / n / "gt.txt").is_file():
+            sets[n] = load_sequence(data / n) | {"video": n}
+    if not e2e:
+        return sets
+    from bench.end_to_end import VIDEOS, project
+    from ptrack.store import Store
+
+    for name in VIDEOS:
+        for model in E2E_MODELS:
+            root = project(model, name)
+            if not (root / "ptrack.db").exists() or not (data / name / "gt.txt").is_file():
+                continue
+            with Store.open(root, create=False) as st:
+                try:
+                    v = st.video(name)
+                except Exception:
+                    continue
+                if st.stage_state(v.id, "detect") not in ("done", "stale"):
+                    continue
+                det = st.detections(v.id)
+            sets[f"{name}/{model}"] = {"fps": float(v.fps), "det": det, "video": name,
+                                       "gt": read_mot(data / name / "gt.txt", kind="gt")}
+    return sets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,27 +217,28 @@ def main(argv: list[str] | None = None) -> int:
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--data", type=Path, default=default / "mot15", help="folder of the MOT15 sequences")
     ap.add_argument("--quick", action="store_true", help="a 2-point grid (checks the script runs)")
+    ap.add_argument("--no-e2e", action="store_true",
+                    help="only the MOT15 public detections (not bench/end_to_end.py's detections)")
     ap.add_argument("--min-purity", type=float, default=92.0,
                     help="least mean persons purity on the training folds")
     args = ap.parse_args(argv)
-    names = [n for n in SEQS
-             if (args.data / n / "det.txt").is_file() and (args.data / n / "gt.txt").is_file()]
-    if len(names) < 2:
+    seqs = load_sets(args.data, not args.no_e2e)
+    names = list(seqs)
+    videos = list(dict.fromkeys(seqs[n]["video"] for n in names))
+    if len(videos) < 2:
         print(f"SKIP: fewer than two MOT15 sequences with det.txt and gt.txt under {args.data}")
         return 0
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout
     print(f"CPU: {cpu.split(':', 1)[-1].strip() or platform.processor()}, {os.cpu_count()} cores; "
           f"load average at start {os.getloadavg()[0]:.1f}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"sets: {', '.join(names)}; folds: one per video ({len(videos)}), every set of the "
+          "held-out video left out of the tuning")
     base = load_defaults()
-    seqs = {n: load_sequence(args.data / n) for n in names}
-    tpoints, ggrid = (QUICK_TRACK, QUICK_GROUP) if args.quick else (TRACK_POINTS, GROUP_GRID)
-    tpoints, gpoints = [dict(p) for p in tpoints], _points(ggrid)
-    tgrid = list(tpoints[0])
-    default_t = {k: base["track"][k] for k in tgrid}
+    tnamed, ggrid = (QUICK_TRACK, QUICK_GROUP) if args.quick else (TRACK_POINTS, GROUP_GRID)
+    tnames, tpoints = list(tnamed), [dict(p) for p in tnamed.values()]
+    gpoints = _points(ggrid)
     default_g = {k: base["group"][k] for k in ggrid}
-    if default_t not in tpoints:
-        tpoints.append(default_t)
     if default_g not in gpoints:
         gpoints.append(default_g)
     t0 = time.perf_counter()
@@ -199,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     persons = {(ti, gi, n): score_persons(seqs[n], tracks[ti, n]["tid"], gp, base)
                for ti in range(len(tpoints)) for gi, gp in enumerate(gpoints) for n in names}
     grid = [(ti, gi) for ti in range(len(tpoints)) for gi in range(len(gpoints))]
-    print(f"{len(grid)} grid points x {len(names)} sequences scored in {time.perf_counter() - t0:.0f} s")
+    print(f"{len(grid)} grid points x {len(names)} sets scored in {time.perf_counter() - t0:.0f} s")
 
     def held_out(point, n):
         ti, gi = point
@@ -210,39 +257,86 @@ def main(argv: list[str] | None = None) -> int:
     def mean_of(point, seqnames, key):
         return float(np.mean([persons[(*point, n)][key] for n in seqnames]))
 
+    def pick(train, among=None):
+        among = among or grid
+        ok = [p for p in among if mean_of(p, train, "purity") >= args.min_purity]
+        best = max(ok, key=lambda p: (mean_of(p, train, "coverage"), -p[0], -p[1])) if ok \
+            else max(among, key=lambda p: mean_of(p, train, "purity"))
+        return best, bool(ok)
+
+    def cross_validated(among):
+        rows = {}
+        for video in videos:
+            p, _ = pick([m for m in names if seqs[m]["video"] != video], among)
+            rows.update({n: held_out(p, n) for n in names if seqs[n]["video"] == video})
+        return rows
+
     chosen, cv_rows = {}, {}
-    for n in names:
-        train = [m for m in names if m != n]
-        ok = [p for p in grid if mean_of(p, train, "purity") >= args.min_purity]
-        pick = max(ok, key=lambda p: (mean_of(p, train, "coverage"), -p[0], -p[1])) if ok \
-            else max(grid, key=lambda p: mean_of(p, train, "purity"))
-        chosen[n] = (pick, bool(ok), mean_of(pick, train, "coverage"), mean_of(pick, train, "purity"))
-        cv_rows[n] = held_out(pick, n)
-    print_table("Cross-validated (tuned on the other sequences, scored on the held-out one)", names, cv_rows)
+    for video in videos:
+        train = [m for m in names if seqs[m]["video"] != video]
+        p, ok = pick(train)
+        chosen[video] = (p, ok, mean_of(p, train, "coverage"), mean_of(p, train, "purity"))
+        for n in names:
+            if seqs[n]["video"] == video:
+                cv_rows[n] = held_out(p, n)
+    public = [n for n in names if "/" not in n]
+    e2e = [n for n in names if "/" in n]
+    print_table("Cross-validated (tuned on the other videos' sets, scored on the held-out video's)",
+                names, cv_rows)
+    if e2e and public:
+        print_table("  the same, MOT15 public detections only", public, cv_rows)
+        print_table("  the same, the e2e detections (test model, COCO YOLOv8n) only", e2e, cv_rows)
 
     print("\nChosen per fold (training mean persons coverage / purity)")
-    pnames = list(tgrid) + list(ggrid)
-    print(f"{'held out':15s} " + " ".join(f"{p:>16s}" for p in pnames) + "   train cov / pur")
-    for n in names:
-        (ti, gi), ok, cov, pur = chosen[n]
-        vals = {**tpoints[ti], **gpoints[gi]}
+    pnames = list(ggrid)
+    print(f"{'held out':15s} {'tracker':>18s} " + " ".join(f"{p:>16s}" for p in pnames)
+          + "   train cov / pur")
+    for video in videos:
+        (ti, gi), ok, cov, pur = chosen[video]
         note = "" if ok else f"  (no point reaches purity {args.min_purity:g}: highest purity taken)"
-        print(f"{n:15s} " + " ".join(f"{vals[p]:16g}" for p in pnames) + f"   {cov:5.1f} / {pur:5.1f}{note}")
-    print(f"{'shipped':15s} " + " ".join(f"{({**default_t, **default_g})[p]:16g}" for p in pnames))
+        print(f"{video:15s} {tnames[ti]:>18s} " + " ".join(f"{gpoints[gi][p]:16g}" for p in pnames)
+              + f"   {cov:5.1f} / {pur:5.1f}{note}")
+    print(f"{'shipped':15s} {'shipped':>18s} " + " ".join(f"{default_g[p]:16g}" for p in pnames))
 
-    print("\nEvery grid point, mean over all sequences (in-sample; persons coverage / purity; * = shipped)")
+    print("\nEvery grid point, mean over all sets (in-sample; persons coverage / purity; "
+          "tracklets coverage / purity; * = shipped)")
     for p in sorted(grid, key=lambda p: -mean_of(p, names, "purity")):
-        vals = {**tpoints[p[0]], **gpoints[p[1]]}
-        mark = "*" if vals == {**default_t, **default_g} else " "
-        print(f"  {mark} " + ", ".join(f"{k} {v:g}" for k, v in vals.items())
-              + f": {mean_of(p, names, 'coverage'):5.1f} / {mean_of(p, names, 'purity'):5.1f}")
+        mark = "*" if (tnames[p[0]] == "shipped" and gpoints[p[1]] == default_g) else " "
+        tc = float(np.mean([tracks[p[0], n]["tracklets"]["coverage"] for n in names]))
+        tp = float(np.mean([tracks[p[0], n]["tracklets"]["purity"] for n in names]))
+        print(f"  {mark} {tnames[p[0]]:18s} " + ", ".join(f"{k} {v:g}" for k, v in gpoints[p[1]].items())
+              + f": {mean_of(p, names, 'coverage'):5.1f} / {mean_of(p, names, 'purity'):5.1f}"
+              + f"   ({tc:5.1f} / {tp:5.1f})")
 
-    dpoint = (tpoints.index(default_t), gpoints.index(default_g))
-    print_table("Shipped defaults (no tuning)", names, {n: held_out(dpoint, n) for n in names})
+    # what tuning each part buys, held out: tune everything, only the tracker (group shipped),
+    # only group (tracker shipped), or nothing (each tracker point with the shipped group values)
+    dg = gpoints.index(default_g)
+    variants = {"tune tracker + group": grid,
+                "tune tracker, group shipped": [p for p in grid if p[1] == dg]}
+    if "shipped" in tnames:
+        variants["tune group, tracker shipped"] = [p for p in grid if p[0] == tnames.index("shipped")]
+    for ti, tn in enumerate(tnames):
+        variants[f"fixed: {tn}, group shipped"] = [(ti, dg)]
+    print("\nHeld-out means per way of choosing (persons coverage / purity / IDF1; tracklets "
+          "coverage / purity)")
+    subsets = [("all sets", names)] + ([("public", public), ("e2e", e2e)] if public and e2e else [])
+    print(f"{'':34s} " + " | ".join(f"{lbl:^34s}" for lbl, _ in subsets))
+    for label, among in variants.items():
+        rows = cross_validated(among)
+        cells = []
+        for _, subset in subsets:
+            pm = [float(np.mean([rows[n]["persons"][k] for n in subset])) for k in KEYS]
+            tm = [float(np.mean([rows[n]["tracklets"][k] for n in subset])) for k in KEYS[:2]]
+            cells.append(" ".join(f"{v:5.1f}" for v in pm) + " (" + " ".join(f"{v:5.1f}" for v in tm) + ")")
+        print(f"{label:34s} " + " | ".join(cells))
+
+    if "shipped" in tnames:
+        dpoint = (tnames.index("shipped"), gpoints.index(default_g))
+        print_table("Shipped defaults (no tuning)", names, {n: held_out(dpoint, n) for n in names})
     best_in = max(grid, key=lambda p: mean_of(p, names, "coverage")
                   if mean_of(p, names, "purity") >= args.min_purity else -1.0)
-    print(f"\nIn-sample best over all {len(names)} sequences (for comparison only): "
-          f"{ {**tpoints[best_in[0]], **gpoints[best_in[1]]} } -> persons coverage "
+    print(f"\nIn-sample best over all {len(names)} sets (for comparison only): {tnames[best_in[0]]}, "
+          f"{gpoints[best_in[1]]} -> persons coverage "
           f"{mean_of(best_in, names, 'coverage'):.1f}, purity {mean_of(best_in, names, 'purity'):.1f}")
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0

@@ -137,6 +137,7 @@ class TrackSettings(_Section):
     fuse_score: bool = _range()
     split_gap_s: float = _range(0.0)
     conf_reference_q: float = _range(0.0, 1.0)
+    bidirectional: bool = _range()
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from ptrack.bidirectional import combine_tracks
 from ptrack.bytetrack import bytetrack
 from ptrack.errors import PtrackError
 
 SETTINGS = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "track_buffer_s",
-            "match_thresh", "fuse_score", "split_gap_s", "conf_reference_q")
+            "match_thresh", "fuse_score", "split_gap_s", "conf_reference_q", "bidirectional")
 """The ``track:`` keys of the config that :func:`track_detections` reads."""
+OPTIONAL = {"bidirectional": False}
+"""Keys that may be absent (older stored settings): their value then."""
 
 
 def confidence_scale(conf: np.ndarray, q: float) -> float:
@@ -43,7 +46,7 @@ def _settings(settings: Any, params: dict) -> Any:
         if unknown:
             raise PtrackError(f"unknown track setting(s): {', '.join(sorted(unknown))}")
         settings = SimpleNamespace(**params)
-    missing = [k for k in SETTINGS if not hasattr(settings, k)]
+    missing = [k for k in SETTINGS if not hasattr(settings, k) and k not in OPTIONAL]
     if missing:
         raise PtrackError(f"missing track setting(s): {', '.join(missing)}")
     return settings
@@ -71,7 +74,10 @@ def track_detections(
     ``fps``. The first detection of a track (before ByteTrack confirms it) is given the track's id
     too. A track that ByteTrack re-finds after more than ``split_gap_s`` seconds without a box is
     cut there into two tracklets: ByteTrack re-finds by IoU with a velocity-less prediction, and
-    the grouping step (``ptrack.group``) judges such joins better (0 = never cut).
+    the grouping step (``ptrack.group``) judges such joins better (0 = never cut). With
+    ``bidirectional``, ByteTrack also runs from the last frame to the first and the two runs are
+    combined (:func:`ptrack.bidirectional.combine_tracks`): forward tracks are cut where the
+    backward run disagrees, and boxes only the backward run tracked are kept.
     Ids are renumbered 1..K in order of first appearance (frame, then left to right), so the output
     does not depend on the order of the rows.
     """
@@ -95,8 +101,7 @@ def track_detections(
     f_sorted = frame[order]
     f0, f1 = int(f_sorted[0]), int(f_sorted[-1])
     bounds = np.searchsorted(f_sorted, np.arange(f0, f1 + 2))
-    raw = bytetrack(
-        bounds, xyxy[order], conf[order],
+    params = dict(
         track_high_thresh=float(p.track_high_thresh) * scale,
         track_low_thresh=float(p.track_low_thresh) * scale,
         new_track_thresh=float(p.new_track_thresh) * scale,
@@ -104,6 +109,15 @@ def track_detections(
         match_thresh=float(p.match_thresh),
         fuse_score=bool(p.fuse_score),
     )
+    raw = bytetrack(bounds, xyxy[order], conf[order], **params)
+    if bool(getattr(p, "bidirectional", OPTIONAL["bidirectional"])):
+        # the same rows from the last frame to the first (left to right within a frame)
+        back = np.lexsort((np.arange(n), f1 - f_sorted))
+        b_bounds = np.searchsorted((f1 - f_sorted)[back], np.arange(0, f1 - f0 + 2))
+        b_raw = bytetrack(b_bounds, xyxy[order][back], conf[order][back], **params)
+        backward = np.empty(n, np.int64)
+        backward[back] = b_raw
+        raw = combine_tracks(f_sorted, raw, backward)
 
     if split_gap > 0:  # cut tracks at long internal gaps, then number the pieces
         m = np.flatnonzero(raw >= 0)

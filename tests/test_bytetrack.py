@@ -281,13 +281,15 @@ def test_degenerate_boxes_are_ignored_and_empty_frames_age_tracks():
 
 
 def test_track_detections_is_the_same_as_tracking_with_ultralytics():
-    """The whole of track_detections (settings, scaling, cuts, numbering) on a real sequence."""
+    """The whole of track_detections (settings, scaling, cuts, numbering) on a real sequence,
+    forward only (the bidirectional layer is tested in test_track_bidirectional.py)."""
     from ptrack.motio import read_mot
 
     det = read_mot(shared_file("mot15", "TUD-Stadtmitte", "det.txt"), kind="det")
     cfg = load_config()["track"]
     ids = track_detections(det.frame, det.xyxy, det.conf, fps=25.0,
-                           settings=SimpleNamespace(**{**cfg, "split_gap_s": 0.0}))
+                           settings=SimpleNamespace(**{**cfg, "split_gap_s": 0.0,
+                                                           "bidirectional": False}))
     bounds, x, c = _frames(det.frame, det.xyxy, det.conf)
     n = len(det.frame)
     order = np.lexsort((np.arange(n), -det.conf, det.xyxy[:, 3], det.xyxy[:, 2], det.xyxy[:, 1],
