@@ -173,6 +173,8 @@ def label_rows(det, fps: float) -> tuple[np.ndarray, str, list[str]]:
 def clip_verdicts(root: Path) -> dict:
     """Which labelled people each ptrack person holds, and which persons each labelled person is in."""
     v, det, _, _, pb = stored(root, CLIP)
+    # the labels cover the first clip_max_frames() frames; a project may hold more of the clip
+    det = det[det.frame < clip_max_frames()]
     who, why, notes = label_rows(det, v.fps)
     if why:
         return {"usable": False, "why": why}

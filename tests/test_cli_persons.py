@@ -202,21 +202,43 @@ def test_export_mot_levels_round_trip(imported: Path, tmp_path: Path):
     assert len(read_mot(tmp_path / "persons.txt")) == 200  # 170 observed + 30 interpolated
 
 
-def test_same_spot_different_people_stay_apart_on_real_video(tmp_path: Path, person_model):
-    """one-by-one-person.mp4: six people, one after another, at the same table."""
+@pytest.fixture(scope="module")
+def one_by_one(tmp_path_factory: pytest.TempPathFactory, person_model: Path) -> Path:
+    """one-by-one-person.mp4 (1,394 frames) detected once with the test model, then ranked."""
     clip = shared_file("clips", "one-by-one-person.mp4")
-    proj = tmp_path / "p"
+    proj = tmp_path_factory.mktemp("one-by-one") / "p"
     result = runner.invoke(app, ["--project", str(proj), "detect", str(clip), "--model",
-                                 "pkg:fall_detection/models/best.pt", "--classes", "all"])
+                                 "pkg:fall_detection/models/best.pt", "--classes", "all",
+                                 "--precision", "f32"])
     assert result.exit_code == 0, result.output
     assert runner.invoke(app, ["--project", str(proj), "rank"]).exit_code == 0
-    with Store.open(proj, create=False) as store:
+    return proj
+
+
+@pytest.mark.slow
+def test_same_spot_different_people_stay_apart_on_real_video(one_by_one: Path):
+    """one-by-one-person.mp4: six people, one after another, at the same table."""
+    with Store.open(one_by_one, create=False) as store:
         v = store.video(None)
         people = sorted((p["first"], p["last"]) for p in store.persons(v.id) if p["n_frames"] >= 50)
         assert store.latest_run(v.id, "group").stats["appearance"] is True
     assert len(people) == 6
     for (_, last), (first, _) in zip(people, people[1:]):
         assert last < first  # nobody was merged with the next person at the table
+
+
+@pytest.mark.slow
+def test_one_by_one_person_people_stay_apart_and_each_is_one_person(one_by_one: Path):
+    """Against the clip's identity labels (tests/data/labels, first 1,056 frames): the people
+    who come to the table one at a time stay separate persons, and each of them is one person."""
+    from bench.end_to_end import LABELS, clip_max_frames, clip_verdicts
+
+    assert LABELS.is_file() and clip_max_frames() == 1056
+    v = clip_verdicts(one_by_one)
+    assert v["usable"], v.get("why")
+    assert set(v["people"]) == {"woman-ombre", "man-cap", "woman-blonde", "man-tshirt", "woman-dark"}
+    assert v["separate"], v["mixed_persons"]
+    assert v["one_each"], v["people"]
 
 
 # ------------------------------------------------------------------------- stage freshness
