@@ -107,6 +107,30 @@ def worker_speed(names: str, rounds: int, frames: int) -> None:
     print(json.dumps({"rates": rates, "frames": len(images)}))
 
 
+def worker_torch_gate() -> None:
+    """The gate's figures for Ultralytics' torch f32 against ptrack's OpenVINO f32 on the same
+    held-aside frames: how far two f32 runtimes differ (the floor of any INT8 figure)."""
+    from ptrack import openvino_backend as ob
+    from ptrack import quantize as q
+    from ultralytics import YOLO
+
+    pt, f32_dir, shape = _setup()
+    video = common.MOT15 / "TUD-Stadtmitte" / "TUD-Stadtmitte.mp4"
+    cfg = common.detect_settings()["detect"]
+    _, gate_idx = q.split_frames(common.video_info(video)["frames"],
+                                 int(cfg["int8_calib_frames"]), int(cfg["int8_gate_frames"]))
+    frames = q.read_frames(video, gate_idx)
+    held = [frames[i] for i in gate_idx if i in frames]
+    compiled, _ = ob.compile_ir(f32_dir / "model.xml", hint="latency")
+    ours = [ob.postprocess(compiled(ob.letterbox(f, shape))[0][0], f.shape[:2], shape,
+                           conf=q.GATE_CONF, iou=0.7, classes=None, max_det=300) for f in held]
+    model = YOLO(str(pt))
+    theirs = [(r.boxes.xyxy.numpy(), r.boxes.conf.numpy(), r.boxes.cls.numpy())
+              for r in model.predict(held, imgsz=list(shape), conf=q.GATE_CONF, iou=0.7,
+                                     agnostic_nms=True, verbose=False, device="cpu")]
+    print(json.dumps({**q.compare(ours, theirs), "frames": len(held)}))
+
+
 def worker_detect(name: str, *cli_args: str) -> None:
     """The CLI's ``detect`` with the shipped INT8 recipe replaced by ``name``."""
     from ptrack import quantize as q
@@ -181,6 +205,13 @@ def main() -> None:
                    note=f"median IoU {f['median_iou']:.4f}, agreement "
                         f"{min(f['recall'], f['precision']):.3f}, conf shift {f['conf_shift']:.4f}")
     report.details["gates"] = gates
+    f = run_child(python_worker(SCRIPT, "torchgate")).json()
+    print(f"  torch f32 vs OpenVINO f32 on the same frames: agreement "
+          f"{min(f['recall'], f['precision']):.3f}, IoU0.9 {f['iou_0.9']:.3f}, median IoU "
+          f"{f['median_iou']:.4f}, conf shift {f['conf_shift']:.4f}", flush=True)
+    report.add("torch f32 vs OpenVINO f32: boxes matched at IoU 0.9", f["iou_0.9"], "",
+               note=f"median IoU {f['median_iou']:.4f}; the floor of the gate's figures")
+    report.details["torch_gate"] = f
     if not args.no_speed:
         sp = run_child(python_worker(SCRIPT, "speed", ",".join(names), str(args.rounds),
                                      str(args.frames))).json()
@@ -225,6 +256,8 @@ if __name__ == "__main__":
             worker_build(rest[0])
         elif kind == "speed":
             worker_speed(rest[0], int(rest[1]), int(rest[2]))
+        elif kind == "torchgate":
+            worker_torch_gate()
         elif kind == "detect":
             worker_detect(rest[0], *rest[1:])
         sys.exit(0)
