@@ -49,6 +49,9 @@ def recipes() -> dict:
         "box-c2f": Recipe(keep_float="box", float_modules=("model.15", "model.18", "model.21")),
         "box-perf": Recipe(keep_float="box", preset="performance"),
         "head-conv0": Recipe(keep_float="head", float_modules=("model.0",)),
+        "head-fullbc": Recipe(keep_float="head", fast_bias_correction=False),
+        "head-c2f": Recipe(keep_float="head", float_modules=("model.15", "model.18", "model.21")),
+        "decode-fullbc": Recipe(keep_float="decode", fast_bias_correction=False),
     }
 
 
@@ -176,8 +179,22 @@ def coverage(label: str, sequence: str, detect_args: list[str], recipe: str = ""
     run_child(common.ptrack_cmd(*pre, "group"))
     res = json.loads(run_child(common.ptrack_cmd(*pre, "eval", str(seq / "gt.txt"), "--json")).stdout)
     persons = res.get("persons", {})
+    persons["per_subject"] = subjects(project, seq / "gt.txt")
     persons["detect_stderr"] = det.stderr.strip().splitlines()[-3:]
     return persons
+
+
+def subjects(project: Path, gt_file: Path) -> list[dict]:
+    """Per ground-truth subject: frames, hits of its best person id (what ``eval`` averages)."""
+    from ptrack.evaluate import evaluate
+    from ptrack.motio import read_mot
+    from ptrack.store import Store
+
+    with Store.open(project) as store:
+        v = store.video(None)
+        pb = store.person_boxes(v.id)
+    res = evaluate(read_mot(gt_file, kind="gt"), pb["frame"], pb["person"], pb["smoothed"])
+    return [{k: r[k] for k in ("frames", "hits", "best_id", "ids")} for r in res["per_subject"]]
 
 
 def subject_diff(a: dict, b: dict) -> str:
