@@ -207,7 +207,7 @@ def subject_diff(a: dict, b: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--recipes", default="decode,box,head,box-fullbc,box-conv0,box-c2f")
+    ap.add_argument("--recipes", default="decode,box,head,box-fullbc,head-fullbc")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--frames", type=int, default=64, help="frames per speed round")
     ap.add_argument("--no-coverage", action="store_true")
