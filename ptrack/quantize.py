@@ -59,7 +59,7 @@ class Recipe:
 KEEP_FLOAT = ("decode", "box", "head")
 # What ptrack ships (bench/int8_recipes.py): the whole head in float and NNCF's full bias
 # correction agreed best with f32 (IoU 0.9, confidence) and moved persons coverage least
-# (+2.7 / -1.5 points on TUD-Stadtmitte / TUD-Campus; every other recipe 5 to 15 points), but
+# (+2.7 / -1.5 points on TUD-Stadtmitte / TUD-Campus; every other recipe 4 to 15 points), but
 # keeps only 1.26x of f32's speed (the box branch alone in float: 1.8x, and -6 / -13 points).
 RECIPE = Recipe(keep_float="head", fast_bias_correction=False)
 
