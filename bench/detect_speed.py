@@ -187,6 +187,9 @@ def measure_video(report: Report, label: str, video: Path, *, repeats: int, trac
     for p in precs:
         report.add(f"{size}: detect {p} / bare {p}", med[f"detect {p}"] / med[f"bare {p}"], "x",
                    0.95, ">=")
+    for p in precs[1:]:
+        report.add(f"{size}: bare {p} / bare f32", med[f"bare {p}"] / med["bare f32"], "x")
+        report.add(f"{size}: detect {p} / detect f32", med[f"detect {p}"] / med["detect f32"], "x")
     best = f"detect {d}"
     report.add(f"{size}: detect ({d}, auto) / model.track", med[best] / med["model.track"], "x",
                6.0, ">=")

@@ -307,7 +307,8 @@ def _resolve_precision(settings: dict, caps: list[str], int8_dir, gate: dict | N
     figures = gate["figures"]
     ok, fails = gate_verdict(figures, settings)
     text = (f"agreement with f32 at IoU 0.5 {min(figures['recall'], figures['precision']):.3f}, "
-            f"median IoU {figures['median_iou']:.3f}, confidence shift {figures['conf_shift']:.3f} "
+            f"at IoU 0.9 {figures.get('iou_0.9', float('nan')):.3f}, median IoU "
+            f"{figures['median_iou']:.3f}, confidence shift {figures['conf_shift']:.3f} "
             f"on {figures['frames']} held-aside frames")
     if asked == "int8":
         return "int8", f"int8 asked for (gate {'passed' if ok else 'failed: ' + fails}; {text})"
@@ -335,7 +336,7 @@ def _load_openvino(settings: dict, pt_path: Path, shape: tuple[int, int], *, nam
     if asked in ("auto", "int8"):
         from ptrack import quantize
 
-        cached = ob.export_dir(digest, shape, "int8")
+        cached = quantize.int8_dir(f32_dir)
         if (cached / "gate.json").exists():
             int8_dir = cached
         elif video is None or frame_count <= 0:

@@ -3,13 +3,16 @@
 Calibrated on frames spread across the user's own video (no dataset download); the gate runs
 the f32 and the INT8 model on other frames of that video, held aside from calibration, and
 compares their boxes. The INT8 IR and the gate's figures (``gate.json``) are cached beside
-the f32 export, keyed by model hash, input shape and precision.
+the f32 export, keyed by model hash, input shape, precision and :class:`Recipe` (with
+:data:`RECIPE_VERSION`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +22,46 @@ from ptrack.openvino_backend import (box_iou, compile_ir, export_dir, letterbox,
                                      publish, staging_dir)
 
 GATE_CONF = 0.25  # boxes compared at this confidence (the tracker's first-stage boxes)
-# Which float layers stay in float: "head" keeps Ultralytics' whole Detect head (box and
-# class convolutions, DFL, sigmoid, decoding) in float; "post" only the decoding after them.
-IGNORE = "head"
+RECIPE_VERSION = 2  # bump when the quantization code changes what a recipe builds
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the INT8 model is built; part of its cache key (a changed recipe builds anew).
+
+    ``keep_float`` says which layers of Ultralytics' Detect head stay in float:
+
+    * ``"decode"``: only the decoding after the convolutions (DFL, sigmoid, anchors);
+    * ``"box"``: also the box-regression branch (``cv2``) at every scale, so box coordinates
+      come out of float convolutions (the class branch ``cv3`` runs in INT8);
+    * ``"head"``: the whole head (``cv2`` and ``cv3``).
+
+    ``float_modules`` adds other modules kept in float by Ultralytics index (``"model.0"`` =
+    the first convolution); ``preset`` is NNCF's (``mixed``: asymmetric activations;
+    ``performance``: symmetric); ``fast_bias_correction`` False runs NNCF's full bias
+    correction (slower to build).
+    """
+
+    keep_float: str = "box"
+    float_modules: tuple[str, ...] = ()
+    preset: str = "mixed"
+    fast_bias_correction: bool = True
+
+    def key(self) -> str:
+        """Short hash of the recipe and :data:`RECIPE_VERSION` (the INT8 folder's suffix)."""
+        text = json.dumps({"version": RECIPE_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def describe(self) -> dict:
+        return {"version": RECIPE_VERSION, **asdict(self), "float_modules": list(self.float_modules)}
+
+
+KEEP_FLOAT = ("decode", "box", "head")
+# What ptrack ships (bench/int8_recipes.py): the whole head in float and NNCF's full bias
+# correction agreed best with f32 (IoU 0.9, confidence) and moved persons coverage least
+# (+2.7 / -1.5 points on TUD-Stadtmitte / TUD-Campus; every other recipe 4 to 15 points), but
+# keeps only 1.26x of f32's speed (the box branch alone in float: 1.8x, and -6 / -13 points).
+RECIPE = Recipe(keep_float="head", fast_bias_correction=False)
 
 
 def split_frames(frame_count: int, calib: int, gate: int) -> tuple[list[int], list[int]]:
@@ -72,21 +112,45 @@ def network_input(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
                                 dtype=np.float32) / 255.0
 
 
-def ignored_scope(model, mode: str = IGNORE):
+def float_names(model, recipe: Recipe | None = None) -> list[str]:
+    """Friendly names of the ops of an exported YOLOv8 OpenVINO model kept in float.
+
+    The Detect head is found from the one Sigmoid (``__module.model.22/...``: its prefix is
+    the head's module). Its convolutions are named by module (``__module.model.22.cv2.0.0.conv
+    /aten::_convolution/Convolution``); the activations are not (Ultralytics shares one SiLU
+    module, so every Swish carries a borrowed name), hence convolutions are chosen by name and
+    type, never activations by name.
+    """
+    recipe = recipe or RECIPE
+    if recipe.keep_float not in KEEP_FLOAT:
+        raise PtrackError(f"unknown INT8 recipe keep_float '{recipe.keep_float}' (use "
+                          f"{', '.join(KEEP_FLOAT)})")
+    ops = model.get_ordered_ops()
+    sigmoids = [op.get_friendly_name() for op in ops if op.get_type_name() == "Sigmoid"]
+    if not sigmoids:
+        return []
+    head = sigmoids[-1].split("/", 1)[0]  # e.g. "__module.model.22": the Detect head
+    root = head.rsplit(".", 1)[0]  # "__module.model"
+    branches = {"decode": (f"{head}.dfl",), "box": (f"{head}.dfl", f"{head}.cv2."),
+                "head": (f"{head}.dfl", f"{head}.cv2.", f"{head}.cv3.")}[recipe.keep_float]
+    modules = tuple(f"{root}.{m.split('model.', 1)[-1]}{end}" for m in recipe.float_modules
+                    for end in (".", "/"))
+    names = []
+    for op in ops:
+        name, kind = op.get_friendly_name(), op.get_type_name()
+        if kind in ("Sigmoid", "Softmax") or name.startswith(f"{head}/"):
+            names.append(name)
+        elif kind == "Convolution" and name.startswith(branches + modules):
+            names.append(name)
+    return names
+
+
+def ignored_scope(model, recipe: Recipe | None = None):
     """NNCF ignored scope for a YOLOv8 OpenVINO model: the layers kept in float."""
     import nncf
 
-    ops = model.get_ordered_ops()
-    sigmoids = [op.get_friendly_name() for op in ops if op.get_type_name() == "Sigmoid"]
-    if mode == "none" or not sigmoids:
-        return None
-    if mode == "post":
-        return nncf.IgnoredScope(types=["Sigmoid", "Multiply", "Subtract", "Add", "Concat",
-                                        "Softmax"], validate=False)
-    head = sigmoids[-1].split("/", 1)[0]  # e.g. "__module.model.22": the Detect head
-    names = [op.get_friendly_name() for op in ops if op.get_type_name() == "Sigmoid"
-             or op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl"))]
-    return nncf.IgnoredScope(names=names, validate=False)
+    names = float_names(model, recipe)
+    return nncf.IgnoredScope(names=names, validate=False) if names else None
 
 
 def match_boxes(a: np.ndarray, b: np.ndarray, thr: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,18 +227,24 @@ def gate_figures(f32_xml: Path, int8_xml: Path, frames: list[np.ndarray], shape:
     return out
 
 
+def int8_dir(f32_dir: Path, recipe: Recipe | None = None) -> Path:
+    """Where the INT8 IR built from ``f32_dir`` with ``recipe`` lives (beside it, keyed by
+    the recipe, so a model built by another recipe or an older ptrack is never reused)."""
+    return f32_dir.parent / f"{f32_dir.name}-int8-{(recipe or RECIPE).key()}"
+
+
 def quantize_int8(f32_dir: Path, video: Path, frame_count: int, shape: tuple[int, int], *,
-                  calib_frames: int = 300, gate_frames: int = 60, mode: str = IGNORE,
+                  calib_frames: int = 300, gate_frames: int = 60, recipe: Recipe | None = None,
                   log=None) -> Path:
     """Build (once) the INT8 IR beside ``f32_dir`` from frames of ``video``; its folder.
 
     The folder holds ``model.xml``/``.bin`` and ``gate.json`` (the gate's figures, the frames
-    used, the NNCF settings).
+    used, the recipe and NNCF's version).
     """
     import time
 
-    digest_shape = f32_dir.name  # "<digest16>-<h>x<w>"
-    target = f32_dir.parent / f"{digest_shape}-int8"
+    recipe = recipe or RECIPE
+    target = int8_dir(f32_dir, recipe)
     if (target / "model.xml").exists() and (target / "gate.json").exists():
         return target
     try:
@@ -197,16 +267,19 @@ def quantize_int8(f32_dir: Path, video: Path, frame_count: int, shape: tuple[int
     import logging
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    quantized = nncf.quantize(model, dataset, preset=nncf.QuantizationPreset.MIXED,
-                              subset_size=len(calib), ignored_scope=ignored_scope(model, mode))
+    preset = {"mixed": nncf.QuantizationPreset.MIXED,
+              "performance": nncf.QuantizationPreset.PERFORMANCE}[recipe.preset]
+    quantized = nncf.quantize(model, dataset, preset=preset, subset_size=len(calib),
+                              fast_bias_correction=recipe.fast_bias_correction,
+                              ignored_scope=ignored_scope(model, recipe))
     seconds = time.perf_counter() - t0
     staged = staging_dir(f32_dir.parent)
     try:
         ov.save_model(quantized, str(staged / "model.xml"), compress_to_fp16=False)
         figures = gate_figures(f32_dir / "model.xml", staged / "model.xml", held, shape)
         meta = {"figures": figures, "video": str(video), "calibration_frames": calib_idx,
-                "gate_frames": gate_idx, "nncf": {"version": nncf.__version__, "preset": "mixed",
-                                                  "ignored": mode}, "seconds": round(seconds, 1)}
+                "gate_frames": gate_idx, "recipe": recipe.describe(),
+                "nncf": nncf.__version__, "seconds": round(seconds, 1)}
         (staged / "gate.json").write_text(json.dumps(meta, indent=1))
         return publish(staged, target)
     except BaseException:
@@ -219,4 +292,5 @@ def load_gate(int8_dir: Path) -> dict:
     return json.loads((int8_dir / "gate.json").read_text())
 
 
-__all__ = ["compare", "gate_verdict", "quantize_int8", "split_frames", "load_gate", "export_dir"]
+__all__ = ["RECIPE", "Recipe", "compare", "gate_verdict", "int8_dir", "quantize_int8",
+           "split_frames", "load_gate", "export_dir"]

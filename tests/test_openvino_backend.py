@@ -127,9 +127,10 @@ def test_int8_calibrated_on_the_video_and_gated(person_model, clip, tmp_path):
     gate = det.gate
     assert set(gate) >= {"recall", "precision", "median_iou", "conf_shift", "frames", "boxes_ref"}
     assert gate["frames"] >= 1 and gate["boxes_ref"] >= 1
-    int8_dir = ob.export_dir(file_hash(person_model), (384, 640), "int8")
+    int8_dir = q.int8_dir(ob.export_dir(file_hash(person_model), (384, 640)))
     record = q.load_gate(int8_dir)
     assert not set(record["calibration_frames"]) & set(record["gate_frames"])
+    assert record["recipe"] == q.RECIPE.describe()
     # INT8 boxes still find the two people the f32 model finds (IoU 0.5)
     ref = load_detector(settings(person_model, precision="f32"), width=480, height=270,
                         project=tmp_path)
