@@ -323,6 +323,34 @@ def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
     return cost, feat
 
 
+DENSE_ASSIGN_MAX = 400
+"""Components with more ends + starts than this are solved as a sparse matching: a dense
+(m + k)^2 cost matrix of a 30-minute video's largest component took seconds per round."""
+
+
+def _sparse_assign(a: np.ndarray, b: np.ndarray, cost: np.ndarray, m: int, k: int,
+                   half: float) -> list[tuple[int, int]]:
+    """The same optimum as the dense no-link assignment in :func:`_assign`, on a sparse graph.
+
+    Rows are the m ends and k "start left unlinked" dummies; columns the k starts and m "end
+    left unlinked" dummies. Besides the links (a, b) and each node's own dummy (cost ``half``),
+    the dummy of start b meets the dummy of end a only where a link (a, b) exists (cost 0):
+    that is all an optimal matching needs, since the dummies pair up exactly where links are
+    taken. One constant is added to every edge (a full matching has m + k edges, so the
+    optimum does not move) to keep zero-cost edges in the sparse matrix.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    rows = np.concatenate([a, np.arange(m), m + b, m + np.arange(k)])
+    cols = np.concatenate([b, k + np.arange(m), k + a, np.arange(k)])
+    w = np.concatenate([cost, np.full(m, half), np.zeros(len(a)), np.full(k, half)]) + 1.0
+    graph = csr_matrix((w, (rows, cols)), shape=(m + k, k + m))
+    r, c = min_weight_full_bipartite_matching(graph)
+    sel = (r < m) & (c < k)
+    return list(zip(r[sel].tolist(), c[sel].tolist()))
+
+
 def _assign(ia, ib, cost, no_link_cost) -> list[tuple[int, int, float]]:
     """Min-cost one-to-one links (end ia -> start ib) with a no-link option, per connected component."""
     ok = np.isfinite(cost) & (cost < no_link_cost)
@@ -347,6 +375,11 @@ def _assign(ia, ib, cost, no_link_cost) -> list[tuple[int, int, float]]:
         ra, ra_inv = np.unique(ea_inv[grp], return_inverse=True)
         rb, rb_inv = np.unique(sb_inv[grp], return_inverse=True)
         m, k = len(ra), len(rb)
+        if m + k > DENSE_ASSIGN_MAX:
+            for i, j in _sparse_assign(ra_inv, rb_inv, cost[grp], m, k, half):
+                e = grp[(ra_inv == i) & (rb_inv == j)][0]
+                links.append((int(ia[e]), int(ib[e]), float(cost[e])))
+            continue
         big = 1e9
         C = np.full((m + k, k + m), big)
         C[ra_inv, rb_inv] = cost[grp]

@@ -406,3 +406,30 @@ def test_unit_states_are_per_unit_theil_sen_fits():
             np.testing.assert_allclose(getattr(S, f"{side}_vel")[k], v, atol=1e-9)
             np.testing.assert_allclose(getattr(S, f"{side}_pos")[k], val[:2], atol=1e-9)
             np.testing.assert_allclose(getattr(S, f"{side}_logh")[k], val[2], atol=1e-9)
+
+
+def test_sparse_assignment_finds_the_dense_optimum():
+    """Large link components are matched on a sparse graph; the links chosen cost the same as
+    the dense assignment with no-link options."""
+    from scipy.optimize import linear_sum_assignment
+
+    from ptrack.group import _sparse_assign
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        m, k = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+        pick = rng.choice(m * k, int(rng.integers(1, m * k + 1)), replace=False)
+        a, b = pick // k, pick % k
+        cost, half = rng.uniform(0, 1.5, len(pick)), 0.75
+        C = np.full((m + k, k + m), 1e9)
+        C[a, b] = cost
+        C[np.arange(m), k + np.arange(m)] = half
+        C[m + np.arange(k), np.arange(k)] = half
+        C[m:, k:] = 0.0
+        r, c = linear_sum_assignment(C)
+        dense_total = C[r, c].sum()
+        links = _sparse_assign(a, b, cost, m, k, half)
+        assert len({i for i, _ in links}) == len(links) == len({j for _, j in links})
+        lookup = {(int(i), int(j)): x for i, j, x in zip(a, b, cost)}
+        total = sum(lookup[p] for p in links) + half * (m + k - 2 * len(links))
+        assert total == pytest.approx(dense_total, abs=1e-9)
