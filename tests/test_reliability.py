@@ -145,11 +145,18 @@ def _has_video(project: Path) -> bool:
         return bool(store.videos())
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT handled as in a terminal. An ignored SIGINT is inherited across
+    exec, and a test run started as a background job of a non-interactive shell (``cmd &``)
+    ignores it, so the child ignored the test's Ctrl-C and finished its run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_quickly_commits_and_says_how_to_resume(tmp_path, reference):
     args = _slow_args(reference[1])
     proj = tmp_path / "p"
     proc = subprocess.Popen(ptrack_cmd(proj, *args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     assert _wait_for_frames(proj, proc, 4) >= 4
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
