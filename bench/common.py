@@ -135,6 +135,16 @@ def print_table(rows: Sequence[Metric], title: str = "") -> None:
         print(line)
 
 
+def begin(script: str) -> tuple[Report, float]:
+    """A script's report with the machine and load recorded and printed, and its start time."""
+    t0 = time.perf_counter()
+    report = Report(script)
+    report.details["load"] = load_note()
+    report.details["machine"] = machine_summary()
+    print(f"machine: {report.details['machine']['cpu']}; {report.details['load']}", flush=True)
+    return report, t0
+
+
 def finish(report: Report, t0: float) -> None:
     """Print the table and save the JSON."""
     report.seconds = round(time.perf_counter() - t0, 1)

@@ -210,11 +210,7 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=0, help="ptrack detect only the first N "
                     "frames (0 = the whole video)")
     args = ap.parse_args()
-    t0 = time.perf_counter()
-    report = Report("detect_speed")
-    report.details["load"] = common.load_note()
-    report.details["machine"] = common.machine_summary()
-    print(f"machine: {report.details['machine']['cpu']}; {report.details['load']}", flush=True)
+    report, t0 = common.begin("detect_speed")
     kw = {"repeats": args.repeats, "track_frames": args.track_frames,
           "bare_frames": args.bare_frames, "max_frames": args.max_frames}
     if args.only == "480p":

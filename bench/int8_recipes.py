@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import MODEL, Report, finish, median, python_worker, run_child  # noqa: E402
+from common import MODEL, finish, median, python_worker, run_child  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 SEQUENCES = ("TUD-Stadtmitte", "TUD-Campus")
@@ -214,11 +214,7 @@ def main() -> None:
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-noise", action="store_true", help="skip the f32 and torch reruns")
     args = ap.parse_args()
-    t0 = time.perf_counter()
-    report = Report("int8_recipes")
-    report.details["load"] = common.load_note()
-    report.details["machine"] = common.machine_summary()
-    print(f"machine: {report.details['machine']['cpu']}; {report.details['load']}", flush=True)
+    report, t0 = common.begin("int8_recipes")
     missing = common.have(*(common.MOT15 / s / "gt.txt" for s in SEQUENCES))
     if missing:
         report.skipped = missing
