@@ -64,16 +64,16 @@ def worker_e2e(video: str, project: str, max_frames: int, overrides: str) -> Non
 
 def worker_bare(video: str, frames: int, overrides: str) -> None:
     """load_detector on pre-decoded frames, batches of ``detect.batch``; rate after the first."""
-    from ptrack.detector import load_detector
+    from ptrack.detector import batch_size, load_detector
 
     info = common.video_info(Path(video))
     images = common.read_frames(Path(video), frames)
     over = json.loads(overrides)
     width, height = over.pop("_width", info["width"]), over.pop("_height", info["height"])
     cfg = common.detect_settings(**over)["detect"]
-    batch = int(cfg["batch"])
     det = load_detector(cfg, width=width, height=height, project=common.WORK,
                         video=Path(video), frame_count=info["frames"])
+    batch = batch_size(cfg, det.device)
     det(images[:batch])  # warm-up
     t1 = time.perf_counter()
     boxes = 0

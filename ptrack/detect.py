@@ -16,6 +16,7 @@ import re
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -48,6 +49,18 @@ class DetectSummary:
     stopped_at: int | None = None  # frame where a truncated video stopped decoding
     notes: list[str] = field(default_factory=list)
     exit_code: int = 0  # for an interrupted run: 130 after Ctrl-C, 143 after SIGTERM
+    # seconds the main thread spent waiting for decoded frames, in the detector, waiting for
+    # the writer (its queue full, and its last batches at the end); the writer's own busy time
+    timing: dict = field(default_factory=lambda: dict.fromkeys(
+        ("decode_wait", "detector", "writer_wait", "writer_busy"), 0.0))
+
+    @property
+    def limited_by(self) -> str:
+        """The stage the main thread waited on most: decoding, the detector or the writer."""
+        t = self.timing
+        parts = {"decoding": t["decode_wait"], "the detector": t["detector"],
+                 "writing crops and boxes": t["writer_wait"]}
+        return max(parts, key=parts.get)
 
     @property
     def fps(self) -> float:
@@ -62,7 +75,7 @@ class DetectSummary:
 
 def run_settings(settings: dict, model_digest: str | None) -> dict:
     """The settings that decide a detect run's output (what resuming and skipping compare)."""
-    d = dict(settings["detect"])
+    d = {k: v for k, v in settings["detect"].items() if k != "batch"}  # same boxes at any batch
     d["model_sha256"] = model_digest
     crops = {k: v for k, v in settings["crops"].items() if k != "initial_map_mb"}  # storage only
     return {"detect": d, "crops": crops}
@@ -97,8 +110,18 @@ def _diff(old: dict, new: dict) -> str:
     return ", ".join(parts)
 
 
+def encode_workers(cpus: int | None = None) -> int:
+    """Threads that JPEG-encode crops: one on a small machine (the detector needs the cores),
+    half the cores up to 8 on a big one, where a GPU detector would otherwise wait on one."""
+    if cpus is None and os.environ.get("PTRACK_CROP_THREADS", "").isdigit():  # benchmarks
+        return max(1, int(os.environ["PTRACK_CROP_THREADS"]))
+    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    return max(1, min(8, cpus // 2))
+
+
 class _Writer:
-    """Background thread: crops encoded and batches committed in order."""
+    """Background thread: crops encoded (by a pool of threads on a big machine; OpenCV lets go
+    of the GIL) and batches committed in order."""
 
     def __init__(self, store: Store, video: Video, run_id: int, crop_cfg: dict,
                  replace_from: int | None = None) -> None:
@@ -110,10 +133,15 @@ class _Writer:
         self.detections = 0
         self.frames_with_people = 0
         self.crop_bytes = 0
+        self.busy = 0.0  # seconds spent encoding and committing
+        workers = encode_workers()
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="ptrack-crops") \
+            if workers > 1 else None
         self.thread = threading.Thread(target=self._run, name="ptrack-writer", daemon=True)
         self.thread.start()
 
     def put(self, item: tuple | None) -> None:
+        """Queue a batch; waits while the writer is 4 batches behind."""
         while True:
             if self.error is not None:
                 raise self.error
@@ -128,6 +156,8 @@ class _Writer:
         if self.thread.is_alive():
             self.queue.put(None)
             self.thread.join()
+        if self.pool is not None:
+            self.pool.shutdown()
         if self.error is not None:
             raise self.error
 
@@ -144,17 +174,23 @@ class _Writer:
                 while True:
                     self.queue.get_nowait()
 
+    def _encode(self, image: np.ndarray, xyxy: np.ndarray) -> list[bytes]:
+        return [crops.encode(image, box, max_h=self.cfg["height"], max_w=self.cfg["width"],
+                             quality=self.cfg["quality"]) for box in xyxy]
+
     def _commit(self, indices: list[int], images: list[np.ndarray], results: list, next_frame: int) -> None:
+        t0 = time.perf_counter()
+        boxes = [r[0] for r in results]
+        jpegs = list(self.pool.map(self._encode, images, boxes) if self.pool is not None
+                     else map(self._encode, images, boxes))
         rows, items = [], []
-        for index, image, (xyxy, conf, cls) in zip(indices, images, results):
+        for index, (xyxy, conf, cls), frame_jpegs in zip(indices, results, jpegs):
             if len(xyxy):
                 self.frames_with_people += 1
-            for det in range(len(xyxy)):
+            for det, jpeg in enumerate(frame_jpegs):
                 box = xyxy[det]
                 rows.append((index, det, float(box[0]), float(box[1]), float(box[2]),
                              float(box[3]), float(conf[det]), int(cls[det])))
-                jpeg = crops.encode(image, box, max_h=self.cfg["height"], max_w=self.cfg["width"],
-                                    quality=self.cfg["quality"])
                 items.append((crop_key(self.video.id, index, det), jpeg))
                 self.crop_bytes += len(jpeg)
         self.store.commit_detections(self.video.id, self.run_id, next_frame, rows, items,
@@ -162,6 +198,7 @@ class _Writer:
         self.replace_from = None
         self.detections += len(rows)
         self.committed_to = next_frame
+        self.busy += time.perf_counter() - t0
 
 
 def _fault_after() -> int:
@@ -215,19 +252,26 @@ def check_settings(settings: dict) -> None:
         raise bad("device", device, "auto, cpu, cuda or cuda:N")
 
 
+def _comparable(stored: dict) -> dict:
+    """A stored run's settings as :func:`run_settings` makes them now (runs stored before
+    0.2 kept ``detect.batch``, which decides no box)."""
+    detect = {k: v for k, v in stored.get("detect", {}).items() if k != "batch"}
+    return {**stored, "detect": detect}
+
+
 def _plan(store: Store, video: Video, wanted: dict, force: bool) -> tuple[str, Run | None]:
     """``skip``, ``resume`` (from the last run) or ``new``; raises when settings differ."""
     last = store.latest_run(video.id, "detect")
     if last is None or force:
         return "new", last
-    same = last.settings == wanted
+    same = _comparable(last.settings) == wanted
     if same and last.status in ("done", "stale"):
         return "skip", last
     if same and last.status in ("running", "interrupted", "failed"):
         return ("resume" if last.frames_done > 0 else "new"), last
     if store.count_detections(video.id):
         raise PtrackError(
-            f"{video.name} was detected with other settings ({_diff(last.settings, wanted)}); "
+            f"{video.name} was detected with other settings ({_diff(_comparable(last.settings), wanted)}); "
             f"use --force to replace its detections")
     return "new", last
 
@@ -305,10 +349,10 @@ def _undo_start(store: Store, video: Video, run_id: int, *, new_video: bool) -> 
 def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start: int,
                  summary: DetectSummary, progress: Progress | None, detector,
                  replace_from: int | None) -> DetectSummary:
-    from ptrack.detector import precision_info
+    from ptrack.detector import batch_size as pick_batch, precision_info
 
     cfg = settings["detect"]
-    stride, batch_size = max(1, int(cfg["stride"])), max(1, int(cfg["batch"]))
+    stride, batch_size = max(1, int(cfg["stride"])), pick_batch(cfg, detector.device)
     end = video.frame_count if not cfg["max_frames"] else min(video.frame_count, int(cfg["max_frames"]))
     end_limit = int(cfg["max_frames"]) or 1 << 62  # decode past a too-small frame count
     to_do = len(range(start + (-start) % stride, end, stride))
@@ -319,27 +363,41 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
     interrupted = False
     reader = FrameReader(Path(video.path), start=start, end=end_limit, stride=stride,
                          expected=video.frame_count)
+    timing = summary.timing
+    clock = time.perf_counter
+
+    def run_batch(indices: list[int], images: list[np.ndarray]) -> None:
+        t = clock()
+        results = detector(images)
+        t1 = clock()
+        writer.put((indices, images, results, indices[-1] + 1))
+        timing["detector"] += t1 - t
+        timing["writer_wait"] += clock() - t1
+        summary.frames += len(indices)
+        if progress:
+            progress(summary.frames, max(to_do, summary.frames))
+
     try:
         with reader:
             indices: list[int] = []
             images: list[np.ndarray] = []
-            for index, image in reader:
-                indices.append(index)
-                images.append(image)
+            frames = iter(reader)
+            while True:
+                t = clock()
+                item = next(frames, None)
+                timing["decode_wait"] += clock() - t
+                if item is None:
+                    break
+                indices.append(item[0])
+                images.append(item[1])
                 if len(indices) == batch_size:
-                    writer.put((indices, images, detector(images), indices[-1] + 1))
-                    summary.frames += len(indices)
+                    run_batch(indices, images)
                     indices, images = [], []
                     batches += 1
-                    if progress:
-                        progress(summary.frames, max(to_do, summary.frames))
                     if fault and batches >= fault:
                         raise KeyboardInterrupt
             if indices:
-                writer.put((indices, images, detector(images), indices[-1] + 1))
-                summary.frames += len(indices)
-                if progress:
-                    progress(summary.frames, max(to_do, summary.frames))
+                run_batch(indices, images)
     except KeyboardInterrupt as exc:
         interrupted = True
         summary.exit_code = 143 if isinstance(exc, Terminated) else 130
@@ -350,7 +408,10 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
             store.finish_run(run_id, "failed", {"frames": summary.frames})
         raise
     finally:
+        t = clock()
         writer.close()
+        timing["writer_wait"] += clock() - t
+        timing["writer_busy"] = writer.busy
     summary.seconds = time.perf_counter() - t0
     frames_read = reader.result.frames_read
     if interrupted:
@@ -378,6 +439,7 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
              "crop_count": summary.crop_count, "crop_bytes": summary.crop_bytes,
              "seconds": round(summary.seconds, 3), "frames": summary.frames,
              "backend": summary.backend, "stopped_at": summary.stopped_at,
+             "timing": {k: round(v, 3) for k, v in summary.timing.items()},
              "precision": precision_info(detector)}
     store.finish_run(run_id, "done", stats)
     return summary

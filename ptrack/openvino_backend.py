@@ -28,7 +28,7 @@ import numpy as np
 
 from ptrack.errors import PtrackError
 
-PRECISIONS = ("auto", "f32", "bf16", "int8")
+PRECISIONS = ("auto", "f32", "fp16", "bf16", "int8")  # fp16: the torch backend on CUDA
 NMS_MATRIX_MAX = 1500  # candidates up to which NMS uses one IoU matrix (memory n^2)
 HINTS = ("throughput", "latency")
 

@@ -98,7 +98,7 @@ class DetectSettings(_Section):
     classes: str = _range()
     backend: str = _range()
     device: str = _range()
-    batch: int = _range(1, 4096)
+    batch: int = _range(0, 4096)  # 0 = auto (detector.batch_size)
     stride: int = _range(1)
     max_frames: int = _range(0)
     max_det: int = _range(1, 100_000)

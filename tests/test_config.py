@@ -172,7 +172,7 @@ def test_nan_and_infinity_are_refused_naming_the_key(tmp_path: Path, text: str, 
 @pytest.mark.parametrize("section, key, value", [
     ("detect", "conf", -1.0), ("detect", "conf", 2.0), ("detect", "iou", 1.5),
     ("detect", "imgsz", 0), ("detect", "imgsz", -640), ("detect", "imgsz", 100000),
-    ("detect", "batch", 0), ("detect", "stride", 0), ("detect", "max_frames", -1),
+    ("detect", "batch", -1), ("detect", "stride", 0), ("detect", "max_frames", -1),
     ("crops", "quality", 0), ("crops", "quality", 101), ("crops", "height", 0),
     ("track", "track_buffer_s", -1.0), ("track", "split_gap_s", -0.5),
     ("track", "track_high_thresh", 1.5), ("group", "max_gap_s", -1.0),

@@ -42,9 +42,11 @@ def detect_options() -> list[inspect.Parameter]:
         ("stride", Optional[int], dict(min=1, help="Detect every Nth frame." + _default("stride"))),
         ("max_frames", Optional[int], dict(min=0, help="Stop after N frames (0 = all)."
                                                       + _default("max_frames"))),
-        ("batch", Optional[int], dict(min=1, help="Frames per batch." + _default("batch"))),
-        ("precision", Optional[str], dict(help="auto | f32 | bf16 | int8 (OpenVINO); auto = INT8 "
-                                               "when it passes its accuracy gate."
+        ("batch", Optional[int], dict(min=0, help="Frames per batch (0 = auto: 8 on the CPU, 32 "
+                                                   "on a GPU)." + _default("batch"))),
+        ("precision", Optional[str], dict(help="auto | f32 | fp16 (CUDA) | bf16 | int8 (OpenVINO); auto = "
+                                               "INT8 when it passes its accuracy gate, fp16 on "
+                                               "CUDA."
                                                + _default("precision"))),
     ]
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
@@ -87,6 +89,12 @@ def summary_lines(s) -> list[str]:
     lines = [head,
              f"  frames      {s.frames} in {s.seconds:.1f} s = {s.fps:.1f} frames/s ({s.backend})",
              f"  detections  {s.detections} ({s.people_per_frame:.2f} people per frame)"]
+    if s.frames and s.seconds > 0:
+        t = s.timing
+        share = {k: 100 * t[k] / s.seconds for k in ("detector", "decode_wait", "writer_wait")}
+        lines.append(f"  time        detector {share['detector']:.0f}%, waiting for frames "
+                     f"{share['decode_wait']:.0f}%, waiting for the writer "
+                     f"{share['writer_wait']:.0f}%: limited by {s.limited_by}")
     if s.crop_count:
         lines.append(f"  crops       {s.crop_count}, {s.crop_bytes / 1e6:.1f} MB "
                      f"({s.crop_bytes / s.crop_count / 1024:.1f} KB each)")
