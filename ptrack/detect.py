@@ -75,7 +75,7 @@ class DetectSummary:
 
 def run_settings(settings: dict, model_digest: str | None) -> dict:
     """The settings that decide a detect run's output (what resuming and skipping compare)."""
-    d = {k: v for k, v in settings["detect"].items() if k != "batch"}  # same boxes at any batch
+    d = _deciding(settings["detect"])
     d["model_sha256"] = model_digest
     crops = {k: v for k, v in settings["crops"].items() if k != "initial_map_mb"}  # storage only
     return {"detect": d, "crops": crops}
@@ -252,11 +252,18 @@ def check_settings(settings: dict) -> None:
         raise bad("device", device, "auto, cpu, cuda or cuda:N")
 
 
+def _deciding(detect: dict) -> dict:
+    """The ``detect`` settings that can change a box: not the batch or OpenVINO's performance
+    hint, and the INT8 keys only where INT8 may run (``precision`` auto or int8)."""
+    floating = detect.get("precision", "auto") not in ("auto", "int8")
+    return {k: v for k, v in detect.items() if k not in ("batch", "ov_hint")
+            and not (floating and k.startswith("int8_"))}
+
+
 def _comparable(stored: dict) -> dict:
-    """A stored run's settings as :func:`run_settings` makes them now (runs stored before
-    0.2 kept ``detect.batch``, which decides no box)."""
-    detect = {k: v for k, v in stored.get("detect", {}).items() if k != "batch"}
-    return {**stored, "detect": detect}
+    """A stored run's settings as :func:`run_settings` makes them now (runs stored by older
+    versions kept every ``detect`` key)."""
+    return {**stored, "detect": _deciding(stored.get("detect", {}))}
 
 
 def _plan(store: Store, video: Video, wanted: dict, force: bool) -> tuple[str, Run | None]:

@@ -285,6 +285,30 @@ def _candidates(S: _States, fps: float, p, with_app: bool) -> tuple[np.ndarray, 
     return ia[ok], ib[ok]
 
 
+def _pair_vectors(desc: dict, ua: np.ndarray, ub: np.ndarray) -> tuple:
+    """(hsv_a, hsv_b, emb_a, emb_b): each side's vectors of ``desc`` (unit -> (hsv, embed)) as
+    (K, dim) arrays with NaN rows where a side lacks one (None where no unit has that kind);
+    a pair where either side has no entry at all gets NaN on both sides."""
+    keys = list(desc)
+    pos = {u: i for i, u in enumerate(keys)}
+    ra = np.array([pos.get(u, -1) for u in ua.tolist()], np.int64)
+    rb = np.array([pos.get(u, -1) for u in ub.tolist()], np.int64)
+    both = (ra >= 0) & (rb >= 0)
+    out = []
+    for kind in (0, 1):
+        vecs = [desc[u][kind] for u in keys]
+        dim = next((len(v) for v in vecs if v is not None), 0)
+        if not dim:
+            out += [None, None]
+            continue
+        table = np.full((len(keys) + 1, dim), np.nan)
+        for i, v in enumerate(vecs):
+            if v is not None:
+                table[i] = v
+        out += [np.where(both[:, None], table[ra], np.nan), np.where(both[:, None], table[rb], np.nan)]
+    return out[0], out[1], out[2], out[3]
+
+
 def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
     """Cost of each candidate link; inf where a gate rejects it. ``feat`` holds every criterion."""
     feat = _link_features(S, ia, ib, fps, p)
@@ -294,15 +318,10 @@ def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
     cost = m**2 + s**2 + p.gap_cost_per_s * feat["gap_s"]
     app = np.full(len(ia), np.nan)
     parts = {"hsv": np.full(len(ia), np.nan), "embed": np.full(len(ia), np.nan)}
-    if desc is not None:
-        from ptrack.appearance import link_distance
+    if desc is not None and len(ia):
+        from ptrack.appearance import link_distances
 
-        for k, (a, b) in enumerate(zip(S.units[ia].tolist(), S.units[ib].tolist())):
-            da, db = desc.get(a), desc.get(b)
-            if da is not None and db is not None:
-                app[k], got = link_distance(da[0], db[0], da[1], db[1])
-                for name, value in got.items():
-                    parts[name][k] = value
+        app, parts = link_distances(*_pair_vectors(desc, S.units[ia], S.units[ib]))
     has_app = ~np.isnan(app)
     motion_gap_ok = has_app | (feat["gap_s"] <= p.motion_max_gap_s)  # no appearance: short gaps only
     motion_ok = motion_fit & motion_gap_ok

@@ -125,6 +125,84 @@ def smooth_tracks(
     if ((np.diff(f) == 0) & (np.diff(tr) == 0)).any():
         raise ValueError("smooth_boxes takes one box per frame; frames repeat")
     c = np.ones(n) if conf is None else np.asarray(conf, dtype=np.float64).reshape(n)[order]
+    ids, start = np.unique(tr, return_index=True)
+    end = np.append(start[1:], n)
+    piece_rows, piece_core, piece_track = _pieces(f, start, end)
+    out_t, out_f, out_b = [], [], []
+    for batch in _batches(piece_rows, f):
+        rows = np.concatenate([piece_rows[i] for i in batch])
+        pid = np.repeat(np.asarray(batch), [len(piece_rows[i]) for i in batch])
+        pt, pf, pb = _lockstep(pid, f[rows], b[rows], c[rows], fps=fps,
+                               accel_noise=accel_noise, meas_noise=meas_noise)
+        core = piece_core[pt]
+        keep = (pf >= core[:, 0]) & (pf <= core[:, 1])
+        out_t.append(ids[piece_track[pt[keep]]])
+        out_f.append(pf[keep])
+        out_b.append(pb[keep])
+    return np.concatenate(out_t), np.concatenate(out_f), np.concatenate(out_b)
+
+
+SEGMENT = 1024
+"""Frames of a long track smoothed as one piece (its core): the recursion steps one frame at a
+time for every track at once, so one 54,000-frame person made 54,000 Python steps (10 s of
+``group`` in ``bench/person_stages.py``); cut into pieces, they run side by side."""
+MARGIN = 256
+"""Frames of context smoothed on each side of a piece's core and then dropped (and at least
+``MARGIN_BOXES`` boxes): a box's influence on its neighbours falls by e for every ~10-20 boxes
+(accel_noise / meas_noise at the defaults), so the cores come out as from one pass over the
+whole track (to 1e-3 pixel, ``tests/test_smooth.py``)."""
+MARGIN_BOXES = 64
+BATCH_FRAMES = 1 << 18
+"""Timeline frames smoothed together: bounds the memory (about 350 bytes a frame)."""
+
+
+def _pieces(f: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """Cut each track (rows ``start[i]:end[i]`` of frame-sorted ``f``) into pieces: (row
+    indices of each piece, its core frames (first, last) (P, 2), its track index (P,)).
+    A piece starts and ends on a box; its core is the part whose smoothed boxes are kept."""
+    rows, core, owner = [], [], []
+    for ti, (s, e) in enumerate(zip(start.tolist(), end.tolist())):
+        ff = f[s:e]
+        lo, hi = int(ff[0]), int(ff[-1])
+        if hi - lo + 1 <= SEGMENT + 2 * MARGIN:
+            rows.append(np.arange(s, e))
+            core.append((lo, hi))
+            owner.append(ti)
+            continue
+        for c0 in range(lo, hi + 1, SEGMENT):
+            c1 = min(c0 + SEGMENT - 1, hi)  # last core frame
+            k0 = int(np.searchsorted(ff, c0))  # first box in the core or after it
+            i0 = min(int(np.searchsorted(ff, c0 - MARGIN)), k0 - MARGIN_BOXES,
+                     int(np.searchsorted(ff, c0, side="right")) - 1)  # a box at or before c0
+            k1 = int(np.searchsorted(ff, c1, side="right"))  # one past the core's boxes
+            i1 = max(int(np.searchsorted(ff, c1 + MARGIN, side="right")), k1 + MARGIN_BOXES,
+                     int(np.searchsorted(ff, c1)) + 1)  # a box at or after c1
+            rows.append(np.arange(s + max(i0, 0), s + min(i1, e - s)))
+            core.append((c0, c1))
+            owner.append(ti)
+    return rows, np.asarray(core, np.int64).reshape(-1, 2), np.asarray(owner, np.int64)
+
+
+def _batches(piece_rows: list, f: np.ndarray) -> list[list[int]]:
+    """Consecutive pieces grouped so that each group spans at most ``BATCH_FRAMES`` frames."""
+    out, cur, size = [], [], 0
+    for i, r in enumerate(piece_rows):
+        span = int(f[r[-1]] - f[r[0]] + 1)
+        if cur and size + span > BATCH_FRAMES:
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(i)
+        size += span
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _lockstep(tr: np.ndarray, f: np.ndarray, b: np.ndarray, c: np.ndarray, *, fps: float,
+              accel_noise: float, meas_noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The smoother over rows sorted by (track, frame), every track in one pass: returns one
+    row per frame of each track's span, ordered by track then frame."""
+    n = len(f)
     # measurements: centre x, centre y, width, height
     z = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
 

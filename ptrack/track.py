@@ -8,6 +8,7 @@ confidences) into the tracker's units, and cuts and numbers the tracks it return
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 from typing import Any
 
@@ -109,15 +110,17 @@ def track_detections(
         match_thresh=float(p.match_thresh),
         fuse_score=bool(p.fuse_score),
     )
-    raw = bytetrack(bounds, xyxy[order], conf[order], **params)
     if bool(getattr(p, "bidirectional", OPTIONAL["bidirectional"])):
         # the same rows from the last frame to the first (left to right within a frame)
         back = np.lexsort((np.arange(n), f1 - f_sorted))
         b_bounds = np.searchsorted((f1 - f_sorted)[back], np.arange(0, f1 - f0 + 2))
-        b_raw = bytetrack(b_bounds, xyxy[order][back], conf[order][back], **params)
+        raw, b_raw = _both_ways((bounds, xyxy[order], conf[order]),
+                                (b_bounds, xyxy[order][back], conf[order][back]), params)
         backward = np.empty(n, np.int64)
         backward[back] = b_raw
         raw = combine_tracks(f_sorted, raw, backward)
+    else:
+        raw = bytetrack(bounds, xyxy[order], conf[order], **params)
 
     if split_gap > 0:  # cut tracks at long internal gaps, then number the pieces
         m = np.flatnonzero(raw >= 0)
@@ -134,3 +137,26 @@ def track_detections(
         raw[valid] = rank[np.searchsorted(uniq, raw[valid])]
     out[order] = raw
     return out
+
+
+PARALLEL_MIN_ROWS = 20_000
+"""Detections from which the backward run goes to a second process while this one runs the
+forward run (a Python process takes ~0.5 s to start; on a 30-minute video each run takes ~18 s,
+``bench/person_stages.py``)."""
+
+
+def _both_ways(forward: tuple, backward: tuple, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """ByteTrack's forward and backward runs (``(bounds, xyxy, conf)`` each): side by side in
+    two processes on a machine of 2+ cores for a long video, else one after the other."""
+    if len(forward[1]) >= PARALLEL_MIN_ROWS and (os.cpu_count() or 1) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                job = pool.submit(bytetrack, *backward, **params)
+                return bytetrack(*forward, **params), job.result()
+        except (BrokenProcessPool, OSError):  # no second process here: one after the other
+            pass
+    return bytetrack(*forward, **params), bytetrack(*backward, **params)

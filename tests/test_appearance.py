@@ -108,3 +108,27 @@ def test_pick_spread_bins_span_and_per_bin():
     got = [(b, r.tolist()) for b, r in pick_spread(frame, score, 4, span=(0, 39))]
     assert got == [(0, [8])]
     assert pick_spread(frame[:0], score[:0], 3) == []
+
+
+def test_link_distances_match_link_distance_pair_by_pair():
+    from ptrack.appearance import DIM, link_distance, link_distances
+
+    rng = np.random.default_rng(2)
+    h = rng.random((40, DIM)) ** 3
+    h[:, : DIM // 2] /= 2 * h[:, : DIM // 2].sum(1, keepdims=True)
+    h[:, DIM // 2:] /= 2 * h[:, DIM // 2:].sum(1, keepdims=True)
+    e = rng.normal(size=(40, 5))
+    h[3] = np.nan  # no colour for unit 3
+    e[[4, 7]] = np.nan  # no embedding for units 4 and 7
+    h[5, :DIM // 2] = 0  # an empty half
+    ia, ib = rng.integers(0, 40, 300), rng.integers(0, 40, 300)
+    dist, parts = link_distances(h[ia], h[ib], e[ia], e[ib])
+    for k, (a, b) in enumerate(zip(ia, ib)):
+        ha, hb = (None if np.isnan(h[x]).any() else h[x] for x in (a, b))
+        ea, eb = (None if np.isnan(e[x]).all() else e[x] for x in (a, b))
+        want, got = link_distance(ha, hb, ea, eb)
+        assert np.isclose(dist[k], want, atol=1e-12, equal_nan=True)
+        for name in ("hsv", "embed"):
+            assert np.isclose(parts[name][k], got.get(name, np.nan), atol=1e-12, equal_nan=True)
+    only_hsv, _ = link_distances(h[ia], h[ib], None, None)
+    assert np.allclose(only_hsv, parts["hsv"], equal_nan=True)

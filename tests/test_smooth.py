@@ -119,3 +119,40 @@ def test_many_tracks_at_once_equal_one_at_a_time():
         np.testing.assert_allclose(b[t == k], b1, atol=1e-4)
     with pytest.raises(ValueError):
         smooth_tracks(np.array([1, 1]), np.array([4, 4]), np.zeros((2, 4)), fps=10)
+
+
+def test_long_tracks_cut_into_pieces_match_one_pass():
+    """Tracks longer than a piece are smoothed in overlapping pieces side by side; their boxes
+    match one pass over the whole track (the exact recursion) to 1e-3 pixel, gaps included."""
+    from ptrack import smooth
+
+    rng = np.random.default_rng(3)
+    tracks, frames, boxes, confs = [], [], [], []
+    for t, (first, n) in enumerate([(0, 6000), (500, 300), (40, 3100)]):
+        f = first + np.arange(n)
+        keep = rng.random(n) > 0.3  # 30% of frames without a box
+        keep[[0, -1]] = True
+        if n > 3000:
+            keep[1500:1900] = False  # a long gap across a piece boundary
+        f = f[keep]
+        cx = 300 + 80 * np.sin(f / 90.0) + rng.normal(0, 3, len(f))
+        h = 120 + 30 * np.cos(f / 200.0) + rng.normal(0, 3, len(f))
+        boxes.append(np.stack([cx - h / 4, 100 - h / 2, cx + h / 4, 100 + h / 2], 1))
+        tracks.append(np.full(len(f), t))
+        frames.append(f)
+        confs.append(rng.uniform(0.1, 1.0, len(f)))
+    tr, f, b, c = (np.concatenate(x) for x in (tracks, frames, boxes, confs))
+    order = np.lexsort((f, tr))
+    exact = smooth._lockstep(tr[order], f[order], b[order], c[order], fps=25.0,
+                             accel_noise=1.0, meas_noise=0.05)
+    shuffled = rng.permutation(len(f))
+    cut = smooth.smooth_tracks(tr[shuffled], f[shuffled], b[shuffled], c[shuffled], fps=25.0)
+    assert len(smooth._pieces(f[order], *_bounds(tr[order]))[0]) > 5  # really cut
+    for a, e in zip(cut[:2], exact[:2]):
+        assert np.array_equal(a, e)
+    assert np.abs(cut[2] - exact[2]).max() < 1e-3
+
+
+def _bounds(tr):
+    _, start = np.unique(tr, return_index=True)
+    return start, np.append(start[1:], len(tr))

@@ -183,3 +183,18 @@ def test_fp16_on_the_cpu_is_a_one_line_error(tmp_path, person_model):
     if (tmp_path / "p" / "ptrack.db").exists():  # nothing registered
         with Store.open(tmp_path / "p", create=False) as store:
             assert store.videos() == []
+
+
+def test_settings_that_decide_no_box_need_no_force():
+    from ptrack.detect import _comparable, run_settings
+
+    base = load_defaults()
+    f32 = {**base, "detect": {**base["detect"], "precision": "f32"}}
+    other = {**f32, "detect": {**f32["detect"], "batch": 3, "ov_hint": "latency",
+                               "int8_min_agree": 0.5}}
+    assert run_settings(f32, "h") == run_settings(other, "h")
+    stored_old = {"detect": {**f32["detect"], "batch": 8, "model_sha256": "h"},
+                  "crops": run_settings(f32, "h")["crops"]}
+    assert _comparable(stored_old) == run_settings(other, "h")
+    auto = {**base, "detect": {**base["detect"], "int8_min_agree": 0.5}}
+    assert run_settings(auto, "h") != run_settings(base, "h")  # auto: the gate decides

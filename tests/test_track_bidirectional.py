@@ -139,3 +139,36 @@ def test_bidirectional_one_box_per_id_per_frame_on_random_scenes():
         pairs = np.unique(np.c_[frame[m], ids[m]], axis=0)
         assert len(pairs) == m.sum()
         assert set(np.unique(ids[m]).tolist()) == set(range(1, len(np.unique(ids[m])) + 1))
+
+
+def test_long_video_tracks_both_ways_in_two_processes_with_the_same_ids(monkeypatch):
+    """Above PARALLEL_MIN_ROWS the backward run goes to a second process; ids are the same as
+    one after the other in this process."""
+    import ptrack.track as tr
+
+    rng = np.random.default_rng(5)
+    frames, boxes = [], []
+    for k in range(6):  # six people walking across, 400 frames
+        x0, v = rng.uniform(0, 600), rng.uniform(-2, 2)
+        f = np.arange(400)
+        keep = rng.random(400) > 0.1
+        x = x0 + v * f[keep] + rng.normal(0, 1, keep.sum())
+        frames.append(f[keep])
+        boxes.append(np.stack([x, np.full_like(x, 100 + 40 * k), x + 40, np.full_like(x, 200 + 40 * k)], 1))
+    frame, xyxy = np.concatenate(frames), np.concatenate(boxes)
+    conf = rng.uniform(0.3, 0.95, len(frame))
+    cfg = load_config(None)["track"]
+    calls = []
+    real = tr._both_ways
+
+    def spy(*a):
+        calls.append(len(a[0][1]))
+        return real(*a)
+
+    monkeypatch.setattr(tr, "_both_ways", spy)
+    monkeypatch.setattr(tr, "PARALLEL_MIN_ROWS", 10**9)
+    one = tr.track_detections(frame, xyxy, conf, fps=25.0, **cfg)
+    monkeypatch.setattr(tr, "PARALLEL_MIN_ROWS", 100)
+    two = tr.track_detections(frame, xyxy, conf, fps=25.0, **cfg)
+    assert calls == [len(frame)] * 2 and (one >= 0).mean() > 0.9
+    assert np.array_equal(one, two)
