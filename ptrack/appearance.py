@@ -35,17 +35,28 @@ def _bgr_to_hsv(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hsv[..., 0] / 360.0, hsv[..., 1], hsv[..., 2]
 
 
-def _part_hist(crop: np.ndarray) -> np.ndarray:
-    h, s, v = _bgr_to_hsv(crop)
-    h, s, v = h.ravel(), s.ravel(), v.ravel()
+def _bins(pixels: np.ndarray) -> np.ndarray:
+    """Histogram bin (0..PART_DIM-1) of each pixel of a BGR image, same shape as the image."""
+    h, s, v = _bgr_to_hsv(pixels)
     coloured = (s > MIN_SATURATION) & (v > MIN_VALUE)
-    hi = np.minimum((h * H_BINS).astype(int), H_BINS - 1)
-    si = np.minimum((s * S_BINS).astype(int), S_BINS - 1)
-    vi = np.minimum((v * V_BINS).astype(int), V_BINS - 1)
-    idx = np.where(coloured, hi * S_BINS + si, H_BINS * S_BINS + vi)
-    hist = np.bincount(idx, minlength=PART_DIM).astype(np.float64)
+    hi = np.minimum((h * H_BINS).astype(np.int64), H_BINS - 1)
+    si = np.minimum((s * S_BINS).astype(np.int64), S_BINS - 1)
+    vi = np.minimum((v * V_BINS).astype(np.int64), V_BINS - 1)
+    return np.where(coloured, hi * S_BINS + si, H_BINS * S_BINS + vi)
+
+
+def _normalised(hist: np.ndarray) -> np.ndarray:
     total = hist.sum()
-    return hist / total if total > 0 else np.full(PART_DIM, 1.0 / PART_DIM)
+    return hist / total if total > 0 else np.full(len(hist), 1.0 / len(hist))
+
+
+def _body_hists(body: np.ndarray) -> np.ndarray:
+    """Upper-half then lower-half histograms (DIM) of a body crop: one colour conversion and
+    one count for both halves."""
+    idx = _bins(body)
+    idx[body.shape[0] // 2:] += PART_DIM
+    hist = np.bincount(idx.ravel(), minlength=DIM).astype(np.float64)
+    return np.concatenate([_normalised(hist[:PART_DIM]), _normalised(hist[PART_DIM:])])
 
 
 def crop_descriptor(crops: list[np.ndarray], *, margin_x: float = MARGIN_X,
@@ -68,9 +79,7 @@ def crop_descriptor(crops: list[np.ndarray], *, margin_x: float = MARGIN_X,
         hgt, wid = c.shape[:2]
         x0, x1 = int(wid * margin_x), max(int(wid * margin_x) + 1, int(round(wid * (1 - margin_x))))
         y0, y1 = int(hgt * margin_y), max(int(hgt * margin_y) + 2, int(round(hgt * (1 - margin_y))))
-        body = c[y0:y1, x0:x1, :3]
-        mid = body.shape[0] // 2
-        parts.append(np.concatenate([_part_hist(body[:mid]), _part_hist(body[mid:])]))
+        parts.append(_body_hists(c[y0:y1, x0:x1, :3]))
     if not parts:
         raise PtrackError("no usable crop to describe (need at least one colour crop of 4x2 pixels or more)")
     d = np.mean(parts, axis=0)
