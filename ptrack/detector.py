@@ -5,8 +5,8 @@ functions, with its auto-install and online checks switched off. The one downloa
 allows is Ultralytics' own official weights by name (``yolov8s.pt``) when the machine is online
 and the file is nowhere on disk; it says which file and where it goes.
 
-Backends: ``torch`` (Ultralytics' predictor; CUDA or CPU) and ``openvino``
-(:mod:`ptrack.openvino_backend`, async inference, INT8 from :mod:`ptrack.quantize`).
+Backends: ``torch`` (:mod:`ptrack.torch_backend`: CUDA, fp16 by default, or the CPU) and
+``openvino`` (:mod:`ptrack.openvino_backend`, async inference, INT8 from :mod:`ptrack.quantize`).
 Both suppress overlapping boxes across the chosen classes (class-agnostic NMS).
 """
 
