@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import begin, finish, fresh_project, ptrack_cmd, read_frames, run_child, video_info  # noqa: E402
@@ -89,7 +91,7 @@ def bare(frames: list, model: str, device: str, batches: list[int], seconds: flo
         for b in batches:
             chunk = (frames * (-(-b // len(frames))))[:b]
             with torch.inference_mode():
-                x = letterbox_batch(torch.from_numpy(__import__("numpy").stack(chunk)).to(device),
+                x = letterbox_batch(torch.from_numpy(np.stack(chunk)).to(device),
                                     det.imgsz)
                 x = x.half() if precision == "fp16" else x
 
@@ -109,7 +111,6 @@ def bare(frames: list, model: str, device: str, batches: list[int], seconds: flo
                                         "ms_per_frame": ms}
             print(f"  bare {precision} batch {b}: network {net_fps:.0f}, detector {det_fps:.0f} "
                   f"frames/s; ms per frame {ms}", flush=True)
-        del det
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
     return out

@@ -26,7 +26,7 @@ import numpy as np
 from ptrack import crops
 from ptrack.errors import PtrackError
 from ptrack.store import Run, Store, Video, crop_key
-from ptrack.video import FrameReader, VideoInfo, probe
+from ptrack.video import FrameReader, probe
 from ptrack.videos import register_video
 
 Progress = Callable[[int, int], None]  # (frames done in this run, frames to do)

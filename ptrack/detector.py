@@ -18,8 +18,6 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from ptrack.errors import PtrackError
 
 

@@ -268,17 +268,24 @@ def compile_ir(xml: Path, *, hint: str = "throughput", precision: str = "f32",
 
 
 @dataclass
-class OpenVINODetector:
-    """Same call as ``ptrack.detector.Detector``: a list of BGR frames -> per frame
-    (xyxy float32 (N, 4) in frame pixels, conf float32 (N,), cls int64 (N,))."""
+class DetectorBase:
+    """What both backends' detectors hold (:class:`OpenVINODetector`,
+    :class:`ptrack.torch_backend.TorchDetector`). Called with a list of BGR frames, a detector
+    gives per frame (xyxy float32 (N, 4) in frame pixels, conf float32 (N,), cls int64 (N,))."""
 
-    compiled: object
     imgsz: tuple[int, int]
     conf: float
     iou: float
     classes: list[int] | None
     max_det: int
     names: dict[int, str]
+
+
+@dataclass
+class OpenVINODetector(DetectorBase):
+    """The OpenVINO backend's detector (see :class:`DetectorBase`)."""
+
+    compiled: object = None
     requests: int = 1
     precision: str = "f32"
     precision_note: str = ""

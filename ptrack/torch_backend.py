@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ptrack.openvino_backend import letterbox_params, scale_back
+from ptrack.openvino_backend import DetectorBase, letterbox_params, scale_back
 
 PAD = 114.0
 
@@ -86,18 +86,12 @@ def prepare_network(yolo, device: str, half: bool):
 
 
 @dataclass
-class TorchDetector:
-    """Same call as the other backends: a list of BGR frames of one size -> per frame
-    (xyxy float32 (N, 4) in frame pixels, conf float32 (N,), cls int64 (N,))."""
+class TorchDetector(DetectorBase):
+    """The torch backend's detector (see :class:`ptrack.openvino_backend.DetectorBase`); the
+    frames of one call are of one size."""
 
-    net: object
-    device: str
-    imgsz: tuple[int, int]
-    conf: float
-    iou: float
-    classes: list[int] | None
-    max_det: int
-    names: dict[int, str]
+    net: object = None
+    device: str = "cpu"
     precision: str = "f32"  # f32 | fp16
     precision_note: str = ""
     gate: dict | None = None

@@ -65,6 +65,23 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def video_frames(path: Path, n: int | None = None) -> list:
+    """The first ``n`` (all when None) decoded BGR frames of a video."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    try:
+        while n is None or len(out) < n:
+            ok, image = cap.read()
+            if not ok:
+                break
+            out.append(image)
+    finally:
+        cap.release()
+    return out
+
+
 @pytest.fixture
 def walking_pair() -> Path:
     """A real 35-frame clip with two people (CC BY, Intel IoT devkit sample videos)."""

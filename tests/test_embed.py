@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ptrack import embed
+from tests.conftest import video_frames
 from ptrack.embed import DIM, EmbedderUnavailable
 from ptrack.errors import PtrackError
 
@@ -24,15 +25,7 @@ needs_embedder = pytest.mark.skipif(embed.unavailable_reason() is not None,
 
 
 def frames(n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(CLIP))
-    out = []
-    while len(out) < n:
-        ok, img = cap.read()
-        if not ok:
-            break
-        out.append(img)
-    cap.release()
-    return out
+    return video_frames(CLIP, n)
 
 
 @pytest.fixture(scope="module")

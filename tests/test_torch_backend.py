@@ -22,19 +22,9 @@ from ptrack.detector import batch_size, load_detector, quiet_ultralytics, torch_
 from ptrack.errors import PtrackError
 from ptrack.store import Store
 from ptrack.torch_backend import batch_nms, letterbox_batch
+from tests.conftest import video_frames
 
 CLIP = Path(__file__).resolve().parent / "data" / "walking-pair.mp4"
-
-
-def frames_of(path: Path, n: int = 1000) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while len(out) < n:
-        ok, image = cap.read()
-        if not ok:
-            break
-        out.append(image)
-    return out
 
 
 @pytest.mark.parametrize("size, shape", [((1080, 1920), (384, 640)), ((240, 320), (480, 640)),
@@ -94,7 +84,7 @@ def test_batch_nms_with_nothing_found():
 
 def test_boxes_agree_with_ultralytics(person_model):
     """f32 on the CPU vs Ultralytics' predictor on the same .pt: every box matched at IoU 0.9."""
-    frames = frames_of(CLIP, 12)
+    frames = video_frames(CLIP, 12)
     cfg = dict(load_defaults()["detect"])
     cfg.update(model=str(person_model), classes="all", backend="torch", device="cpu", conf=0.25)
     det = load_detector(cfg, width=480, height=270, project=Path("."))
