@@ -73,7 +73,7 @@ def worker_bare(video: str, frames: int, overrides: str) -> None:
     cfg = common.detect_settings(**over)["detect"]
     det = load_detector(cfg, width=width, height=height, project=common.WORK,
                         video=Path(video), frame_count=info["frames"])
-    batch = batch_size(cfg, det.device)
+    batch = batch_size(cfg, det.device, width, height)
     det(images[:batch])  # warm-up
     t1 = time.perf_counter()
     boxes = 0

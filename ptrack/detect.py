@@ -51,8 +51,9 @@ class DetectSummary:
     exit_code: int = 0  # for an interrupted run: 130 after Ctrl-C, 143 after SIGTERM
     # seconds the main thread spent waiting for decoded frames, in the detector, waiting for
     # the writer (its queue full, and its last batches at the end); the writer's own busy time
+    # (encoding crops and committing), and of it the commits to the store
     timing: dict = field(default_factory=lambda: dict.fromkeys(
-        ("decode_wait", "detector", "writer_wait", "writer_busy"), 0.0))
+        ("decode_wait", "detector", "writer_wait", "writer_busy", "writer_store"), 0.0))
 
     @property
     def limited_by(self) -> str:
@@ -134,6 +135,7 @@ class _Writer:
         self.frames_with_people = 0
         self.crop_bytes = 0
         self.busy = 0.0  # seconds spent encoding and committing
+        self.storing = 0.0  # of which committing to the store (SQLite and LMDB)
         workers = encode_workers()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="ptrack-crops") \
             if workers > 1 else None
@@ -193,12 +195,15 @@ class _Writer:
                              float(box[3]), float(conf[det]), int(cls[det])))
                 items.append((crop_key(self.video.id, index, det), jpeg))
                 self.crop_bytes += len(jpeg)
+        t1 = time.perf_counter()
         self.store.commit_detections(self.video.id, self.run_id, next_frame, rows, items,
                                      replace_from=self.replace_from)
         self.replace_from = None
         self.detections += len(rows)
         self.committed_to = next_frame
-        self.busy += time.perf_counter() - t0
+        t2 = time.perf_counter()
+        self.busy += t2 - t0
+        self.storing += t2 - t1
 
 
 def _fault_after() -> int:
@@ -359,7 +364,8 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
     from ptrack.detector import batch_size as pick_batch, precision_info
 
     cfg = settings["detect"]
-    stride, batch_size = max(1, int(cfg["stride"])), pick_batch(cfg, detector.device)
+    stride = max(1, int(cfg["stride"]))
+    batch_size = pick_batch(cfg, detector.device, video.width, video.height)
     end = video.frame_count if not cfg["max_frames"] else min(video.frame_count, int(cfg["max_frames"]))
     end_limit = int(cfg["max_frames"]) or 1 << 62  # decode past a too-small frame count
     to_do = len(range(start + (-start) % stride, end, stride))
@@ -419,6 +425,7 @@ def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start:
         writer.close()
         timing["writer_wait"] += clock() - t
         timing["writer_busy"] = writer.busy
+        timing["writer_store"] = writer.storing
     summary.seconds = time.perf_counter() - t0
     frames_read = reader.result.frames_read
     if interrupted:

@@ -128,7 +128,11 @@ def test_torch_precision_refusals(asked, device, message):
 def test_batch_size_auto():
     assert batch_size({"batch": 0}, "cpu") == 8
     assert batch_size({"batch": 0}, "cuda:0") == 32
-    assert batch_size({"batch": 5}, "cuda:0") == 5 and batch_size({}, "cpu") == 8
+    assert batch_size({"batch": 0}, "cuda:0", 640, 480) == 32
+    assert batch_size({"batch": 0}, "cuda:0", 1920, 1080) == 32
+    assert batch_size({"batch": 0}, "cuda:0", 3840, 2160) == 8
+    assert batch_size({"batch": 0}, "cuda:0", 15360, 8640) == 4
+    assert batch_size({"batch": 5}, "cuda:0", 3840, 2160) == 5 and batch_size({}, "cpu") == 8
 
 
 def test_crop_threads_follow_the_cores():
