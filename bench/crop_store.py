@@ -8,7 +8,12 @@ here with ``ptrack detect`` when absent, the 1080p one limited to ``--frames`` f
 * one crop read at random through ``Store.crop`` (its own LMDB read transaction), for
   ``--reads`` random keys after one warm-up pass over them - median, bar < 1 ms; and the
   same read with the JPEG decoded to pixels (``ptrack.crops.decode``), for information;
-* mean bytes when re-encoded at other JPEG qualities (80, 85, 95): the size lever.
+* mean bytes when re-encoded at other JPEG qualities (80, 85, 95): the size lever;
+* the detect writer alone (``ptrack.detect._Writer``: crops JPEG-encoded, boxes and crops
+  committed batch by batch) fed the project's own boxes and frames, in a fresh project:
+  frames/s it can take, with one encoding thread and with two, and the share of its time in
+  the store's commits (SQLite and LMDB) rather than encoding: what a detector faster than
+  that (a GPU) would wait on.
 
 Run: ``python bench/crop_store.py [--reads 2000] [--frames 600]``
 """
@@ -104,6 +109,51 @@ def measure(report: Report, label: str, root: Path, reads: int) -> None:
                       [(90, stored_q90), *sorted(requality.items())]), flush=True)
 
 
+def writer_rate(report: Report, label: str, root: Path, video: Path, batch: int = 8) -> None:
+    """The writer alone on the project's boxes and frames (see the module docstring)."""
+    import os
+    import tempfile
+
+    from ptrack.config import load_config
+    from ptrack.detect import _Writer
+    from ptrack.store import Store
+
+    with Store.open(root, create=False) as store:
+        v = store.videos()[0]
+        det = store.detections(v.id)
+    frames = common.read_frames(video, min(300, int(det.frame.max()) + 1))  # 1.8 GB at 1080p
+    per_frame = [(det.xyxy[det.frame == i], det.conf[det.frame == i], det.cls[det.frame == i])
+                 for i in range(len(frames))]
+    cfg = load_config(None)["crops"]
+    out = {}
+    for threads in (1, 2):
+        os.environ["PTRACK_CROP_THREADS"] = str(threads)
+        with tempfile.TemporaryDirectory(dir=common.WORK) as tmp, \
+                Store.open(Path(tmp) / "p", create=True) as fresh:
+            from ptrack.video import probe
+            from ptrack.videos import register_video
+
+            vid = register_video(fresh, probe(video), lambda *_: None)
+            run = fresh.start_run(vid.id, "detect", {})
+            writer = _Writer(fresh, vid, run.id, cfg, 0)
+            t0 = time.perf_counter()
+            for s in range(0, len(frames), batch):
+                idx = list(range(s, min(s + batch, len(frames))))
+                writer.put((idx, frames[s:s + batch], per_frame[s:s + batch], idx[-1] + 1))
+            writer.close()
+            wall = time.perf_counter() - t0
+        out[threads] = {"fps": len(frames) / wall, "store_share": writer.storing / writer.busy}
+        os.environ.pop("PTRACK_CROP_THREADS")
+    size = f"{v.width}x{v.height}"
+    boxes = len(det) / max(1, len(frames))
+    report.add(f"writer alone {size}, 1 crop thread", out[1]["fps"], "frames/s",
+               note=f"{boxes:.1f} boxes a frame; store commits {100 * out[1]['store_share']:.0f}% "
+                    f"of its time")
+    report.add(f"writer alone {size}, 2 crop threads", out[2]["fps"], "frames/s",
+               note=f"store commits {100 * out[2]['store_share']:.0f}% of its time")
+    report.details[f"{label} writer"] = out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reads", type=int, default=2000)
@@ -122,6 +172,7 @@ def main() -> None:
             report.skipped += f"no {video}; "
             continue
         measure(report, label, root, args.reads)
+        writer_rate(report, label, root, video)
     finish(report, t0)
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
 def cut(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The pixels of ``box`` (xyxy) in ``image``, clipped to the frame, at least 1x1."""
+    """The pixels of ``box`` (xyxy) in ``image``, clipped to the frame, at least 1x1.
+
+    Plain Python arithmetic (no NumPy scalar calls): the detect writer runs this for every box
+    while holding the GIL that the detector's thread needs."""
     h, w = image.shape[:2]
-    x1 = int(np.clip(np.floor(box[0]), 0, w - 1))
-    y1 = int(np.clip(np.floor(box[1]), 0, h - 1))
-    x2 = int(np.clip(np.ceil(box[2]), x1 + 1, w))
-    y2 = int(np.clip(np.ceil(box[3]), y1 + 1, h))
+    b0, b1, b2, b3 = (float(v) for v in box[:4])
+    x1 = min(max(math.floor(b0), 0), w - 1)
+    y1 = min(max(math.floor(b1), 0), h - 1)
+    x2 = min(max(math.ceil(b2), x1 + 1), w)
+    y2 = min(max(math.ceil(b3), y1 + 1), h)
     return image[y1:y2, x1:x2]
 
 

@@ -189,10 +189,9 @@ class _Writer:
         for index, (xyxy, conf, cls), frame_jpegs in zip(indices, results, jpegs):
             if len(xyxy):
                 self.frames_with_people += 1
-            for det, jpeg in enumerate(frame_jpegs):
-                box = xyxy[det]
-                rows.append((index, det, float(box[0]), float(box[1]), float(box[2]),
-                             float(box[3]), float(conf[det]), int(cls[det])))
+            for det, (box, c, k, jpeg) in enumerate(zip(xyxy.tolist(), conf.tolist(),
+                                                        cls.tolist(), frame_jpegs)):
+                rows.append((index, det, *box, c, int(k)))
                 items.append((crop_key(self.video.id, index, det), jpeg))
                 self.crop_bytes += len(jpeg)
         t1 = time.perf_counter()

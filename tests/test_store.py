@@ -526,3 +526,19 @@ def test_schema1_project_on_a_read_only_directory_is_read_as_it_is(tmp_path: Pat
         assert store.read_only and store.meta.schema_version() == 1
         pb = store.person_boxes(1, 3)
         assert pb["smoothed"].tolist() == pb["xyxy"].tolist() == [[1, 0, 6, 20], [2, 0, 7, 20]]
+
+
+@pytest.mark.parametrize("box, want", [
+    ((10.2, 20.7, 30.1, 40.0), (10, 20, 31, 40)),   # outwards to whole pixels
+    ((-5.0, -3.5, 8.0, 9.9), (0, 0, 8, 10)),         # clipped at the frame's edge
+    ((630.5, 470.0, 700.0, 900.0), (630, 470, 640, 480)),
+    ((700.0, 500.0, 710.0, 520.0), (639, 479, 640, 480)),  # outside: the last pixel, 1x1
+    ((50.0, 60.0, 50.0, 60.0), (50, 60, 51, 61)),    # empty box: at least 1x1
+])
+def test_crop_cut_rounds_outwards_clips_and_keeps_one_pixel(box, want):
+    from ptrack import crops
+
+    image = np.arange(480 * 640 * 3, dtype=np.uint32).reshape(480, 640, 3)
+    x1, y1, x2, y2 = want
+    got = crops.cut(image, np.array(box, np.float32))
+    assert np.array_equal(got, image[y1:y2, x1:x2])
