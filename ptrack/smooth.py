@@ -142,15 +142,16 @@ def smooth_tracks(
     return np.concatenate(out_t), np.concatenate(out_f), np.concatenate(out_b)
 
 
-SEGMENT = 1024
+SEGMENT = 2048
 """Frames of a long track smoothed as one piece (its core): the recursion steps one frame at a
 time for every track at once, so one 54,000-frame person made 54,000 Python steps (10 s of
-``group`` in ``bench/person_stages.py``); cut into pieces, they run side by side."""
-MARGIN = 256
+``group`` in ``bench/person_stages.py``, now 2-3 s); cut into pieces, they run side by side."""
+MARGIN = 512
 """Frames of context smoothed on each side of a piece's core and then dropped (and at least
 ``MARGIN_BOXES`` boxes): a box's influence on its neighbours falls by e for every ~10-20 boxes
 (accel_noise / meas_noise at the defaults), so the cores come out as from one pass over the
-whole track (to 1e-3 pixel, ``tests/test_smooth.py``)."""
+whole track: within 0.002 pixel on the 30-minute project of ``bench/person_stages.py`` (0.012
+with 1,024 / 256), within 1e-3 in ``tests/test_smooth.py``."""
 MARGIN_BOXES = 64
 BATCH_FRAMES = 1 << 18
 """Timeline frames smoothed together: bounds the memory (about 350 bytes a frame)."""
