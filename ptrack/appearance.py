@@ -95,17 +95,22 @@ def appearance_distance(a: np.ndarray, b: np.ndarray) -> float:
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise PtrackError(f"descriptors differ in shape: {a.shape} vs {b.shape}")
-    n = a.shape[-1] // 2 if a.shape[-1] % 2 == 0 else a.shape[-1]
-    dists = []
-    for sl in (slice(0, n), slice(n, None)) if n != a.shape[-1] else (slice(None),):
-        pa, pb = a[sl], b[sl]
-        sa, sb = pa.sum(), pb.sum()
-        if sa <= 0 or sb <= 0:
-            dists.append(1.0)
-            continue
-        bc = np.sum(np.sqrt((pa / sa) * (pb / sb)))
-        dists.append(np.sqrt(max(0.0, 1.0 - min(1.0, bc))))
-    return float(np.mean(dists))
+    return float(_hsv_distances(a.reshape(1, -1), b.reshape(1, -1))[0])
+
+
+def _hsv_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`appearance_distance` of each row pair of (K, dim) float64 arrays."""
+    n = a.shape[1] // 2 if a.shape[1] % 2 == 0 else a.shape[1]
+    halves = (slice(0, n), slice(n, None)) if n != a.shape[1] else (slice(None),)
+    d = np.zeros(len(a))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for sl in halves:
+            pa, pb = a[:, sl], b[:, sl]
+            sa, sb = pa.sum(1), pb.sum(1)
+            bc = np.sqrt((pa / sa[:, None]) * (pb / sb[:, None])).sum(1)
+            part = np.sqrt(np.maximum(0.0, 1.0 - np.minimum(1.0, bc)))
+            d += np.where((sa > 0) & (sb > 0), part, 1.0)
+    return d / len(halves)
 
 
 def pick_descriptor_samples(
@@ -178,8 +183,13 @@ def embedding_distance(a: np.ndarray, b: np.ndarray) -> float:
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise PtrackError(f"embedding vectors differ in shape: {a.shape} vs {b.shape}")
-    d = float(np.linalg.norm(a - b))
-    return min(1.0, EMBED_UNIT * d) if np.isfinite(d) else 1.0
+    return float(_embed_distances(a.reshape(1, -1), b.reshape(1, -1))[0])
+
+
+def _embed_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`embedding_distance` of each row pair of (K, dim) float64 arrays."""
+    d = np.linalg.norm(a - b, axis=1)
+    return np.where(np.isfinite(d), np.minimum(1.0, EMBED_UNIT * d), 1.0)
 
 
 def link_distance(hsv_a: np.ndarray | None, hsv_b: np.ndarray | None,
@@ -217,23 +227,11 @@ def link_distances(hsv_a: np.ndarray | None, hsv_b: np.ndarray | None, emb_a: np
     if hsv_a is not None and hsv_b is not None and k:
         a, b = np.asarray(hsv_a, np.float64), np.asarray(hsv_b, np.float64)
         ok = ~(np.isnan(a).any(1) | np.isnan(b).any(1))
-        n = a.shape[1] // 2 if a.shape[1] % 2 == 0 else a.shape[1]
-        halves = (slice(0, n), slice(n, None)) if n != a.shape[1] else (slice(None),)
-        d = np.zeros(k)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for sl in halves:
-                pa, pb = a[:, sl], b[:, sl]
-                sa, sb = pa.sum(1), pb.sum(1)
-                bc = np.sqrt((pa / sa[:, None]) * (pb / sb[:, None])).sum(1)
-                part = np.sqrt(np.maximum(0.0, 1.0 - np.minimum(1.0, bc)))
-                d += np.where((sa > 0) & (sb > 0), part, 1.0)
-        parts["hsv"] = np.where(ok, d / len(halves), np.nan)
+        parts["hsv"] = np.where(ok, _hsv_distances(a, b), np.nan)
     if emb_a is not None and emb_b is not None and k:
         a, b = np.asarray(emb_a, np.float64), np.asarray(emb_b, np.float64)
         ok = ~(np.isnan(a).all(1) | np.isnan(b).all(1))
-        d = np.linalg.norm(a - b, axis=1)
-        d = np.where(np.isfinite(d), np.minimum(1.0, EMBED_UNIT * d), 1.0)
-        parts["embed"] = np.where(ok, d, np.nan)
+        parts["embed"] = np.where(ok, _embed_distances(a, b), np.nan)
     with np.errstate(invalid="ignore"):
         both = np.stack([parts["hsv"], parts["embed"]])
         count = (~np.isnan(both)).sum(0)

@@ -275,14 +275,15 @@ def _plan(store: Store, video: Video, wanted: dict, force: bool) -> tuple[str, R
     last = store.latest_run(video.id, "detect")
     if last is None or force:
         return "new", last
-    same = _comparable(last.settings) == wanted
+    before = _comparable(last.settings)
+    same = before == wanted
     if same and last.status in ("done", "stale"):
         return "skip", last
     if same and last.status in ("running", "interrupted", "failed"):
         return ("resume" if last.frames_done > 0 else "new"), last
     if store.count_detections(video.id):
         raise PtrackError(
-            f"{video.name} was detected with other settings ({_diff(_comparable(last.settings), wanted)}); "
+            f"{video.name} was detected with other settings ({_diff(before, wanted)}); "
             f"use --force to replace its detections")
     return "new", last
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -204,6 +205,20 @@ def choose_classes(names: dict[int, str], spec: str | Sequence[str] | None) -> l
         else:
             raise PtrackError(f"unknown class '{p}'; the model's classes are: {listing}")
     return sorted(set(out))
+
+
+@dataclass
+class DetectorBase:
+    """What both backends' detectors hold (:class:`ptrack.openvino_backend.OpenVINODetector`,
+    :class:`ptrack.torch_backend.TorchDetector`). Called with a list of BGR frames, a detector
+    gives per frame (xyxy float32 (N, 4) in frame pixels, conf float32 (N,), cls int64 (N,))."""
+
+    imgsz: tuple[int, int]
+    conf: float
+    iou: float
+    classes: list[int] | None
+    max_det: int
+    names: dict[int, str]
 
 
 def _torch_device(device: str) -> str:

@@ -6,7 +6,7 @@ The exported IR is compiled directly (no Ultralytics predictor in the loop):
   (OpenVINO ``PrePostProcessor``), so Python makes no float copy of a frame;
 * ``PERFORMANCE_HINT`` THROUGHPUT (OpenVINO picks its streams for the CPU) with an
   ``AsyncInferQueue``: the next frame is letterboxed while the previous ones infer;
-* the letterbox and the box scaling are Ultralytics' own maths (same rounding, padding 114);
+* the letterbox and the box scaling are Ultralytics' own maths (:mod:`ptrack.letterbox`);
   NMS is class-agnostic across the chosen classes (one person, one box), keeping the class of
   the kept box.
 
@@ -26,7 +26,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ptrack.detector import DetectorBase
 from ptrack.errors import PtrackError
+from ptrack.letterbox import letterbox, scale_back
 
 PRECISIONS = ("auto", "f32", "fp16", "bf16", "int8")  # fp16: the torch backend on CUDA
 NMS_MATRIX_MAX = 1500  # candidates up to which NMS uses one IoU matrix (memory n^2)
@@ -130,39 +132,6 @@ def export_ir(pt_path: Path, digest: str, shape: tuple[int, int], root: Path | N
 
 
 # ------------------------------------------------------------------------ pre and post
-def letterbox_params(shape: tuple[int, int], new_shape: tuple[int, int]) -> tuple:
-    """Ultralytics ``LetterBox(auto=False, center=True)``: (new_unpad wh, top, bottom, left, right)."""
-    r = min(new_shape[0] / shape[0], new_shape[1] / shape[1])
-    new_unpad = max(round(shape[1] * r), 1), max(round(shape[0] * r), 1)
-    dw, dh = (new_shape[1] - new_unpad[0]) / 2, (new_shape[0] - new_unpad[1]) / 2
-    return new_unpad, round(dh - 0.1), round(dh + 0.1), round(dw - 0.1), round(dw + 0.1)
-
-
-def letterbox(image: np.ndarray, new_shape: tuple[int, int]) -> np.ndarray:
-    """The network's uint8 BGR (1, h, w, 3) input for ``image`` (resize, grey padding 114)."""
-    import cv2
-
-    new_unpad, top, bottom, left, right = letterbox_params(image.shape[:2], new_shape)
-    if image.shape[1::-1] != new_unpad:
-        image = cv2.resize(image, new_unpad, interpolation=cv2.INTER_LINEAR)
-    if top or bottom or left or right:
-        image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT,
-                                   value=(114, 114, 114))
-    return np.ascontiguousarray(image[None])
-
-
-def scale_back(boxes: np.ndarray, net_shape: tuple[int, int], frame_shape: tuple[int, int]) -> np.ndarray:
-    """Network-input xyxy -> frame pixels, clipped (Ultralytics ``scale_boxes``), in place."""
-    gain = min(net_shape[0] / frame_shape[0], net_shape[1] / frame_shape[1])
-    new_h, new_w = (max(round(x * gain), 1) for x in frame_shape[:2])
-    gain_y, gain_x = new_h / frame_shape[0], new_w / frame_shape[1]
-    pad_x = round((net_shape[1] - new_w) / 2 - 0.1)
-    pad_y = round((net_shape[0] - new_h) / 2 - 0.1)
-    boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - pad_x) / gain_x).clip(0, frame_shape[1])
-    boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - pad_y) / gain_y).clip(0, frame_shape[0])
-    return boxes
-
-
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU matrix (len(a), len(b)) of xyxy boxes."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -265,20 +234,6 @@ def compile_ir(xml: Path, *, hint: str = "throughput", precision: str = "f32",
     compiled = core.compile_model(model, "CPU", config)
     requests = 1 if hint == "latency" else int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     return compiled, max(1, requests)
-
-
-@dataclass
-class DetectorBase:
-    """What both backends' detectors hold (:class:`OpenVINODetector`,
-    :class:`ptrack.torch_backend.TorchDetector`). Called with a list of BGR frames, a detector
-    gives per frame (xyxy float32 (N, 4) in frame pixels, conf float32 (N,), cls int64 (N,))."""
-
-    imgsz: tuple[int, int]
-    conf: float
-    iou: float
-    classes: list[int] | None
-    max_det: int
-    names: dict[int, str]
 
 
 @dataclass

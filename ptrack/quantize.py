@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ptrack.errors import PtrackError
-from ptrack.openvino_backend import (box_iou, compile_ir, export_dir, letterbox, postprocess,
-                                     publish, staging_dir)
+from ptrack.letterbox import letterbox
+from ptrack.openvino_backend import (box_iou, compile_ir, export_dir, postprocess, publish,
+                                     staging_dir)
 
 GATE_CONF = 0.25  # boxes compared at this confidence (the tracker's first-stage boxes)
 RECIPE_VERSION = 2  # bump when the quantization code changes what a recipe builds

@@ -1,5 +1,5 @@
 """The torch backend (a CUDA GPU, or the CPU): a batch of frames goes to the device once, is
-letterboxed there, runs in fp16 on CUDA, and Ultralytics' own NMS picks the boxes.
+letterboxed there, runs in fp16 on CUDA, and one NMS for the whole batch picks the boxes.
 
 Ultralytics' predictor letterboxes each frame with OpenCV on the CPU, one after another, and
 makes a ``Results`` object per frame; at 1080p on a GPU that, not the network, is what limits
@@ -12,7 +12,7 @@ above ``conf`` and among the chosen classes, class-agnostic (one person, one box
 class of the kept box, at most ``max_det`` a frame. Ultralytics' own NMS loops over the frames
 and, unless torchvision happens to be imported, over the boxes in Python: on an H200 that held
 the detector to 200 frames/s while the network ran 4,800 (``bench/gpu_detect.py``). Boxes
-are scaled back with the OpenVINO backend's maths (:func:`ptrack.openvino_backend.scale_back`).
+are scaled back with the letterbox maths both backends share (:mod:`ptrack.letterbox`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ptrack.openvino_backend import DetectorBase, letterbox_params, scale_back
+from ptrack.detector import DetectorBase
+from ptrack.letterbox import letterbox_params, scale_back
 
 PAD = 114.0
 
@@ -87,7 +88,7 @@ def prepare_network(yolo, device: str, half: bool):
 
 @dataclass
 class TorchDetector(DetectorBase):
-    """The torch backend's detector (see :class:`ptrack.openvino_backend.DetectorBase`); the
+    """The torch backend's detector (see :class:`ptrack.detector.DetectorBase`); the
     frames of one call are of one size."""
 
     net: object = None
