@@ -59,31 +59,58 @@ def _body_hists(body: np.ndarray) -> np.ndarray:
     return np.concatenate([_normalised(hist[:PART_DIM]), _normalised(hist[PART_DIM:])])
 
 
+HIST_KEY = (f"colour-hist:h{H_BINS}s{S_BINS}v{V_BINS}:sat{MIN_SATURATION}:val{MIN_VALUE}"
+            f":margin{MARGIN_X}x{MARGIN_Y}:f32")
+"""Names the per-crop histograms of :func:`crop_hist` where the project stores them (beside the
+learned embeddings, as float32): a change to the bins, thresholds or margins gives a new name,
+so stored histograms of another recipe are never mixed in."""
+
+
+def crop_hist(crop: np.ndarray, *, margin_x: float = MARGIN_X, margin_y: float = MARGIN_Y
+              ) -> np.ndarray | None:
+    """Upper-body then lower-body HSV histograms (float64, ``DIM``; each half sums to 1) of one
+    BGR crop, or None when it is too small to describe (under 4 x 2 pixels, or not colour).
+
+    The crop loses ``margin_x`` of its width on each side and ``margin_y`` of its height at top
+    and bottom (background and neighbours dominate there); the rest is split into an upper half
+    (torso) and a lower half (legs).
+    """
+    c = np.asarray(crop)
+    if c.ndim != 3 or c.shape[2] < 3 or c.shape[0] < 4 or c.shape[1] < 2:
+        return None
+    hgt, wid = c.shape[:2]
+    x0, x1 = int(wid * margin_x), max(int(wid * margin_x) + 1, int(round(wid * (1 - margin_x))))
+    y0, y1 = int(hgt * margin_y), max(int(hgt * margin_y) + 2, int(round(hgt * (1 - margin_y))))
+    return _body_hists(c[y0:y1, x0:x1, :3])
+
+
+def descriptor_from_hists(hists: np.ndarray) -> np.ndarray:
+    """A tracklet's descriptor (float64, ``DIM``, sums to 1) from its crops' :func:`crop_hist`
+    rows (n, ``DIM``); rows holding NaN (a crop that could not be described) are left out.
+
+    Raises:
+        PtrackError: When no usable row is given.
+    """
+    h = np.asarray(hists, dtype=np.float64).reshape(-1, DIM)
+    h = h[~np.isnan(h).any(axis=1)]
+    if not len(h):
+        raise PtrackError("no usable crop to describe (need at least one colour crop of 4x2 pixels or more)")
+    d = h.mean(axis=0)
+    return d / d.sum()
+
+
 def crop_descriptor(crops: list[np.ndarray], *, margin_x: float = MARGIN_X,
                     margin_y: float = MARGIN_Y) -> np.ndarray:
-    """Appearance descriptor (float64, ``DIM``) of one tracklet from several BGR crops of it.
-
-    Each crop loses ``margin_x`` of its width on each side and ``margin_y`` of its height at top
-    and bottom (background and neighbours dominate there); the rest is split into an upper half
-    (torso) and a lower half (legs), each described by an HSV histogram. Histograms are averaged
-    over the crops. The result sums to 1 (each half to 0.5).
+    """Appearance descriptor (float64, ``DIM``) of one tracklet from several BGR crops of it:
+    the mean of their :func:`crop_hist` (crops too small to describe are skipped), normalised to
+    sum 1 (each half to 0.5).
 
     Raises:
         PtrackError: When no usable crop is given.
     """
-    parts = []
-    for c in crops:
-        c = np.asarray(c)
-        if c.ndim != 3 or c.shape[2] < 3 or c.shape[0] < 4 or c.shape[1] < 2:
-            continue
-        hgt, wid = c.shape[:2]
-        x0, x1 = int(wid * margin_x), max(int(wid * margin_x) + 1, int(round(wid * (1 - margin_x))))
-        y0, y1 = int(hgt * margin_y), max(int(hgt * margin_y) + 2, int(round(hgt * (1 - margin_y))))
-        parts.append(_body_hists(c[y0:y1, x0:x1, :3]))
-    if not parts:
-        raise PtrackError("no usable crop to describe (need at least one colour crop of 4x2 pixels or more)")
-    d = np.mean(parts, axis=0)
-    return d / d.sum()
+    parts = [h for h in (crop_hist(c, margin_x=margin_x, margin_y=margin_y) for c in crops)
+             if h is not None]
+    return descriptor_from_hists(np.array(parts) if parts else np.zeros((0, DIM)))
 
 
 def appearance_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -3,8 +3,9 @@
 Both pick a few good crops per tracklet, spread over its time (:func:`sample_rows`), so their
 cost is bounded per tracklet, not per box.
 
-* :func:`tracklet_descriptors`: HSV histograms (:mod:`ptrack.appearance`), recomputed at every
-  ``group`` (cheap: ``appearance_samples`` crops decoded per tracklet).
+* :func:`tracklet_descriptors`: HSV histograms (:mod:`ptrack.appearance`) of
+  ``appearance_samples`` crops per tracklet, each crop's computed once and stored like the
+  embeddings below (model key :data:`ptrack.appearance.HIST_KEY`).
 * :func:`tracklet_embeddings`: MobileNetV2 embeddings (:mod:`ptrack.embed`) of ``embed_samples``
   crops per tracklet, computed once and stored in the project per detection (float16, keyed by
   video, frame, det and the embedder's identity), in batches that are committed one by one, so
@@ -85,53 +86,71 @@ def sample_rows(store: Store, video: Video, tid: np.ndarray, det, k: int
     return np.concatenate(rows).astype(np.int64), np.concatenate(owners)
 
 
+HIST_BATCH = 1024
+"""Crops described per batch and per store commit for the colour histograms (cheap: ~0.3 ms a crop)."""
+
+
+class CropHists:
+    """The colour histograms' "embedder" for :func:`stored_embeddings`: one
+    :func:`ptrack.appearance.crop_hist` row per JPEG crop (NaN where the crop is missing,
+    undecodable or too small), as float32, which the store keeps exactly (float16 moved
+    histogram distances by ~1e-4, enough to flip a link on TUD-Campus), so a first ``group``
+    and a re-run that reads them back see the same numbers."""
+
+    def embed_jpegs(self, blobs) -> np.ndarray:
+        from ptrack import appearance, crops
+
+        out = np.full((len(blobs), appearance.DIM), np.nan, np.float32)
+        for i, b in enumerate(blobs):
+            img = crops.decode(b)
+            h = appearance.crop_hist(img) if img is not None else None
+            if h is not None:
+                out[i] = h
+        return out
+
+
 def tracklet_descriptors(store: Store, video: Video, tid: np.ndarray, det,
                          settings: GroupSettings, skipped: list[int] | None = None
                          ) -> dict[int, np.ndarray] | None:
     """Colour descriptor per tracklet from ``settings.appearance_samples`` good crops of it,
     spread over its time (None without crops or tracklets).
 
-    ``tid`` and ``det`` are the tracklet rows (``store.tracklet_boxes``). A missing,
-    undecodable or tiny crop is skipped, never fatal; how many were is appended to ``skipped``
-    when given.
+    ``tid`` and ``det`` are the tracklet rows (``store.tracklet_boxes``). Each sampled crop's
+    histograms are computed once and stored in the project (beside the embeddings, keyed by
+    :data:`ptrack.appearance.HIST_KEY`): a re-run, or a re-track that samples the same
+    detections, reads them instead of decoding the crops again. A missing, undecodable or tiny
+    crop is skipped, never fatal; how many were is appended to ``skipped`` when given.
     """
     if not video.has_crops or not len(tid):
         return None
-    from ptrack import appearance, crops
+    from ptrack import appearance
 
     rows, owners = sample_rows(store, video, tid, det, settings.appearance_samples)
     if not len(rows):
         return None
-    blobs = store.crops((video.id, int(det.frame[r]), int(det.det[r])) for r in rows)
-    # one tracklet's crops decoded at a time (owners are contiguous): decoding them all first
-    # held ~100 KB of pixels per sample, 1.3 GB on a 30-minute video (bench/person_stages.py)
+    H, _ = stored_embeddings(store, video, det.frame[rows], det.det[rows], model=appearance.HIST_KEY,
+                             embedder=CropHists, batch=HIST_BATCH, dtype="float32")
+    usable = ~np.isnan(H).any(axis=1) if H.shape[1] else np.zeros(len(rows), bool)
     out: dict[int, np.ndarray] = {}
-    bad = 0
-    bounds = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True])
+    bounds = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True])  # owners are contiguous
     for start, end in zip(bounds[:-1], bounds[1:]):
-        imgs = [crops.decode(b) for b in blobs[start:end] if b]
-        imgs = [i for i in imgs if i is not None]
-        bad += int(end - start) - len(imgs)
-        if imgs:
-            try:
-                out[int(owners[start])] = appearance.crop_descriptor(imgs)
-            except PtrackError:  # only tiny crops: this tracklet goes without
-                pass
+        if usable[start:end].any():
+            out[int(owners[start])] = appearance.descriptor_from_hists(H[start:end])
     if skipped is not None:
-        skipped.append(bad)
+        skipped.append(int((~usable).sum()))
     return out or None
 
 
 def stored_embeddings(store: Store, video: Video, frame: np.ndarray, dets: np.ndarray, *,
                       model: str, embedder: Callable[[], object], progress: Progress | None = None,
-                      batch: int = EMBED_BATCH) -> tuple[np.ndarray, int]:
+                      batch: int = EMBED_BATCH, dtype: str = "float16") -> tuple[np.ndarray, int]:
     """``(vectors (n, d) float32, how many were computed now)`` of the detections
     ``(frame[i], dets[i])``: stored ones are read, the others embedded from their crops
     (``embedder()`` gives a :class:`ptrack.embed.Embedder`, called only when some are missing)
     and stored batch by batch. A crop that cannot be read gives (and stores) a NaN row.
     A read-only project computes without storing.
     """
-    found, X = store.embeddings(video.id, model, frame, dets)
+    found, X = store.embeddings(video.id, model, frame, dets, dtype)
     missing = np.flatnonzero(~found)
     if not len(missing):
         return X, 0
@@ -147,7 +166,7 @@ def stored_embeddings(store: Store, video: Video, frame: np.ndarray, dets: np.nd
             X = np.full((len(frame), V.shape[1]), np.nan, np.float32)
         X[idx] = V
         if not store.read_only:
-            store.put_embeddings(video.id, model, frame[idx], dets[idx], V)
+            store.put_embeddings(video.id, model, frame[idx], dets[idx], V, dtype)
         done += len(idx)
         if progress:
             progress(done, len(missing))

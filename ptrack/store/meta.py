@@ -360,21 +360,24 @@ class MetaStore:
                           (video_id, from_frame))
 
     def put_embeddings(self, video_id: int, model: str, frame: Sequence[int], det: Sequence[int],
-                       vectors: np.ndarray) -> int:
-        """Store one vector per (frame, det) as float16, in one transaction; returns how many.
+                       vectors: np.ndarray, dtype=np.float16) -> int:
+        """Store one vector per (frame, det) as ``dtype`` (float16, or float32 where the
+        numbers must come back as they were used), in one transaction; returns how many.
 
         Rows with a non-finite value (a crop that could not be read) are stored too, as NaN,
-        so they are not tried again."""
-        vec = np.asarray(vectors, dtype=np.float16).reshape(len(frame), -1)
+        so they are not tried again. A model's vectors are always read with the dtype they
+        were stored with."""
+        vec = np.asarray(vectors, dtype=dtype).reshape(len(frame), -1)
         rows = [(video_id, model, int(f), int(d), vec[i].tobytes())
                 for i, (f, d) in enumerate(zip(frame, det))]
         with self.conn:
             self.conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)", rows)
         return len(rows)
 
-    def embeddings(self, video_id: int, model: str, frame: Sequence[int], det: Sequence[int]
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """``(found (n,) bool, vectors (n, d) float32)`` for the (frame, det) keys, in order.
+    def embeddings(self, video_id: int, model: str, frame: Sequence[int], det: Sequence[int],
+                   dtype=np.float16) -> tuple[np.ndarray, np.ndarray]:
+        """``(found (n,) bool, vectors (n, d) float32)`` for the (frame, det) keys, in order;
+        ``dtype`` is the one they were stored with (:meth:`put_embeddings`).
 
         Rows not stored are NaN (``d`` is 0 when nothing is stored)."""
         frame = np.asarray(frame, np.int64).reshape(-1)
@@ -389,12 +392,13 @@ class MetaStore:
         if not rows:
             return found, np.zeros((len(frame), 0), np.float32)
         at = {(f, d): i for i, (f, d, _) in enumerate(rows)}
-        dim = len(rows[0][2]) // 2
+        dtype = np.dtype(dtype)
+        dim = len(rows[0][2]) // dtype.itemsize
         out = np.full((len(frame), dim), np.nan, np.float32)
         for k, (f, d) in enumerate(zip(frame.tolist(), det.tolist())):
             i = at.get((f, d))
             if i is not None:
-                out[k] = np.frombuffer(rows[i][2], np.float16)
+                out[k] = np.frombuffer(rows[i][2], dtype)
                 found[k] = True
         return found, out
 
