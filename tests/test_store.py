@@ -542,3 +542,14 @@ def test_crop_cut_rounds_outwards_clips_and_keeps_one_pixel(box, want):
     x1, y1, x2, y2 = want
     got = crops.cut(image, np.array(box, np.float32))
     assert np.array_equal(got, image[y1:y2, x1:x2])
+
+
+def test_store_db_is_sqlite_utils_on_the_project_connection(tmp_path: Path):
+    import sqlite_utils
+
+    with Store.open(tmp_path / "p") as store:
+        store.add_video(name="clip", path="/videos/clip.mp4", size=10, fingerprint="f",
+                        fps=25.0, width=640, height=480, frame_count=100)
+        assert isinstance(store.db, sqlite_utils.Database)
+        assert store.db["videos"].count == 1
+        assert {"videos", "detections", "tracklet_boxes", "persons"} <= set(store.db.table_names())

@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import sqlite_utils
-
 from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError, StoreError
 from ptrack.store.crops_db import DEFAULT_MAP_SIZE, CropStore, crop_key, disk_full, parse_crop_key
@@ -105,13 +103,22 @@ class Store:
                  read_only: bool = False) -> None:
         self.root = root
         self.read_only = read_only
-        # no sqlite-utils plugins: they could change the project's connection, and finding them
-        # scans every installed package's entry points (~0.1 s on each command)
-        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        self._conn = conn
         self.meta = MetaStore(conn)
         self.crop_store = CropStore(root / CROPS_NAME, map_size=map_size, read_only=read_only)
         self._crops_checked = False
         self._may_create_crops = False
+
+    @functools.cached_property
+    def db(self):
+        """The project database as a ``sqlite_utils.Database`` on the same connection (tables,
+        schema, ad-hoc queries), made on first use: importing sqlite-utils costs ~65 ms, which the
+        answer commands (``list``, ``show``, ``select``) do not pay. No sqlite-utils plugins: they
+        could change the project's connection, and finding them scans every installed package's
+        entry points (~0.1 s)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self._conn, execute_plugins=False)
 
     # ----------------------------------------------------------------- opening
     @classmethod
