@@ -105,16 +105,20 @@ def test_int8_model_of_another_recipe_is_not_reused(person_model, exported, tmp_
     assert sorted(p.name for p in cache.iterdir()) == sorted([f32_dir.name] + [d.name for d in stale])
 
 
-# Gate figures measured on TUD-Stadtmitte's held-aside frames (bench/int8_recipes.py): every
-# INT8 recipe moved persons coverage by 1.5 to 15 points on TUD-Stadtmitte or TUD-Campus; f32
-# run by torch instead of OpenVINO gave the same boxes and the same coverage.
+# Gate figures measured on TUD-Stadtmitte's held-aside frames (bench/int8_recipes.py, test
+# model; "coco-head-fullbc": the shipped recipe on COCO YOLOv8n). With the head in float
+# (head, head-fullbc: the shipped recipe) confidences move 0.004-0.005 and persons coverage
+# stayed within 1 point on TUD-Stadtmitte; with the head's convolutions in INT8 they move
+# 0.0095-0.011.
 MEASURED_INT8 = {
     "decode": dict(recall=0.988, precision=0.960, iou_09=0.950, median_iou=0.9886, conf_shift=0.0108),
     "box": dict(recall=0.988, precision=0.966, iou_09=0.950, median_iou=0.9921, conf_shift=0.0108),
     "head": dict(recall=0.991, precision=0.969, iou_09=0.963, median_iou=0.9925, conf_shift=0.0046),
     "head-fullbc": dict(recall=0.991, precision=0.969, iou_09=0.969, median_iou=0.9933, conf_shift=0.0038),
     "box-fullbc": dict(recall=0.991, precision=0.975, iou_09=0.953, median_iou=0.9930, conf_shift=0.0095),
+    "coco-head-fullbc": dict(recall=0.983, precision=0.983, iou_09=0.980, median_iou=0.993, conf_shift=0.004),
 }
+HEAD_IN_FLOAT = ("head", "head-fullbc", "coco-head-fullbc")
 
 
 def _figures(recall, precision, iou_09, median_iou, conf_shift):
@@ -123,16 +127,25 @@ def _figures(recall, precision, iou_09, median_iou, conf_shift):
 
 
 @pytest.mark.parametrize("name", sorted(MEASURED_INT8))
-def test_shipped_gate_refuses_every_measured_int8_recipe(name):
+def test_shipped_gate_passes_the_head_in_float_and_refuses_the_head_in_int8(name):
     ok, why = q.gate_verdict(_figures(**MEASURED_INT8[name]), load_defaults()["detect"])
-    assert not ok and why.startswith("agreement 0.9")
+    if name in HEAD_IN_FLOAT:
+        assert ok and why == ""
+    else:
+        assert not ok and why.startswith("confidence shift 0.0") and why.endswith("> 0.006")
 
 
 def test_shipped_gate_passes_boxes_as_close_as_two_f32_runtimes():
     same = _figures(recall=1.0, precision=1.0, iou_09=1.0, median_iou=1.0, conf_shift=0.0)
     assert q.gate_verdict(same, load_defaults()["detect"]) == (True, "")
-    # one box in a hundred lost or loose still passes; three do not
-    assert q.gate_verdict(_figures(0.99, 0.99, 0.985, 0.995, 0.002), load_defaults()["detect"])[0]
-    assert not q.gate_verdict(_figures(0.97, 0.99, 0.985, 0.995, 0.002), load_defaults()["detect"])[0]
-    # confidences moved as little as the closest INT8 recipe's (0.004) already fail
-    assert not q.gate_verdict(_figures(0.99, 0.99, 0.985, 0.995, 0.004), load_defaults()["detect"])[0]
+    # three boxes in a hundred lost or loose still pass; five do not
+    assert q.gate_verdict(_figures(0.97, 0.99, 0.97, 0.995, 0.002), load_defaults()["detect"])[0]
+    ok, why = q.gate_verdict(_figures(0.95, 0.99, 0.97, 0.995, 0.002), load_defaults()["detect"])
+    assert not ok and why == "agreement 0.950 < 0.96"
+    ok, why = q.gate_verdict(_figures(0.99, 0.99, 0.94, 0.995, 0.002), load_defaults()["detect"])
+    assert not ok and why == "boxes matched at IoU 0.9 0.940 < 0.95"
+    ok, why = q.gate_verdict(_figures(0.99, 0.99, 0.97, 0.97, 0.002), load_defaults()["detect"])
+    assert not ok and why == "median IoU 0.970 < 0.98"
+    # confidences moved twice as much as the shipped recipe's fail
+    ok, why = q.gate_verdict(_figures(0.99, 0.99, 0.985, 0.995, 0.008), load_defaults()["detect"])
+    assert not ok and why == "confidence shift 0.008 > 0.006"
