@@ -29,7 +29,6 @@ from typing import Callable
 
 import numpy as np
 
-from ptrack.errors import PtrackError
 from ptrack.settings import GroupSettings
 from ptrack.store import Store, Video
 
