@@ -348,20 +348,10 @@ def video_info(path: Path) -> dict:
 
 
 def read_frames(path: Path, n: int) -> list:
-    """The first ``n`` decoded BGR frames of a video."""
-    import cv2
+    """The first ``n`` decoded BGR frames of a video (:func:`ptrack.video.first_frames`)."""
+    from ptrack.video import first_frames
 
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while len(frames) < n:
-            ok, image = cap.read()
-            if not ok:
-                break
-            frames.append(image)
-    finally:
-        cap.release()
-    return frames
+    return first_frames(path, n)
 
 
 def shared_models_dir() -> Path:

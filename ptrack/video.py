@@ -73,6 +73,25 @@ def _open(path: Path):
     return cap
 
 
+def first_frames(path: str | Path, n: int | None = None) -> list[np.ndarray]:
+    """The first ``n`` (all when None) decoded BGR frames of a video, in memory (for tests and
+    benchmarks; ``detect`` streams through :class:`FrameReader`). Fewer when the video is shorter
+    or cannot be decoded."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    out: list[np.ndarray] = []
+    try:
+        while n is None or len(out) < n:
+            ok, image = cap.read()
+            if not ok:
+                break
+            out.append(image)
+    finally:
+        cap.release()
+    return out
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Open a video, read its metadata and check that its first frame decodes."""
     import cv2

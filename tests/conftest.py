@@ -17,6 +17,8 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ["PTRACK_CACHE_DIR"] = tempfile.mkdtemp(prefix="ptrack-test-models-")
 atexit.register(shutil.rmtree, os.environ["PTRACK_CACHE_DIR"], ignore_errors=True)
 
+from ptrack.video import first_frames  # noqa: E402  (after the environment above)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 CLIPS = SHARED / "clips"
@@ -65,21 +67,8 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def video_frames(path: Path, n: int | None = None) -> list:
-    """The first ``n`` (all when None) decoded BGR frames of a video."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    try:
-        while n is None or len(out) < n:
-            ok, image = cap.read()
-            if not ok:
-                break
-            out.append(image)
-    finally:
-        cap.release()
-    return out
+video_frames = first_frames
+"""The first ``n`` (all when None) decoded BGR frames of a video (:func:`ptrack.video.first_frames`)."""
 
 
 @pytest.fixture

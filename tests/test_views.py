@@ -16,6 +16,7 @@ from ptrack.boxes import Boxes
 import pytest
 
 from ptrack.store import Store
+from ptrack.video import first_frames
 
 # the clip bundled with the tests (the same file as ../shared/data/clips/walking-pair.mp4)
 CLIP = Path(__file__).resolve().parent / "data" / "walking-pair.mp4"
@@ -34,17 +35,7 @@ def path_box(keys: np.ndarray, f: int) -> np.ndarray:
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
+    return first_frames(path)
 
 
 def build_project(root: Path, *, persons: bool = True) -> Store:
