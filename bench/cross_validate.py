@@ -1,29 +1,38 @@
 """Leave-one-video-out cross-validation of the person stages (track + group).
 
-Usage: python bench/cross_validate.py [--data DIR] [--quick] [--no-e2e] [--min-purity 92]
+Usage: python bench/cross_validate.py [--data DIR] [--quick] [--no-e2e] [--motion-only]
+       [--raw-boxes] [--tune-tracker] [--min-purity 92]
 
-Sets: the public ``det.txt`` boxes of the five MOT15 sequences, and the detections that
-``bench/end_to_end.py`` stored for ``TUD-Stadtmitte.mp4`` and ``TUD-Campus.mp4`` with the test
-model and COCO YOLOv8n (``VIDEO/fall``, ``VIDEO/coco``; run that script first, else only the
-public sets are used). Motion only (no crops, no appearance): tracked with
-``ptrack.track.track_detections`` and joined with ``ptrack.group.group_tracklets``, scored with
-``ptrack.evaluate.evaluate`` against ``gt.txt`` (subjects: 50+ ground-truth frames).
+Sets: the public ``det.txt`` boxes of the five MOT15 sequences (box-only: motion alone), and
+the detections that ``bench/end_to_end.py`` stored for ``TUD-Stadtmitte.mp4`` and
+``TUD-Campus.mp4`` with the test model and COCO YOLOv8n (``VIDEO/fall``, ``VIDEO/coco``; run
+that script first, else only the public sets are used). Those projects hold crops, so there
+``group`` also gets the crops' colour descriptors, exactly as ``ptrack group`` computes them
+(``ptrack.descriptors.tracklet_descriptors``; ``--motion-only`` leaves them out). Tracked with
+``ptrack.track.track_detections``, joined with ``ptrack.group.group_tracklets``, the persons'
+boxes smoothed as ``ptrack group`` stores them and ``export`` / ``eval`` use them
+(``--raw-boxes``: the raw ones), scored with ``ptrack.evaluate.evaluate`` against ``gt.txt``
+(subjects: 50+ ground-truth frames).
 
 Every grid point (named tracker settings, among them the shipped ones, Ultralytics'
 ``bytetrack.yaml`` values and the bidirectional tracker, x a few ``group`` values) is scored once
 on every set. One fold per video: the point with the best mean persons coverage among those
 whose mean persons purity on the sets of the other videos is at least ``--min-purity`` (the
 highest-purity point when none is) is chosen, and every set of the held-out video is scored
-with it. The tables give, per held-out sequence, the tracklets, the persons
-and the perfect-merge ceiling of the tracklets (each tracklet relabelled with the ground-truth
-identity it matches most, then scored the same way: what ``group`` could reach), the chosen
-values per fold, and the cross-validated means; then the same for the shipped defaults.
+with it. The tracker point is fixed at the shipped one in that choice (``--tune-tracker``
+lets it vary: its best point moved from fold to fold and held out worse; the "Held-out means"
+table gives every way of choosing). The tables give, per held-out sequence, the tracklets, the
+persons and the perfect-merge ceiling of the tracklets (each tracklet relabelled with the
+ground-truth identity it matches most, then scored the same way: what ``group`` could reach),
+the chosen values per fold, and the cross-validated means; then the same for the shipped
+defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import configparser
+import dataclasses
 import itertools
 import os
 import platform
@@ -60,7 +69,8 @@ TRACK_POINTS = {
     "match 0.7": {"match_thresh": 0.7, "bidirectional": False},
     "bidir + ultra abs": {**ULTRALYTICS, "conf_reference_q": 0.0, "bidirectional": True},
 }
-GROUP_GRID = {"motion_max_gap_s": (1.0, 1.5, 3.0), "no_link_cost": (1.0, 1.5)}
+GROUP_GRID = {"motion_max_gap_s": (1.0, 1.5, 3.0), "no_link_cost": (1.0, 1.5), "app_max": (0.3, 0.4, 0.5)}
+"""``app_max`` only moves the sets with crops (the e2e ones); the public sets are box-only."""
 QUICK_TRACK = {"shipped": {}, "forward only": {"bidirectional": False}}
 QUICK_GROUP = {"motion_max_gap_s": (1.5,), "no_link_cost": (1.5,)}
 KEYS = ("coverage", "purity", "IDF1")
@@ -121,20 +131,31 @@ def perfect_merge(gt, frame: np.ndarray, tid: np.ndarray, xyxy: np.ndarray) -> n
     return out
 
 
-def perfect_group(gt, det, tid: np.ndarray, fps: float, group_settings):
+def perfect_group(gt, det, tid: np.ndarray, fps: float, group_settings, smooth: bool = True):
     """``group_tracklets`` told the perfect merge as user merges (must-link) and making no link
-    of its own (no_link_cost 0): the same merge with group's per-frame choice and gap filling."""
+    of its own (no_link_cost 0): the same merge with group's per-frame choice and gap filling,
+    its boxes smoothed as ``ptrack group`` stores them (``smooth``)."""
     m = tid >= 0
     best, _ = best_identity(gt, det.frame[m], tid[m], det.xyxy[m])
     by_id: dict[int, list[int]] = {}
     for t, gid in sorted(best.items()):
         by_id.setdefault(gid, []).append(t)
     must = [(ts[0], t) for ts in by_id.values() for t in ts[1:]]
-    return group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=fps, must_link=must,
-                           settings=group_settings.replace(no_link_cost=0.0))
+    g = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=fps, must_link=must,
+                        settings=group_settings.replace(no_link_cost=0.0))
+    return smoothed(g, fps) if smooth else g
 
 
-def score_tracks(seq: dict, track_point: dict, base: dict) -> dict:
+def smoothed(g, fps: float):
+    """A ``GroupResult`` with the smoothed boxes ``ptrack group`` stores beside the raw ones and
+    ``export`` / ``select`` / ``eval`` use by default (:func:`ptrack.stages.smoothed_person_boxes`)."""
+    from ptrack.stages import smoothed_person_boxes
+
+    return dataclasses.replace(g, xyxy=smoothed_person_boxes(g.person, g.frame, g.xyxy, g.conf,
+                                                             g.source, fps=fps))
+
+
+def score_tracks(seq: dict, track_point: dict, base: dict, smooth: bool = True) -> dict:
     cfg = {**base, "track": {**base["track"], **track_point}}
     s = Settings.from_dict(cfg)
     det = seq["det"]
@@ -143,18 +164,36 @@ def score_tracks(seq: dict, track_point: dict, base: dict) -> dict:
     trk = evaluate(seq["gt"], det.frame[m], tid[m], det.xyxy[m], min_subject_frames=MIN_SUBJECT_FRAMES)
     ceil_ids = perfect_merge(seq["gt"], det.frame[m], tid[m], det.xyxy[m])
     ceil = evaluate(seq["gt"], det.frame[m], ceil_ids, det.xyxy[m], min_subject_frames=MIN_SUBJECT_FRAMES)
-    g = perfect_group(seq["gt"], det, tid, seq["fps"], s.group)
+    g = perfect_group(seq["gt"], det, tid, seq["fps"], s.group, smooth)
     fill = evaluate(seq["gt"], g.frame, g.person, g.xyxy, min_subject_frames=MIN_SUBJECT_FRAMES)
     n = int(len(np.unique(tid[m])))
-    return {"tid": tid, "tracklets": trk | {"n": n}, "ceiling": ceil | {"n": len(np.unique(ceil_ids))},
-            "filled": fill | {"n": len(np.unique(g.person))}}
+    return {"tid": tid, "desc": descriptors(seq, tid, s.group), "tracklets": trk | {"n": n},
+            "ceiling": ceil | {"n": len(np.unique(ceil_ids))}, "filled": fill | {"n": len(np.unique(g.person))}}
 
 
-def score_persons(seq: dict, tid: np.ndarray, group_point: dict, base: dict) -> dict:
+def descriptors(seq: dict, tid: np.ndarray, group_settings) -> dict | None:
+    """The colour descriptors ``ptrack group`` gives these tracklets (same crops sampled, same
+    histograms, read from or stored in the set's project), for a set whose project holds crops
+    (None for box-only sets, or with ``--motion-only``)."""
+    if seq.get("project") is None or not group_settings.use_appearance:
+        return None
+    from ptrack.descriptors import tracklet_descriptors
+    from ptrack.store import Store
+
+    with Store.open(seq["project"], create=False) as st:
+        video = st.video(seq["video"])
+        return tracklet_descriptors(st, video, tid, seq["det"], group_settings)
+
+
+def score_persons(seq: dict, tid: np.ndarray, group_point: dict, base: dict,
+                  desc: dict | None = None, smooth: bool = True) -> dict:
     cfg = {**base, "group": {**base["group"], **group_point}}
     s = Settings.from_dict(cfg)
     det = seq["det"]
-    g = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=seq["fps"], settings=s.group)
+    g = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=seq["fps"], descriptors=desc,
+                        settings=s.group)
+    if smooth:
+        g = smoothed(g, seq["fps"])
     r = evaluate(seq["gt"], g.frame, g.person, g.xyxy, min_subject_frames=MIN_SUBJECT_FRAMES)
     r["n"] = int(len(np.unique(g.person)))
     return r
@@ -207,7 +246,8 @@ def load_sets(data: Path, e2e: bool) -> dict[str, dict]:
                     continue
                 det = st.detections(v.id)
             sets[f"{name}/{model}"] = {"fps": float(v.fps), "det": det, "video": name,
-                                       "gt": read_mot(data / name / "gt.txt", kind="gt")}
+                                       "gt": read_mot(data / name / "gt.txt", kind="gt"),
+                                       "project": root if v.has_crops else None}
     return sets
 
 
@@ -219,10 +259,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a 2-point grid (checks the script runs)")
     ap.add_argument("--no-e2e", action="store_true",
                     help="only the MOT15 public detections (not bench/end_to_end.py's detections)")
+    ap.add_argument("--motion-only", action="store_true",
+                    help="no appearance on any set (by default the e2e sets use their crops' colour "
+                         "descriptors, as ptrack group does)")
+    ap.add_argument("--tune-tracker", action="store_true",
+                    help="choose the tracker point per fold too in the first tables (by default it "
+                         "is fixed at the shipped one; every way is in the 'Held-out means' table)")
+    ap.add_argument("--raw-boxes", action="store_true",
+                    help="score the persons' raw boxes (by default their smoothed boxes, what "
+                         "export and eval use)")
     ap.add_argument("--min-purity", type=float, default=92.0,
                     help="least mean persons purity on the training folds")
     args = ap.parse_args(argv)
     seqs = load_sets(args.data, not args.no_e2e)
+    if args.motion_only:
+        for seq in seqs.values():
+            seq["project"] = None
     names = list(seqs)
     videos = list(dict.fromkeys(seqs[n]["video"] for n in names))
     if len(videos) < 2:
@@ -242,8 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     if default_g not in gpoints:
         gpoints.append(default_g)
     t0 = time.perf_counter()
-    tracks = {(ti, n): score_tracks(seqs[n], tp, base) for ti, tp in enumerate(tpoints) for n in names}
-    persons = {(ti, gi, n): score_persons(seqs[n], tracks[ti, n]["tid"], gp, base)
+    smooth = not args.raw_boxes
+    tracks = {(ti, n): score_tracks(seqs[n], tp, base, smooth) for ti, tp in enumerate(tpoints) for n in names}
+    persons = {(ti, gi, n): score_persons(seqs[n], tracks[ti, n]["tid"], gp, base, tracks[ti, n]["desc"], smooth)
                for ti in range(len(tpoints)) for gi, gp in enumerate(gpoints) for n in names}
     grid = [(ti, gi) for ti in range(len(tpoints)) for gi in range(len(gpoints))]
     print(f"{len(grid)} grid points x {len(names)} sets scored in {time.perf_counter() - t0:.0f} s")
@@ -271,17 +324,22 @@ def main(argv: list[str] | None = None) -> int:
             rows.update({n: held_out(p, n) for n in names if seqs[n]["video"] == video})
         return rows
 
+    # the tracker is fixed (the shipped point) unless --tune-tracker: tuned per fold, its best
+    # point moved from fold to fold and held out worse ("tune tracker + group" below)
+    tuned = grid if args.tune_tracker or "shipped" not in tnames else \
+        [p for p in grid if p[0] == tnames.index("shipped")]
     chosen, cv_rows = {}, {}
     for video in videos:
         train = [m for m in names if seqs[m]["video"] != video]
-        p, ok = pick(train)
+        p, ok = pick(train, tuned)
         chosen[video] = (p, ok, mean_of(p, train, "coverage"), mean_of(p, train, "purity"))
         for n in names:
             if seqs[n]["video"] == video:
                 cv_rows[n] = held_out(p, n)
     public = [n for n in names if "/" not in n]
     e2e = [n for n in names if "/" in n]
-    print_table("Cross-validated (tuned on the other videos' sets, scored on the held-out video's)",
+    print_table("Cross-validated (tuned on the other videos' sets, scored on the held-out video's; "
+                + ("tracker and group tuned)" if tuned is grid else "group tuned, tracker shipped)"),
                 names, cv_rows)
     if e2e and public:
         print_table("  the same, MOT15 public detections only", public, cv_rows)

@@ -17,8 +17,8 @@ then scored with ``ptrack.evaluate.evaluate`` against ``gt.txt`` (subjects: 50+ 
 - persons with the smoothed boxes (what ``select``/``export`` write) and with the raw boxes;
 - the ceiling of the tracklets: the perfect merge (each tracklet relabelled with the
   ground-truth identity it matches most, its rows as they are) and that merge given to
-  ``group_tracklets`` as must-links (its per-frame choice and gap filling, raw boxes), both from
-  ``bench/cross_validate.py``.
+  ``group_tracklets`` as must-links (its per-frame choice and gap filling, its boxes smoothed
+  like the persons'), both from ``bench/cross_validate.py``.
 
 Then ``one-by-one-person.mp4`` (CC BY) with its identity labels
 (``tests/data/labels/one-by-one-person.json``: detect with the test model, ``--max-frames 1056``;
@@ -60,7 +60,7 @@ TARGET_COVERAGE, TARGET_PURITY = 88.0, 97.0
 KEYS = ("coverage", "purity", "IDF1", "MOTA")
 LEVELS = (("tracklets", "tracklets"), ("persons", "persons (smoothed)"),
           ("persons_raw", "persons (raw boxes)"), ("ceiling", "perfect merge (rows)"),
-          ("filled", "perfect merge + group fill"))
+          ("filled", "perfect merge + fill, smooth"))
 MIN_LABELLED = 10
 """A labelled tracklet this long must be found in the detections for the labels to be used."""
 SAME_PERSON_SHARE = 0.9
