@@ -341,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # the tracker is fixed (the shipped point) unless --tune-tracker: tuned per fold, its best
     # point moved from fold to fold and held out worse ("tune tracker + group" below)
-    tuned = grid if args.tune_tracker or "shipped" not in tnames else \
-        [p for p in grid if p[0] == tnames.index("shipped")]
+    with_shipped_tracker = grid if shipped_t is None else [p for p in grid if p[0] == shipped_t]
+    tuned = grid if args.tune_tracker else with_shipped_tracker
     chosen, cv_rows = {}, {}
     for video in videos:
         train = [m for m in names if seqs[m]["video"] != video]
@@ -386,8 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     dg = gpoints.index(default_g)
     variants = {"tune tracker + group": grid,
                 "tune tracker, group shipped": [p for p in grid if p[1] == dg]}
-    if "shipped" in tnames:
-        variants["tune group, tracker shipped"] = [p for p in grid if p[0] == tnames.index("shipped")]
+    if shipped_t is not None:
+        variants["tune group, tracker shipped"] = with_shipped_tracker
     for ti, tn in enumerate(tnames):
         variants[f"fixed: {tn}, group shipped"] = [(ti, dg)]
     print("\nHeld-out means per way of choosing (persons coverage / purity / IDF1; tracklets "
@@ -403,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(" ".join(f"{v:5.1f}" for v in pm) + " (" + " ".join(f"{v:5.1f}" for v in tm) + ")")
         print(f"{label:34s} " + " | ".join(cells))
 
-    if "shipped" in tnames:
-        dpoint = (tnames.index("shipped"), gpoints.index(default_g))
+    if shipped_t is not None:
+        dpoint = (shipped_t, gpoints.index(default_g))
         print_table("Shipped defaults (no tuning)", names, {n: held_out(dpoint, n) for n in names})
     best_in = max(grid, key=lambda p: mean_of(p, names, "coverage")
                   if mean_of(p, names, "purity") >= args.min_purity else -1.0)
