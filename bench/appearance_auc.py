@@ -13,19 +13,19 @@ gets an identity:
 
 Candidates, each a distance between two tracklets:
 
-* ``hsv6``: ptrack's current descriptor (``ptrack.appearance``), 6 crops picked as ``group``
+* ``hsv6``: ptrack's current descriptor (``ptrack.persons.appearance``), 6 crops picked as ``group``
   picks them, Hellinger distance;
 * ``hsv_all``: the same descriptor over all the tracklet's crops;
-* ``mnv2_cos``: MobileNetV2 ImageNet embedding (``ptrack.embed``) of every crop, cosine
+* ``mnv2_cos``: MobileNetV2 ImageNet embedding (``ptrack.persons.embed``) of every crop, cosine
   distance of the tracklets' mean embeddings;
 * ``mnv2_kissme``: the same embeddings under a KISSME metric learned per video from the
-  tracklets alone (``ptrack.metric``: PCA 32, positives within a tracklet, negatives between
+  tracklets alone (``ptrack.persons.metric``: PCA 32, positives within a tracklet, negatives between
   tracklets sharing a frame; no labels);
-* ``group_embed`` and ``group_combo``: what ``group`` uses (``ptrack.descriptors``): the
+* ``group_embed`` and ``group_combo``: what ``group`` uses (``ptrack.persons.descriptors``): the
   MobileNetV2 embeddings of ``group.embed_samples`` crops per tracklet (picked as ``group``
   picks them, stored in the project), under the KISSME metric learned from those samples, on
-  the 0-1 scale (``ptrack.appearance.embedding_distance``); and its mean with ``hsv6``
-  (``ptrack.appearance.link_distance``, ``group.appearance: combo``);
+  the 0-1 scale (``ptrack.persons.appearance.embedding_distance``); and its mean with ``hsv6``
+  (``ptrack.persons.appearance.link_distance``, ``group.appearance: combo``);
 * ``yolo_cos`` (``--yolo``): the detector's own features (Ultralytics ``model.embed``, the
   pooled last-backbone feature map) of each crop, cosine of the means; and ``yolo_kissme``.
 
@@ -115,8 +115,8 @@ def ensure_tracked(model: str, name: str) -> Path:
 # --------------------------------------------------------------------------- labels
 def mot_labels(trk: np.ndarray, frame: np.ndarray, xyxy: np.ndarray, seq: Path) -> dict[int, int]:
     """Tracklet -> ground-truth id by IoU majority (None-free: mixed tracklets are left out)."""
-    from ptrack.evaluate import iou_matrix, match_boxes
-    from ptrack.motio import read_mot
+    from ptrack.formats.evaluate import iou_matrix, match_boxes
+    from ptrack.formats.mot import read_mot
 
     gt = read_mot(seq / "gt.txt", kind="gt")
     keep = gt.data["keep"]
@@ -141,7 +141,7 @@ def mot_labels(trk: np.ndarray, frame: np.ndarray, xyxy: np.ndarray, seq: Path) 
 def clip_labels(name: str, model: str, root: Path, trk: np.ndarray, frame: np.ndarray,
                 xyxy: np.ndarray) -> tuple[dict[int, str], str]:
     """Hand labels for a clip, checked against the tracklets: (labels, '' or why unusable)."""
-    from ptrack.evaluate import iou_matrix
+    from ptrack.formats.evaluate import iou_matrix
 
     path = LABELS / f"{name}.json"
     if not path.exists():
@@ -182,8 +182,8 @@ def auc(same: np.ndarray, diff: np.ndarray) -> float | None:
 
 
 def hsv_distances(ids, trk, frame, xyxy, conf, crops, k: int | None) -> np.ndarray:
-    from ptrack.appearance import appearance_distance, crop_descriptor, pick_descriptor_samples
-    from ptrack.sampling import covered_share
+    from ptrack.persons.appearance import appearance_distance, crop_descriptor, pick_descriptor_samples
+    from ptrack.persons.sampling import covered_share
 
     covered = covered_share(frame, xyxy) if k else None
     desc = []
@@ -204,7 +204,7 @@ def hsv_distances(ids, trk, frame, xyxy, conf, crops, k: int | None) -> np.ndarr
 
 def yolo_features(weights: str, crops: list, batch: int = 32) -> np.ndarray:
     """Ultralytics ``model.embed`` of each crop (the detector's own pooled features)."""
-    from ptrack.detector import find_model, quiet_ultralytics
+    from ptrack.detect.detector import find_model, quiet_ultralytics
 
     quiet_ultralytics()
     from ultralytics import YOLO
@@ -221,8 +221,8 @@ def yolo_features(weights: str, crops: list, batch: int = 32) -> np.ndarray:
 
 def group_candidates(root: Path, name: str, ids: np.ndarray, trk: np.ndarray, dets) -> dict:
     """``group_embed`` and ``group_combo`` distance matrices over ``ids``, as ``group`` has them."""
-    from ptrack.appearance import link_distance
-    from ptrack.descriptors import tracklet_appearance
+    from ptrack.persons.appearance import link_distance
+    from ptrack.persons.descriptors import tracklet_appearance
     from ptrack.settings import defaults
     from ptrack.store import Store
 
@@ -245,9 +245,9 @@ def group_candidates(root: Path, name: str, ids: np.ndarray, trk: np.ndarray, de
 
 def score_video(model: str, name: str, *, sizes, yolo: bool, min_boxes: int, details: dict,
                 all_crops: bool = True) -> dict:
-    from ptrack import embed
-    from ptrack.crops import decode
-    from ptrack.metric import NotEnoughPairs, learn_kissme, tracklet_distances
+    from ptrack.persons import embed
+    from ptrack.detect.crops import decode
+    from ptrack.persons.metric import NotEnoughPairs, learn_kissme, tracklet_distances
     from ptrack.store import Store
 
     root = ensure_tracked(model, name)
@@ -336,7 +336,7 @@ def speed(report: Report, sizes) -> None:
     """
     import shutil
 
-    from ptrack import embed
+    from ptrack.persons import embed
     from ptrack.store import Store
 
     for name, clip, max_frames in SPEED_CLIPS:

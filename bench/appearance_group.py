@@ -9,14 +9,14 @@ tracklets'. No value is tuned on these sequences here: in-sample only in the sen
 group defaults were tuned on MOT15 before (``bench/cross_validate.py``).
 
 Calibration (no labels): per project, the median colour-histogram distance and the median
-learned-embedding distance (``ptrack.metric.tracklet_vectors``) over the tracklet pairs that
+learned-embedding distance (``ptrack.persons.metric.tracklet_vectors``) over the tracklet pairs that
 share a frame (different people, known without labels); their ratio is what
-``ptrack.appearance.EMBED_UNIT`` should be for both to put different people at the same place
+``ptrack.persons.appearance.EMBED_UNIT`` should be for both to put different people at the same place
 on the 0-1 scale.
 
 Speed (``--speed``): on a fresh project per clip, ``ptrack detect`` (test model), ``ptrack
 track``, then in this process the embedding of the crops ``group`` samples
-(``group.embed_samples`` per tracklet, as :func:`ptrack.descriptors.sample_rows` picks them)
+(``group.embed_samples`` per tracklet, as :func:`ptrack.persons.descriptors.sample_rows` picks them)
 plus the metric learning: crops/s and the embedding's share of detect's time (bar <= 1/5),
 measured one right after the other.
 
@@ -89,9 +89,9 @@ def group_and_eval(root: Path, name: str, choice: str) -> dict:
 
 def calibration(root: Path, name: str) -> dict:
     """Median colour and embedding distances of tracklet pairs that share a frame."""
-    from ptrack.appearance import appearance_distance, embedding_distance
-    from ptrack.descriptors import tracklet_descriptors, tracklet_embeddings
-    from ptrack.metric import cooccurring
+    from ptrack.persons.appearance import appearance_distance, embedding_distance
+    from ptrack.persons.descriptors import tracklet_descriptors, tracklet_embeddings
+    from ptrack.persons.metric import cooccurring
     from ptrack.settings import defaults
     from ptrack.store import Store
 
@@ -112,9 +112,9 @@ def calibration(root: Path, name: str) -> dict:
 
 
 def speed(report: Report, name: str, clip: Path, max_frames: int, reuse: bool = False) -> None:
-    from ptrack import embed
-    from ptrack.descriptors import sample_rows
-    from ptrack.metric import NotEnoughPairs, cooccurring, learn_kissme, tracklet_vectors
+    from ptrack.persons import embed
+    from ptrack.persons.descriptors import sample_rows
+    from ptrack.persons.metric import NotEnoughPairs, cooccurring, learn_kissme, tracklet_vectors
     from ptrack.settings import defaults
     from ptrack.store import Store
 

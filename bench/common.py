@@ -302,7 +302,7 @@ def have(*paths: Path) -> str:
 
 def detect_settings(**detect: Any) -> dict:
     """ptrack's effective settings with the benchmark model (and any detect overrides)."""
-    from ptrack.config import load_config
+    from ptrack.settings import load_config
 
     return load_config(None, {"detect": {"model": MODEL, "classes": CLASSES, **detect}})
 
@@ -348,8 +348,8 @@ def video_info(path: Path) -> dict:
 
 
 def read_frames(path: Path, n: int) -> list:
-    """The first ``n`` decoded BGR frames of a video (:func:`ptrack.video.first_frames`)."""
-    from ptrack.video import first_frames
+    """The first ``n`` decoded BGR frames of a video (:func:`ptrack.detect.video.first_frames`)."""
+    from ptrack.detect.video import first_frames
 
     return first_frames(path, n)
 

@@ -7,9 +7,9 @@ here with ``ptrack detect`` when absent, the 1080p one limited to ``--frames`` f
   - bar <= 8 KB (8,192 bytes);
 * one crop read at random through ``Store.crop`` (its own LMDB read transaction), for
   ``--reads`` random keys after one warm-up pass over them - median, bar < 1 ms; and the
-  same read with the JPEG decoded to pixels (``ptrack.crops.decode``), for information;
+  same read with the JPEG decoded to pixels (``ptrack.detect.crops.decode``), for information;
 * mean bytes when re-encoded at other JPEG qualities (80, 85, 95): the size lever;
-* the detect writer alone (``ptrack.detect._Writer``: crops JPEG-encoded, boxes and crops
+* the detect writer alone (``ptrack.detect.loop._Writer``: crops JPEG-encoded, boxes and crops
   committed batch by batch) fed the project's own boxes and frames, in a fresh project:
   frames/s it can take, with one encoding thread and with two, and the share of its time in
   the store's commits (SQLite and LMDB) rather than encoding: what a detector faster than
@@ -59,7 +59,7 @@ def ensure_project(label: str, video: Path, max_frames: int) -> Path | None:
 def measure(report: Report, label: str, root: Path, reads: int) -> None:
     import cv2
 
-    from ptrack import crops
+    from ptrack.detect import crops
     from ptrack.store import Store
 
     with Store.open(root, create=False) as store:
@@ -114,8 +114,8 @@ def writer_rate(report: Report, label: str, root: Path, video: Path, batch: int 
     import os
     import tempfile
 
-    from ptrack.config import load_config
-    from ptrack.detect import _Writer
+    from ptrack.settings import load_config
+    from ptrack.detect.loop import _Writer
     from ptrack.store import Store
 
     with Store.open(root, create=False) as store:
@@ -130,8 +130,8 @@ def writer_rate(report: Report, label: str, root: Path, video: Path, batch: int 
         os.environ["PTRACK_CROP_THREADS"] = str(threads)
         with tempfile.TemporaryDirectory(dir=common.WORK) as tmp, \
                 Store.open(Path(tmp) / "p", create=True) as fresh:
-            from ptrack.video import probe
-            from ptrack.videos import register_video
+            from ptrack.detect.video import probe
+            from ptrack.detect.register import register_video
 
             vid = register_video(fresh, probe(video), lambda *_: None)
             run = fresh.start_run(vid.id, "detect", {})

@@ -8,10 +8,10 @@ the detections that ``bench/end_to_end.py`` stored for ``TUD-Stadtmitte.mp4`` an
 ``TUD-Campus.mp4`` with the test model and COCO YOLOv8n (``VIDEO/fall``, ``VIDEO/coco``; run
 that script first, else only the public sets are used). Those projects hold crops, so there
 ``group`` also gets the crops' colour descriptors, exactly as ``ptrack group`` computes them
-(``ptrack.descriptors.tracklet_descriptors``; ``--motion-only`` leaves them out). Tracked with
-``ptrack.track.track_detections``, joined with ``ptrack.group.group_tracklets``, the persons'
+(``ptrack.persons.descriptors.tracklet_descriptors``; ``--motion-only`` leaves them out). Tracked with
+``ptrack.persons.track.track_detections``, joined with ``ptrack.persons.group.group_tracklets``, the persons'
 boxes smoothed as ``ptrack group`` stores them and ``export`` / ``eval`` use them
-(``--raw-boxes``: the raw ones), scored with ``ptrack.evaluate.evaluate`` against ``gt.txt``
+(``--raw-boxes``: the raw ones), scored with ``ptrack.formats.evaluate.evaluate`` against ``gt.txt``
 (subjects: 50+ ground-truth frames).
 
 Every grid point (named tracker settings, among them the shipped ones, Ultralytics'
@@ -45,12 +45,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ptrack.config import load_defaults  # noqa: E402
-from ptrack.evaluate import evaluate, iou_matrix, match_boxes  # noqa: E402
-from ptrack.group import group_tracklets  # noqa: E402
-from ptrack.motio import read_mot  # noqa: E402
+from ptrack.settings import load_defaults  # noqa: E402
+from ptrack.formats.evaluate import evaluate, iou_matrix, match_boxes  # noqa: E402
+from ptrack.persons.group import group_tracklets  # noqa: E402
+from ptrack.formats.mot import read_mot  # noqa: E402
 from ptrack.settings import Settings  # noqa: E402
-from ptrack.track import track_detections  # noqa: E402
+from ptrack.persons.track import track_detections  # noqa: E402
 
 SEQS = ("TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6")
 E2E_MODELS = ("fall", "coco")
@@ -154,8 +154,8 @@ def perfect_group(gt, det, tid: np.ndarray, fps: float, group_settings, smooth: 
 
 def smoothed(g, fps: float):
     """A ``GroupResult`` with the smoothed boxes ``ptrack group`` stores beside the raw ones and
-    ``export`` / ``select`` / ``eval`` use by default (:func:`ptrack.stages.smoothed_person_boxes`)."""
-    from ptrack.stages import smoothed_person_boxes
+    ``export`` / ``select`` / ``eval`` use by default (:func:`ptrack.persons.stages.smoothed_person_boxes`)."""
+    from ptrack.persons.stages import smoothed_person_boxes
 
     return dataclasses.replace(g, xyxy=smoothed_person_boxes(g.person, g.frame, g.xyxy, g.conf,
                                                              g.source, fps=fps))
@@ -183,7 +183,7 @@ def descriptors(seq: dict, tid: np.ndarray, group_settings) -> dict | None:
     (None for box-only sets, or with ``--motion-only``)."""
     if seq.get("project") is None or not group_settings.use_appearance:
         return None
-    from ptrack.descriptors import tracklet_descriptors
+    from ptrack.persons.descriptors import tracklet_descriptors
     from ptrack.store import Store
 
     with Store.open(seq["project"], create=False) as st:

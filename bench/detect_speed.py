@@ -4,10 +4,10 @@ Every rate comes from a fresh child process that imports the product and measure
 second detector here); all are steady state, timed from the end of the first batch (first
 frame for the Ultralytics paths), which pays the warm-up of the first inferences:
 
-* **ptrack detect** (per precision) - ``ptrack.detect.detect_video`` as the CLI calls it:
+* **ptrack detect** (per precision) - ``ptrack.detect.loop.detect_video`` as the CLI calls it:
   decode in the reader thread, inference, crops encoded and committed by the writer thread.
 * **bare inference** (per precision, and for the default one per OpenVINO hint and batch) -
-  ``ptrack.detector.load_detector(...)`` called on frames already decoded in memory: the
+  ``ptrack.detect.detector.load_detector(...)`` called on frames already decoded in memory: the
   ceiling of the pipeline.
 * **Ultralytics model.track** - ``YOLO(pt).track(source, stream=True, imgsz=640)``, same ``.pt``.
 * **Ultralytics exported OpenVINO** - what an informed Ultralytics user does on a CPU:
@@ -44,7 +44,7 @@ SCRIPT = Path(__file__).resolve()
 # ------------------------------------------------------------------------------- workers
 def worker_e2e(video: str, project: str, max_frames: int, overrides: str) -> None:
     """detect_video on a fresh run (``force``); one JSON line."""
-    from ptrack.detect import detect_video
+    from ptrack.detect.loop import detect_video
     from ptrack.store import Store
 
     cfg = common.detect_settings(max_frames=max_frames, **json.loads(overrides))
@@ -64,7 +64,7 @@ def worker_e2e(video: str, project: str, max_frames: int, overrides: str) -> Non
 
 def worker_bare(video: str, frames: int, overrides: str) -> None:
     """load_detector on pre-decoded frames, batches of ``detect.batch``; rate after the first."""
-    from ptrack.detector import batch_size, load_detector
+    from ptrack.detect.detector import batch_size, load_detector
 
     info = common.video_info(Path(video))
     images = common.read_frames(Path(video), frames)
@@ -88,7 +88,7 @@ def worker_bare(video: str, frames: int, overrides: str) -> None:
 
 def worker_track(video: str, frames: int, weights: str) -> None:
     """Ultralytics' own streaming tracker on ``weights`` (a .pt or an exported folder)."""
-    from ptrack.detector import find_model, quiet_ultralytics
+    from ptrack.detect.detector import find_model, quiet_ultralytics
 
     quiet_ultralytics()
     import torch
@@ -137,7 +137,7 @@ def track(video: Path, frames: int, weights: str = "pt") -> dict:
 
 
 def precisions() -> list[str]:
-    from ptrack.openvino_backend import cpu_capabilities
+    from ptrack.detect.openvino_backend import cpu_capabilities
 
     caps = cpu_capabilities()
     return ["f32"] + (["bf16"] if "BF16" in caps else []) + ["int8"]
@@ -145,7 +145,7 @@ def precisions() -> list[str]:
 
 def measure_video(report: Report, label: str, video: Path, *, repeats: int, track_frames: int,
                   bare_frames: int, max_frames: int) -> None:
-    from ptrack.openvino_backend import cpu_capabilities
+    from ptrack.detect.openvino_backend import cpu_capabilities
 
     info = common.video_info(video)
     project = common.fresh_project(f"detect-{label}")

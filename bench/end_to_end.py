@@ -11,7 +11,7 @@ under ``PTRACK_BENCH_WORK`` runs the CLI: ``ptrack detect --precision f32`` (kep
 a second run with the same settings does nothing), then ``ptrack track``, ``group`` and ``rank``
 (each run explicitly, so they are recomputed by the code measured; shipped settings, or
 ``--config FILE``). The store's tracklets and persons are
-then scored with ``ptrack.evaluate.evaluate`` against ``gt.txt`` (subjects: 50+ frames):
+then scored with ``ptrack.formats.evaluate.evaluate`` against ``gt.txt`` (subjects: 50+ frames):
 
 - tracklets (ByteTrack ids, raw detector boxes);
 - persons with the smoothed boxes (what ``select``/``export`` write) and with the raw boxes;
@@ -112,9 +112,9 @@ def stored(root: Path, name: str):
 def score_video(root: Path, name: str, config: Path | None) -> dict:
     """Every level of one video against its gt.txt."""
     from bench.cross_validate import perfect_group, perfect_merge
-    from ptrack.config import load_config
-    from ptrack.evaluate import evaluate
-    from ptrack.motio import read_mot
+    from ptrack.settings import load_config
+    from ptrack.formats.evaluate import evaluate
+    from ptrack.formats.mot import read_mot
     from ptrack.settings import Settings
 
     gt = read_mot(MOT15 / name / "gt.txt", kind="gt")
@@ -143,8 +143,8 @@ def label_rows(det, fps: float) -> tuple[np.ndarray, str, list[str]]:
     '' or why the labels do not fit these detections, notes on labelled tracklets of fewer than
     ``MIN_LABELLED`` boxes that were not found: those are left unlabelled).
     """
-    from ptrack.evaluate import iou_matrix
-    from ptrack.track import track_detections
+    from ptrack.formats.evaluate import iou_matrix
+    from ptrack.persons.track import track_detections
 
     data = json.loads(LABELS.read_text())
     tid = track_detections(det.frame, det.xyxy, det.conf, None, fps=fps,

@@ -3,9 +3,9 @@ limits it.
 
 For each video (a 640x480 one and a 1080p one), on the first ``--frames`` frames:
 
-* decoding alone (``ptrack.video.FrameReader``, the reader thread detect uses), frames/s;
+* decoding alone (``ptrack.detect.video.FrameReader``, the reader thread detect uses), frames/s;
 * the network alone (a letterboxed batch already on the GPU), and the detector
-  (``ptrack.torch_backend.TorchDetector``: upload, letterbox, network, NMS, boxes back) on
+  (``ptrack.detect.torch_backend.TorchDetector``: upload, letterbox, network, NMS, boxes back) on
   frames held in memory, fp16 and f32, per batch size;
 * ``ptrack detect`` end to end (the CLI, fresh project, crops and store included) per precision
   and batch: frames/s of its loop and of the whole command, and where its main thread waited
@@ -57,8 +57,8 @@ def rate(fn, frames: int, device: str, min_seconds: float) -> float:
 
 
 def detector(model: str, device: str, precision: str, shape_of: tuple[int, int], conf: float = 0.1):
-    from ptrack.config import load_defaults
-    from ptrack.detector import load_detector
+    from ptrack.settings import load_defaults
+    from ptrack.detect.detector import load_detector
 
     cfg = dict(load_defaults()["detect"])
     cfg.update(model=model, classes="all", backend="torch", device=device, precision=precision,
@@ -67,7 +67,7 @@ def detector(model: str, device: str, precision: str, shape_of: tuple[int, int],
 
 
 def decode_rate(path: Path, frames: int) -> float:
-    from ptrack.video import FrameReader
+    from ptrack.detect.video import FrameReader
 
     t0 = time.perf_counter()
     n = 0
@@ -81,7 +81,7 @@ def bare(frames: list, model: str, device: str, batches: list[int], seconds: flo
     """Network alone and the whole detector call, per precision and batch, frames/s."""
     import torch
 
-    from ptrack.torch_backend import letterbox_batch
+    from ptrack.detect.torch_backend import letterbox_batch
 
     out: dict = {}
     shape_of = frames[0].shape[:2]
@@ -120,7 +120,7 @@ def steps(det, frames: list, b: int, device: str, rounds: int = 10) -> dict:
     """Milliseconds per frame of each step of one detector call (synchronised between steps)."""
     import torch
 
-    from ptrack.torch_backend import batch_nms, letterbox_batch
+    from ptrack.detect.torch_backend import batch_nms, letterbox_batch
 
     chunk = (frames * (-(-b // len(frames))))[:b]
     total = dict.fromkeys(("upload", "letterbox", "network", "nms + copy back"), 0.0)
@@ -147,8 +147,7 @@ def steps(det, frames: list, b: int, device: str, rounds: int = 10) -> dict:
 
 
 def agreement(frames: list, model: str, device: str) -> dict:
-    from ptrack import quantize as q
-
+    from ptrack.detect import quantize as q
     if not device.startswith("cuda"):
         return {}
     shape_of = frames[0].shape[:2]
@@ -181,7 +180,7 @@ def detect_cli(video: Path, model: str, device: str, precision: str, batch: int,
 
 def track_rate(video: Path, model: str, device: str, frames: int, half: bool) -> dict:
     """Ultralytics ``model.track`` over the first ``frames`` frames, frames/s (load excluded)."""
-    from ptrack.detector import quiet_ultralytics
+    from ptrack.detect.detector import quiet_ultralytics
 
     quiet_ultralytics()
     from ultralytics import YOLO

@@ -1,6 +1,6 @@
 """Where INT8 loses the boxes: one INT8 model per quantization recipe, each measured three ways.
 
-For every recipe (:class:`ptrack.quantize.Recipe`: which layers stay in float, NNCF preset,
+For every recipe (:class:`ptrack.detect.quantize.Recipe`: which layers stay in float, NNCF preset,
 bias correction), built with ptrack's own ``quantize_int8`` on TUD-Stadtmitte's frames:
 
 * **gate** - the accuracy gate's figures on the held-aside frames (INT8 boxes against f32:
@@ -38,7 +38,7 @@ SEQUENCES = ("TUD-Stadtmitte", "TUD-Campus")
 
 
 def recipes() -> dict:
-    from ptrack.quantize import Recipe
+    from ptrack.detect.quantize import Recipe
 
     return {
         "decode": Recipe(keep_float="decode"),  # what ptrack 0.x shipped (head convs in INT8)
@@ -57,8 +57,8 @@ def recipes() -> dict:
 
 def _setup():
     """(pt path, f32 export folder, input shape) of the benchmark model for 640x480."""
-    from ptrack.detector import file_hash, find_model, input_shape, quiet_ultralytics
-    from ptrack.openvino_backend import export_ir
+    from ptrack.detect.detector import file_hash, find_model, input_shape, quiet_ultralytics
+    from ptrack.detect.openvino_backend import export_ir
 
     quiet_ultralytics()
     pt = find_model(MODEL)
@@ -69,8 +69,7 @@ def _setup():
 # ------------------------------------------------------------------------------- workers
 def worker_build(name: str) -> None:
     """Build (or find) the INT8 model of recipe ``name`` on TUD-Stadtmitte; its gate record."""
-    from ptrack import quantize as q
-
+    from ptrack.detect import quantize as q
     _, f32_dir, shape = _setup()
     video = common.MOT15 / "TUD-Stadtmitte" / "TUD-Stadtmitte.mp4"
     info = common.video_info(video)
@@ -89,8 +88,7 @@ def quantized_inputs(xml: Path, recipe) -> list[str]:
     (a quantizer NNCF placed on a tensor shared with an INT8 consumer)."""
     import openvino as ov
 
-    from ptrack import quantize as q
-
+    from ptrack.detect import quantize as q
     model = ov.Core().read_model(str(xml))
     keep = set(q.float_names(ov.Core().read_model(str(xml.parent.parent / xml.parent.name.split("-int8")[0] / "model.xml")), recipe))
     out = []
@@ -103,9 +101,8 @@ def quantized_inputs(xml: Path, recipe) -> list[str]:
 
 def worker_speed(names: str, rounds: int, frames: int) -> None:
     """Bare frames/s of f32 and each recipe's INT8 model, interleaved; one JSON line."""
-    from ptrack import openvino_backend as ob
-    from ptrack import quantize as q
-
+    from ptrack.detect import openvino_backend as ob
+    from ptrack.detect import quantize as q
     _, f32_dir, shape = _setup()
     images = common.read_frames(common.MOT15 / "TUD-Stadtmitte" / "TUD-Stadtmitte.mp4", frames)
     cfg = common.detect_settings()["detect"]
@@ -131,8 +128,8 @@ def worker_speed(names: str, rounds: int, frames: int) -> None:
 def worker_torch_gate() -> None:
     """The gate's figures for Ultralytics' torch f32 against ptrack's OpenVINO f32 on the same
     held-aside frames: how far two f32 runtimes differ (the floor of any INT8 figure)."""
-    from ptrack import openvino_backend as ob
-    from ptrack import quantize as q
+    from ptrack.detect import openvino_backend as ob
+    from ptrack.detect import quantize as q
     from ultralytics import YOLO
 
     pt, f32_dir, shape = _setup()
@@ -154,8 +151,7 @@ def worker_torch_gate() -> None:
 
 def worker_detect(name: str, *cli_args: str) -> None:
     """The CLI's ``detect`` with the shipped INT8 recipe replaced by ``name``."""
-    from ptrack import quantize as q
-
+    from ptrack.detect import quantize as q
     q.RECIPE = recipes()[name]
     from ptrack.cli import main
 
@@ -186,8 +182,8 @@ def coverage(label: str, sequence: str, detect_args: list[str], recipe: str = ""
 
 def subjects(project: Path, gt_file: Path) -> list[dict]:
     """Per ground-truth subject: frames, hits of its best person id (what ``eval`` averages)."""
-    from ptrack.evaluate import evaluate
-    from ptrack.motio import read_mot
+    from ptrack.formats.evaluate import evaluate
+    from ptrack.formats.mot import read_mot
     from ptrack.store import Store
 
     with Store.open(project) as store:

@@ -68,7 +68,7 @@ def lever_shape(report: Report, repeats: int) -> None:
         for _ in range(repeats):  # interleaved
             shaped.append(ds.bare(video, 160, precision="f32")["fps"])
             sq.append(ds.bare(video, 160, precision="f32", _width=640, _height=640)["fps"])
-        from ptrack.detector import input_shape
+        from ptrack.detect.detector import input_shape
 
         h, w = input_shape(640, info["width"], info["height"])
         report.add(f"shape {info['width']}x{info['height']}: input {w}x{h} vs 640x640",
@@ -143,7 +143,7 @@ def lever_stride(report: Report, repeats: int) -> None:
 
 
 def _covered_loop(frame, xyxy):
-    """Per-row Python loop computing what ``ptrack.sampling.covered_share`` computes: for each
+    """Per-row Python loop computing what ``ptrack.persons.sampling.covered_share`` computes: for each
     box, the largest share of its area covered by one other box of its frame."""
     n = len(frame)
     area = np.maximum(np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0), 1e-9)
@@ -164,9 +164,9 @@ def _covered_loop(frame, xyxy):
 
 
 def covered_vectorised(frame, xyxy):
-    """Same numbers, no Python loop: what ptrack ships (``ptrack.sampling.covered_share``, called
-    once over every detection by ``ptrack.descriptors.tracklet_descriptors``)."""
-    from ptrack.sampling import covered_share
+    """Same numbers, no Python loop: what ptrack ships (``ptrack.persons.sampling.covered_share``, called
+    once over every detection by ``ptrack.persons.descriptors.tracklet_descriptors``)."""
+    from ptrack.persons.sampling import covered_share
 
     return covered_share(frame, xyxy)
 

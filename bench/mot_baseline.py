@@ -3,7 +3,7 @@
 For each sequence under ``../shared/data/mot15`` (relative to the repository, or the folder
 given as the first argument), feed ``det.txt`` frame by frame to ``BYTETracker`` with the
 arguments of ``ultralytics/cfg/trackers/bytetrack.yaml``, then score the tracks against
-``gt.txt`` with ``ptrack.evaluate.evaluate``. Prints one table row per sequence; sequences
+``gt.txt`` with ``ptrack.formats.evaluate.evaluate``. Prints one table row per sequence; sequences
 whose files are absent are skipped.
 
 Run: ``python bench/mot_baseline.py [MOT15_DIR]``
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ptrack.evaluate import evaluate
+from ptrack.formats.evaluate import evaluate
 from ptrack.boxes import Boxes
-from ptrack.motio import read_mot
+from ptrack.formats.mot import read_mot
 
 SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6")
 COLUMNS = ("HOTA", "MOTA", "IDF1", "IDSW", "coverage", "purity", "precision", "ids_per_subject")

@@ -55,7 +55,7 @@ def project_path(frames: int, with_crops: bool) -> Path:
 
 def scene_boxes() -> tuple[np.ndarray, np.ndarray]:
     """(frame, xyxy) of TUD-Stadtmitte's ground truth boxes to score, frame-sorted."""
-    from ptrack.motio import read_mot
+    from ptrack.formats.mot import read_mot
 
     gt = read_mot(SOURCE / "gt.txt", kind="gt")
     keep = gt.data["keep"]
@@ -66,8 +66,8 @@ def scene_boxes() -> tuple[np.ndarray, np.ndarray]:
 
 def build(frames: int, with_crops: bool, rebuild: bool = False) -> tuple[Path, dict]:
     """The benchmark project (reused when it exists with the same recipe)."""
-    from ptrack import crops as cropmod
-    from ptrack.config import load_config
+    from ptrack.detect import crops as cropmod
+    from ptrack.settings import load_config
     from ptrack.store import Store, crop_key
 
     root = project_path(frames, with_crops)
@@ -130,7 +130,7 @@ def build(frames: int, with_crops: bool, rebuild: bool = False) -> tuple[Path, d
 def forget_histograms(root: Path) -> int:
     """Delete the crops' stored colour histograms (what a first ``group`` after ``detect``
     computes); returns how many there were."""
-    from ptrack.appearance import HIST_KEY
+    from ptrack.persons.appearance import HIST_KEY
     from ptrack.store import Store
 
     with Store.open(root, create=False) as store:

@@ -57,7 +57,7 @@ def main() -> None:
         report.skipped = missing
         finish(report, t0)
         return
-    from ptrack.openvino_backend import cpu_capabilities
+    from ptrack.detect.openvino_backend import cpu_capabilities
 
     precs = ["f32"] + (["bf16"] if "BF16" in cpu_capabilities() else []) + ["int8"]
     if args.precisions:

@@ -2,7 +2,7 @@
 
 Takes the detections of the ``person_stages.py`` project (54,000 frames, 348,776 boxes by
 default; built if absent) and tracks them twice in this one process, with ptrack's track
-settings: once with ``ptrack.bytetrack.bytetrack`` (what ``ptrack track`` runs), once with
+settings: once with ``ptrack.persons.bytetrack.bytetrack`` (what ``ptrack track`` runs), once with
 Ultralytics' ``BYTETracker`` driven frame by frame as ptrack did before (the reference of
 ``tests/test_bytetrack.py``). Prints both times, their ratio, boxes per second and whether the
 two trackers' partitions of the boxes into tracks agree (fraction of boxes with the same
@@ -43,10 +43,10 @@ def main() -> None:
         report.skipped = missing
         finish(report, t0)
         return
-    from ptrack.bytetrack import bytetrack
-    from ptrack.config import load_config
+    from ptrack.persons.bytetrack import bytetrack
+    from ptrack.settings import load_config
     from ptrack.store import Store
-    from ptrack.track import confidence_scale
+    from ptrack.persons.track import confidence_scale
 
     root, info = person_stages.build(args.frames, with_crops=True)
     with Store.open(root) as store:

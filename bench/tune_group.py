@@ -6,7 +6,7 @@ Usage: python bench/tune_group.py [--data DIR] [--seq NAME ...] [--subsample K] 
 Prints, per sequence, HOTA / IDF1 / coverage / purity / precision for the tracklets and the persons,
 next to the baseline (Ultralytics ByteTrack defaults on det.txt), and the means. Detections are the
 public ``det.txt``; no images, so grouping runs on motion and geometry alone (descriptors=None).
-``--appearance`` adds colour descriptors (ptrack.appearance) for sequences that come with a video
+``--appearance`` adds colour descriptors (ptrack.persons.appearance) for sequences that come with a video
 (<seq>/<seq>.mp4). ``--subsample K`` keeps every K-th frame (and divides the frame rate by K) to
 check low-fps behaviour.
 """
@@ -24,13 +24,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ptrack.evaluate import evaluate  # noqa: E402
-from ptrack.group import group_tracklets  # noqa: E402
+from ptrack.formats.evaluate import evaluate  # noqa: E402
+from ptrack.persons.group import group_tracklets  # noqa: E402
 from ptrack.boxes import Boxes  # noqa: E402
-from ptrack.config import load_defaults  # noqa: E402
-from ptrack.motio import mot_boxes, read_mot  # noqa: E402
+from ptrack.settings import load_defaults  # noqa: E402
+from ptrack.formats.mot import mot_boxes, read_mot  # noqa: E402
 from ptrack.settings import Settings  # noqa: E402
-from ptrack.track import track_detections  # noqa: E402
+from ptrack.persons.track import track_detections  # noqa: E402
 
 SEQS = ["TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6"]
 BASELINE = {  # HOTA, IDF1, coverage, purity, precision
@@ -59,8 +59,8 @@ def tracklet_descriptors(video: Path, tid, frame, xyxy, conf, k: int = 8) -> dic
     """Appearance descriptors per tracklet from the sequence's video (k samples each)."""
     import cv2
 
-    from ptrack.appearance import crop_descriptor, pick_descriptor_samples
-    from ptrack.sampling import covered_share
+    from ptrack.persons.appearance import crop_descriptor, pick_descriptor_samples
+    from ptrack.persons.sampling import covered_share
 
     covered = covered_share(frame, xyxy)
     want: dict[int, list[int]] = {}

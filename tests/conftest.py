@@ -17,7 +17,7 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ["PTRACK_CACHE_DIR"] = tempfile.mkdtemp(prefix="ptrack-test-models-")
 atexit.register(shutil.rmtree, os.environ["PTRACK_CACHE_DIR"], ignore_errors=True)
 
-from ptrack.video import first_frames  # noqa: E402  (after the environment above)
+from ptrack.detect.video import first_frames  # noqa: E402  (after the environment above)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -57,7 +57,7 @@ def person_model() -> Path:
 @pytest.fixture(scope="session")
 def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A YOLOv8n with random weights built from Ultralytics' bundled yolov8n.yaml."""
-    from ptrack.detector import quiet_ultralytics
+    from ptrack.detect.detector import quiet_ultralytics
 
     quiet_ultralytics()
     from ultralytics import YOLO
@@ -68,7 +68,7 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 video_frames = first_frames
-"""The first ``n`` (all when None) decoded BGR frames of a video (:func:`ptrack.video.first_frames`)."""
+"""The first ``n`` (all when None) decoded BGR frames of a video (:func:`ptrack.detect.video.first_frames`)."""
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
-"""ptrack.appearance: colour descriptors, their distance and the choice of samples."""
+"""ptrack.persons.appearance: colour descriptors, their distance and the choice of samples."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ptrack.appearance import DIM, appearance_distance, crop_descriptor, pick_descriptor_samples
-from ptrack.sampling import covered_share, pick_spread
+from ptrack.persons.appearance import DIM, appearance_distance, crop_descriptor, pick_descriptor_samples
+from ptrack.persons.sampling import covered_share, pick_spread
 from ptrack.errors import PtrackError
 
 RED, BLUE, GREEN, GREY = (30, 30, 200), (200, 60, 30), (40, 180, 40), (128, 128, 128)
@@ -111,7 +111,7 @@ def test_pick_spread_bins_span_and_per_bin():
 
 
 def test_link_distances_match_link_distance_pair_by_pair():
-    from ptrack.appearance import DIM, link_distance, link_distances
+    from ptrack.persons.appearance import DIM, link_distance, link_distances
 
     rng = np.random.default_rng(2)
     h = rng.random((40, DIM)) ** 3

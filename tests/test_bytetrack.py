@@ -1,4 +1,4 @@
-"""ptrack.bytetrack against Ultralytics' BYTETracker: the same tracks on real and random scenes.
+"""ptrack.persons.bytetrack against Ultralytics' BYTETracker: the same tracks on real and random scenes.
 
 Ultralytics is the reference here, and only here: ``_reference`` feeds its ``BYTETracker`` frame
 by frame and reads its internals (``tracked_stracks``, ``is_activated``, ``idx``, ``frame_id``,
@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ptrack.bytetrack import _assign, _limit, _predict, _update, bytetrack, det_geometry
-from ptrack.config import load_config
-from ptrack.track import confidence_scale, track_detections
+from ptrack.persons.bytetrack import _assign, _limit, _predict, _update, bytetrack, det_geometry
+from ptrack.settings import load_config
+from ptrack.persons.track import confidence_scale, track_detections
 
 from .conftest import MOT15, shared_file
 
@@ -135,7 +135,7 @@ def test_ultralytics_internals_still_there():
                                  "ADL-Rundle-6"])
 @pytest.mark.parametrize("settings", ["ptrack", "ultralytics"])
 def test_same_tracks_as_ultralytics_on_mot15(seq, settings):
-    from ptrack.motio import read_mot
+    from ptrack.formats.mot import read_mot
 
     det = read_mot(shared_file("mot15", seq, "det.txt"), kind="det")
     ini = configparser.ConfigParser()
@@ -151,7 +151,7 @@ def clip_detections(person_model):
     --classes all` stores them)."""
     from pathlib import Path
 
-    from ptrack.detector import quiet_ultralytics
+    from ptrack.detect.detector import quiet_ultralytics
 
     quiet_ultralytics()
     from ultralytics import YOLO
@@ -220,7 +220,7 @@ def test_same_tracks_as_ultralytics_on_random_crowded_scenes():
 def test_kalman_steps_match_ultralytics_bit_for_bit():
     from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
 
-    from ptrack.bytetrack import _initiate
+    from ptrack.persons.bytetrack import _initiate
 
     kf = KalmanFilterXYAH()
     rng = np.random.default_rng(1)
@@ -283,7 +283,7 @@ def test_degenerate_boxes_are_ignored_and_empty_frames_age_tracks():
 def test_track_detections_is_the_same_as_tracking_with_ultralytics():
     """The whole of track_detections (settings, scaling, cuts, numbering) on a real sequence,
     forward only (the bidirectional layer is tested in test_track_bidirectional.py)."""
-    from ptrack.motio import read_mot
+    from ptrack.formats.mot import read_mot
 
     det = read_mot(shared_file("mot15", "TUD-Stadtmitte", "det.txt"), kind="det")
     cfg = load_config()["track"]

@@ -220,7 +220,7 @@ def test_force_on_a_missing_device_keeps_old_results(tmp_path, walking_pair, per
 
 def test_force_failing_before_its_first_batch_keeps_old_results(tmp_path, walking_pair,
                                                                person_model, monkeypatch):
-    from ptrack.torch_backend import TorchDetector as Detector
+    from ptrack.detect.torch_backend import TorchDetector as Detector
 
     proj = tmp_path / "p"
     args = _first_walk(proj, walking_pair, person_model)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ptrack import __version__
 from ptrack.cli import app
-from ptrack.config import load_config, load_defaults
+from ptrack.settings import load_config, load_defaults
 from ptrack.store import Store
 
 runner = CliRunner()

@@ -189,7 +189,7 @@ def test_user_corrections_are_kept_by_group(imported: Path):
 
 
 def test_export_mot_levels_round_trip(imported: Path, tmp_path: Path):
-    from ptrack.motio import read_mot
+    from ptrack.formats.mot import read_mot
 
     assert cli(imported, "group").exit_code == 0
     for level, ids in (("tracklets", 3), ("persons", 2)):
@@ -283,8 +283,8 @@ def test_rank_after_a_track_settings_change_retracks_then_regroups(imported: Pat
 
 
 def test_ensure_current_reruns_only_what_is_stale(imported: Path):
-    from ptrack.config import load_config
-    from ptrack.stages import ensure_current
+    from ptrack.settings import load_config
+    from ptrack.persons.stages import ensure_current
 
     cfg = load_config(None, {"track": {"track_buffer_s": 0.5}})
     said: list[str] = []
@@ -312,8 +312,8 @@ def test_ensure_current_on_current_results_imports_no_torch(imported: Path):
     assert cli(imported, "rank").exit_code == 0
     code = (
         "import sys\n"
-        "from ptrack.config import load_config\n"
-        "from ptrack.stages import ensure_current\n"
+        "from ptrack.settings import load_config\n"
+        "from ptrack.persons.stages import ensure_current\n"
         "from ptrack.store import Store\n"
         f"cfg = load_config({str(imported.parent / 'short-buffer.yaml')!r})\n"
         f"with Store.open({str(imported)!r}, create=False) as store:\n"

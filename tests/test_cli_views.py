@@ -148,7 +148,7 @@ def test_crops_all_and_sampled(proj, tmp_path):
     run(proj, "crops", 2, "--out", tmp_path / "four", "--k", 4)
     four = sorted((tmp_path / "four").iterdir())
     assert len(four) == 4
-    from ptrack.crops import decode
+    from ptrack.detect.crops import decode
 
     assert decode(four[0].read_bytes()).shape[2] == 3
     res = run(proj, "crops", 3)

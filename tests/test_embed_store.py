@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptrack import embed
-from ptrack.appearance import HIST_KEY
-from ptrack.descriptors import sample_rows, stored_embeddings, tracklet_appearance
+from ptrack.persons import embed
+from ptrack.persons.appearance import HIST_KEY
+from ptrack.persons.descriptors import sample_rows, stored_embeddings, tracklet_appearance
 from ptrack.settings import defaults
 from ptrack.store import SCHEMA_VERSION, Store, crop_key
 from ptrack.store import meta as _meta
@@ -157,7 +157,7 @@ def test_group_appearance_from_stored_embeddings_reused_after_a_retrack(tmp_path
         assert app.used == "combo" and sorted(app.hsv) == [1, 2, 3, 4] and not app.notes
         assert app.counts == {"embedded": 29, "embeddings_reused": 0}
         assert sorted(app.embed) == [1, 2, 3, 4]
-        from ptrack.appearance import embedding_distance
+        from ptrack.persons.appearance import embedding_distance
 
         d = {(a, b): embedding_distance(app.embed[a], app.embed[b]) for a in app.embed for b in app.embed}
         # the man before and after his gap (1, 4) are closer than he is to the woman (2)
@@ -176,8 +176,8 @@ def test_group_appearance_from_stored_embeddings_reused_after_a_retrack(tmp_path
 def test_absent_package_falls_back_to_colour_and_says_so_once(tmp_path: Path, monkeypatch):
     import importlib.util
 
-    from ptrack import stages
-    from ptrack.config import load_config
+    from ptrack.persons import stages
+    from ptrack.settings import load_config
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -233,8 +233,9 @@ def test_group_explain_shows_the_embedding_distance_in_table_and_json(tmp_path: 
 
 
 def test_colour_histograms_are_computed_once_then_read_back(tmp_path: Path, monkeypatch):
-    from ptrack import appearance, crops
-    from ptrack.descriptors import tracklet_descriptors
+    from ptrack.detect import crops
+    from ptrack.persons import appearance
+    from ptrack.persons.descriptors import tracklet_descriptors
 
     store = build_project(tmp_path / "p")
     with store:
@@ -261,7 +262,7 @@ def test_colour_histograms_are_computed_once_then_read_back(tmp_path: Path, monk
 
 
 def test_colour_histograms_skip_unreadable_crops_and_remember_them(tmp_path: Path):
-    from ptrack.descriptors import CropHists
+    from ptrack.persons.descriptors import CropHists
 
     import cv2
 

@@ -1,4 +1,4 @@
-"""Tests for ptrack.evaluate, with answers worked out by hand."""
+"""Tests for ptrack.formats.evaluate, with answers worked out by hand."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from ptrack.errors import PtrackError
-from ptrack.evaluate import evaluate, iou_matrix, match_boxes
+from ptrack.formats.evaluate import evaluate, iou_matrix, match_boxes
 from ptrack.boxes import Boxes
-from ptrack.motio import mot_boxes, read_mot
+from ptrack.formats.mot import mot_boxes, read_mot
 
 MOT15 = Path(__file__).parents[2] / "shared/data/mot15"
 

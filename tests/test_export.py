@@ -11,7 +11,7 @@ import numpy as np
 from ptrack.boxes import Boxes
 import pytest
 
-from ptrack.export import (Track, atomic_path, merge_tracks, track_from_boxes, write_export,
+from ptrack.formats.export import (Track, atomic_path, merge_tracks, track_from_boxes, write_export,
                            write_selection)
 
 VIDEO = SimpleNamespace(path="/videos/match.mp4", name="match", fps=25.0, width=1920, height=1080,

@@ -1,4 +1,4 @@
-"""ptrack.group: each grouping rule on small hand-built tracklets, plus properties on random ones."""
+"""ptrack.persons.group: each grouping rule on small hand-built tracklets, plus properties on random ones."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ptrack.errors import PtrackError
-from ptrack.group import GroupResult, _assign, explain, group_tracklets
+from ptrack.persons.group import GroupResult, _assign, explain, group_tracklets
 from ptrack.settings import defaults
 
 FPS = 25.0
@@ -363,9 +363,9 @@ def test_settings_must_be_group_settings():
 
 def test_unit_states_are_per_unit_theil_sen_fits():
     """The vectorised velocity/position fit equals a plain per-unit Theil-Sen estimate."""
-    from ptrack.group import VEL_MAX_SAMPLES, _states
+    from ptrack.persons.group import VEL_MAX_SAMPLES, _states
     from ptrack.settings import Settings
-    from ptrack.config import load_config
+    from ptrack.settings import load_config
 
     p = Settings.from_dict(load_config(None)).group
     rng = np.random.default_rng(5)
@@ -413,7 +413,7 @@ def test_sparse_assignment_finds_the_dense_optimum():
     the dense assignment with no-link options."""
     from scipy.optimize import linear_sum_assignment
 
-    from ptrack.group import _sparse_assign
+    from ptrack.persons.group import _sparse_assign
 
     rng = np.random.default_rng(1)
     for _ in range(200):

@@ -1,11 +1,11 @@
-"""ptrack.metric: KISSME learned from tracklet structure, on constructed Gaussian identities."""
+"""ptrack.persons.metric: KISSME learned from tracklet structure, on constructed Gaussian identities."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ptrack.metric import (Metric, NotEnoughPairs, cooccurring, learn_kissme, pca, psd,
+from ptrack.persons.metric import (Metric, NotEnoughPairs, cooccurring, learn_kissme, pca, psd,
                            tracklet_distances, tracklet_means, tracklet_pairs, tracklet_vectors)
 
 

@@ -1,4 +1,4 @@
-"""Tests for ptrack.motio: reading and writing MOTChallenge text files."""
+"""Tests for ptrack.formats.mot: reading and writing MOTChallenge text files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from ptrack.errors import PtrackError
 from ptrack.boxes import Boxes
-from ptrack.motio import mot_boxes, read_mot, write_mot
+from ptrack.formats.mot import mot_boxes, read_mot, write_mot
 
 
 def _write(tmp_path: Path, text: str, name: str = "mot.txt") -> Path:

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ptrack import openvino_backend as ob
-from ptrack import quantize as q
-from ptrack.config import load_defaults
-from ptrack.detector import file_hash, input_shape, load_detector, quiet_ultralytics
+from ptrack.detect import openvino_backend as ob
+from ptrack.detect import quantize as q
+from ptrack.settings import load_defaults
+from ptrack.detect.detector import file_hash, input_shape, load_detector, quiet_ultralytics
 
 pytest.importorskip("openvino")
 

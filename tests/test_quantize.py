@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from ptrack import openvino_backend as ob
-from ptrack import quantize as q
-from ptrack.config import load_defaults
-from ptrack.detector import file_hash, input_shape, load_detector
+from ptrack.detect import openvino_backend as ob
+from ptrack.detect import quantize as q
+from ptrack.settings import load_defaults
+from ptrack.detect.detector import file_hash, input_shape, load_detector
 from ptrack.errors import PtrackError
 
 pytest.importorskip("openvino")

@@ -1,4 +1,4 @@
-"""ptrack.rank: person scores from duration, coverage, size, centrality and confidence."""
+"""ptrack.persons.rank: person scores from duration, coverage, size, centrality and confidence."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ptrack.errors import PtrackError
-from ptrack.rank import COMPONENTS, rank_persons
+from ptrack.persons.rank import COMPONENTS, rank_persons
 from ptrack.settings import RankSettings, defaults
 
 W, H, N = 640, 480, 100

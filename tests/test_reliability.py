@@ -198,13 +198,13 @@ def test_interrupted_track_and_group_keep_previous_results(tmp_path, monkeypatch
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    import ptrack.group
-    import ptrack.track
+    import ptrack.persons.group
+    import ptrack.persons.track
 
-    monkeypatch.setattr(ptrack.group, "group_tracklets", boom)
+    monkeypatch.setattr(ptrack.persons.group, "group_tracklets", boom)
     result = cli(proj, "group")
     assert result.exit_code == 130
-    monkeypatch.setattr(ptrack.track, "track_detections", boom)
+    monkeypatch.setattr(ptrack.persons.track, "track_detections", boom)
     assert cli(proj, "track").exit_code == 130
     with Store.open(proj, create=False) as store:
         v = store.video(None)

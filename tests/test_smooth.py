@@ -1,4 +1,4 @@
-"""ptrack.smooth: the RTS smoother keeps straight tracks, removes jitter, fills gaps."""
+"""ptrack.persons.smooth: the RTS smoother keeps straight tracks, removes jitter, fills gaps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptrack.smooth import smooth_boxes
+from ptrack.persons.smooth import smooth_boxes
 
 
 def _track(n, *, x0=100.0, y0=80.0, vx=2.0, vy=0.5, h=120.0, w=50.0, ax=0.0, growth=0.0):
@@ -95,7 +95,7 @@ def test_empty_and_bad_input():
 
 
 def test_many_tracks_at_once_equal_one_at_a_time():
-    from ptrack.smooth import smooth_tracks
+    from ptrack.persons.smooth import smooth_tracks
 
     rng = np.random.default_rng(3)
     tracks, frames, boxes, confs = [], [], [], []
@@ -124,8 +124,7 @@ def test_many_tracks_at_once_equal_one_at_a_time():
 def test_long_tracks_cut_into_pieces_match_one_pass():
     """Tracks longer than a piece are smoothed in overlapping pieces side by side; their boxes
     match one pass over the whole track (the exact recursion) to 1e-3 pixel, gaps included."""
-    from ptrack import smooth
-
+    from ptrack.persons import smooth
     rng = np.random.default_rng(3)
     tracks, frames, boxes, confs = [], [], [], []
     for t, (first, n) in enumerate([(0, 6000), (500, 300), (40, 3100)]):

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ptrack.cli import app
-from ptrack.motio import read_mot
-from ptrack.stages import smoothed_person_boxes
+from ptrack.formats.mot import read_mot
+from ptrack.persons.stages import smoothed_person_boxes
 from ptrack.store import Store
 from tests.conftest import REPO, shared_file
 

@@ -339,8 +339,7 @@ def test_garbage_crop_store_is_reported(tmp_path: Path):
 
 
 def test_undecodable_and_tiny_crops_decode_to_none():
-    from ptrack import crops
-
+    from ptrack.detect import crops
     frame = np.full((2, 2, 3), 128, np.uint8)  # a 2x2-pixel video
     tiny = crops.encode(frame, np.array([0, 0, 2, 2]), max_h=256, max_w=128, quality=90)
     good = crops.encode(np.full((40, 20, 3), 50, np.uint8), np.array([0, 0, 20, 40]), max_h=256,
@@ -536,8 +535,7 @@ def test_schema1_project_on_a_read_only_directory_is_read_as_it_is(tmp_path: Pat
     ((50.0, 60.0, 50.0, 60.0), (50, 60, 51, 61)),    # empty box: at least 1x1
 ])
 def test_crop_cut_rounds_outwards_clips_and_keeps_one_pixel(box, want):
-    from ptrack import crops
-
+    from ptrack.detect import crops
     image = np.arange(480 * 640 * 3, dtype=np.uint32).reshape(480, 640, 3)
     x1, y1, x2, y2 = want
     got = crops.cut(image, np.array(box, np.float32))

@@ -13,15 +13,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ptrack import openvino_backend as ob
-from ptrack import quantize as q
+from ptrack.detect import openvino_backend as ob
+from ptrack.detect import quantize as q
 from ptrack.cli import app
-from ptrack.config import load_defaults
-from ptrack.detect import encode_workers
-from ptrack.detector import batch_size, load_detector, quiet_ultralytics, torch_precision
+from ptrack.settings import load_defaults
+from ptrack.detect.loop import encode_workers
+from ptrack.detect.detector import batch_size, load_detector, quiet_ultralytics, torch_precision
 from ptrack.errors import PtrackError
 from ptrack.store import Store
-from ptrack.torch_backend import batch_nms, letterbox_batch
+from ptrack.detect.torch_backend import batch_nms, letterbox_batch
 from tests.conftest import video_frames
 
 CLIP = Path(__file__).resolve().parent / "data" / "walking-pair.mp4"
@@ -180,7 +180,7 @@ def test_fp16_on_the_cpu_is_a_one_line_error(tmp_path, person_model):
 
 
 def test_settings_that_decide_no_box_need_no_force():
-    from ptrack.detect import _comparable, run_settings
+    from ptrack.detect.loop import _comparable, run_settings
 
     base = load_defaults()
     f32 = {**base, "detect": {**base["detect"], "precision": "f32"}}

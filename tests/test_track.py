@@ -1,4 +1,4 @@
-"""ptrack.track: ByteTrack over stored detections, ids mapped back to rows."""
+"""ptrack.persons.track: ByteTrack over stored detections, ids mapped back to rows."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ptrack.config import load_config
+from ptrack.settings import load_config
 from ptrack.errors import PtrackError
-from ptrack.track import confidence_scale, track_detections
+from ptrack.persons.track import confidence_scale, track_detections
 
 
 def settings(**overrides):
-    """The config's track settings as one object (as ptrack.config's settings), with overrides."""
+    """The config's track settings as one object (as ptrack.settings's settings), with overrides."""
     return SimpleNamespace(**{**load_config()["track"], **overrides})
 
 

@@ -1,4 +1,4 @@
-"""ptrack.bidirectional: forward and backward ByteTrack runs combined into purer tracklets."""
+"""ptrack.persons.bidirectional: forward and backward ByteTrack runs combined into purer tracklets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ptrack.bidirectional import combine_tracks
-from ptrack.config import load_config
-from ptrack.track import track_detections
+from ptrack.persons.bidirectional import combine_tracks
+from ptrack.settings import load_config
+from ptrack.persons.track import track_detections
 
 
 def combine(frame, fwd, bwd, min_run=1):
@@ -144,7 +144,7 @@ def test_bidirectional_one_box_per_id_per_frame_on_random_scenes():
 def test_long_video_tracks_both_ways_in_two_processes_with_the_same_ids(monkeypatch):
     """Above PARALLEL_MIN_ROWS the backward run goes to a second process; ids are the same as
     one after the other in this process."""
-    import ptrack.track as tr
+    import ptrack.persons.track as tr
 
     rng = np.random.default_rng(5)
     frames, boxes = [], []

@@ -16,7 +16,7 @@ from ptrack.boxes import Boxes
 import pytest
 
 from ptrack.store import Store
-from ptrack.video import first_frames
+from ptrack.detect.video import first_frames
 
 # the clip bundled with the tests (the same file as ../shared/data/clips/walking-pair.mp4)
 CLIP = Path(__file__).resolve().parent / "data" / "walking-pair.mp4"
@@ -42,7 +42,7 @@ def build_project(root: Path, *, persons: bool = True) -> Store:
     """A project with one video, 3 persons: P1 (the man, tracklets 1+4, frames 15-17
     interpolated), P2 (the woman, tracklet 2) and P3 (a 5-frame ghost on the window). Frame 25
     has a confident duplicate box over the man, so samples should avoid it."""
-    from ptrack.crops import encode
+    from ptrack.detect.crops import encode
 
     frames = read_frames(CLIP)
     assert len(frames) == N
@@ -79,7 +79,7 @@ def build_project(root: Path, *, persons: bool = True) -> Store:
     store.replace_tracklets(v.id, t[:, 0], t[:, 1], t[:, 2])
     # stage runs as `ptrack rank` records them (default settings, each made from the one
     # before), so views find the persons current and do not re-run the stages over them
-    from ptrack.config import load_config
+    from ptrack.settings import load_config
 
     cfg, upstream = load_config(), run
     for stage in ("track", "group", "rank"):

@@ -83,7 +83,7 @@ def _apply_hint(ctx: typer.Context, store, video) -> str:
     """Apply a recorded correction at once (grouping takes well under a second from stored
     tracklets) and say what it did; a read-only project only records nothing (refused earlier)."""
     from ptrack.cli.output import safe
-    from ptrack.stages import ensure_current
+    from ptrack.persons.stages import ensure_current
 
     if store.stage_state(video.id, "group") == "missing":
         return f"`{hint(store, video, 'group', 'rank')}` applies it"
@@ -99,7 +99,7 @@ def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
     """``export --level tracklets``: the tracker's own ids, observed boxes only."""
     import numpy as np
 
-    from ptrack.export import EXPORT_SUFFIX, Track, write_export
+    from ptrack.formats.export import EXPORT_SUFFIX, Track, write_export
 
     with open_store(ctx) as store:
         v = store.video(video)
@@ -156,7 +156,7 @@ def register(app: typer.Typer) -> None:
 
         Example: ptrack select 14 29 --format npz
         """
-        from ptrack.export import (LATEST_SELECTION, SELECT_FORMATS, SELECT_SUFFIXES,
+        from ptrack.formats.export import (LATEST_SELECTION, SELECT_FORMATS, SELECT_SUFFIXES,
                                    kept_selection_path, merge_tracks, track_from_boxes,
                                    write_selection)
 
@@ -224,7 +224,7 @@ def register(app: typer.Typer) -> None:
 
         Example: ptrack export 14 29 --out persons.csv --boxes raw
         """
-        from ptrack.export import EXPORT_FORMATS, EXPORT_SUFFIX, EXPORT_SUFFIXES, track_from_boxes, write_export
+        from ptrack.formats.export import EXPORT_FORMATS, EXPORT_SUFFIX, EXPORT_SUFFIXES, track_from_boxes, write_export
 
         ids = list(ids or []) + list(old_ids or [])
         fmt = out_format(out, fmt, EXPORT_FORMATS, EXPORT_SUFFIXES, "mot")

@@ -42,7 +42,7 @@ def state(ctx: typer.Context) -> State:
 def settings(ctx: typer.Context, overrides: dict | None = None) -> dict:
     """Defaults + ``--config`` + flags. A bad flag value is a usage error (exit 2) that names
     the flag as typed (``--conf must be in [0, 1], got 2.0``)."""
-    from ptrack.config import load_config
+    from ptrack.settings import load_config
 
     path = state(ctx).config
     if not overrides:
@@ -248,8 +248,8 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
     the video was never grouped (the caller says what to run).
     """
     from ptrack.cli.output import safe
-    from ptrack.config import load_config
-    from ptrack.stages import ensure_current, stale_reason
+    from ptrack.settings import load_config
+    from ptrack.persons.stages import ensure_current, stale_reason
 
     def log(message: str) -> None:
         typer.echo(safe(message), err=True)

@@ -69,7 +69,7 @@ class Conflict:
 def conflicts(constraints: Sequence[dict], tid: np.ndarray, frame: np.ndarray) -> list[Conflict]:
     """Every pair of tracklets that the merges join (directly or through other tracklets)
     while an unmerge or a split keeps them apart, with the corrections responsible."""
-    from ptrack.constraints import constraint_pairs
+    from ptrack.persons.constraints import constraint_pairs
 
     _, must, cannot = constraint_pairs(constraints, tid, frame)
     # union-find over the merges, remembering which merges built each group

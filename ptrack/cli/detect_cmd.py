@@ -20,7 +20,7 @@ from ptrack.cli.output import console, safe
 def _default(key: str) -> str:
     """`` [default: X]`` from the default settings (the one place defaults are written)."""
     try:
-        from ptrack.config import default_value
+        from ptrack.settings import default_value
 
         return f" [default: {default_value('detect', key)}]"
     except Exception:  # a broken install still shows its help
@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
 
         Example: ptrack detect match.mp4 --model yolov8s.pt
         """
-        from ptrack.detect import detect_video
+        from ptrack.detect.loop import detect_video
         from ptrack.store import Store
 
         cfg = settings(ctx, detect_overrides)

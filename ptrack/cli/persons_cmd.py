@@ -41,7 +41,7 @@ def _print_summary(s, recorded_constraints: int | None = None) -> None:
 
 
 def _stage(ctx: typer.Context, video: str | None, stage: str) -> None:
-    from ptrack.stages import RUNNERS
+    from ptrack.persons.stages import RUNNERS
 
     cfg = settings(ctx)
     with open_store(ctx) as store:
@@ -55,7 +55,7 @@ def _explain(ctx: typer.Context, video: str | None, a: int, b: int, as_json: boo
     from rich.console import Console
     from rich.table import Table
 
-    from ptrack.stages import explain_link
+    from ptrack.persons.stages import explain_link
 
     cfg = settings(ctx)
     with open_store(ctx) as store:
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
 
         Example: ptrack import det.txt --video-file TUD-Stadtmitte.mp4
         """
-        from ptrack.mot_import import import_mot
+        from ptrack.formats.mot_import import import_mot
 
         if video_file is not None and old_video is not None and video_file != old_video:
             raise PtrackError("give the video once, as --video-file FILE", exit_code=2)
@@ -184,8 +184,8 @@ def register(app: typer.Typer) -> None:
 
         Example: ptrack eval gt.txt --json
         """
-        from ptrack.evaluate import evaluate
-        from ptrack.motio import read_mot
+        from ptrack.formats.evaluate import evaluate
+        from ptrack.formats.mot import read_mot
 
         if boxes not in ("smoothed", "raw"):
             raise PtrackError(f"--boxes must be smoothed or raw, not '{boxes}'", exit_code=2)

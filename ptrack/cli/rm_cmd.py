@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
         Example: ptrack rm match
         """
-        from ptrack.detect import video_lock
+        from ptrack.detect.loop import video_lock
 
         with open_store(ctx) as store:
             store.require_writable()

@@ -16,8 +16,8 @@ from ptrack.errors import PtrackError
 def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) -> dict:
     """Every stage for one video; returns its summary row (errors caught by the caller)."""
     from ptrack.cli.persons_cmd import summary_counts
-    from ptrack.detect import detect_video
-    from ptrack.stages import run_group, run_rank, run_track
+    from ptrack.detect.loop import detect_video
+    from ptrack.persons.stages import run_group, run_rank, run_track
     from ptrack.views.sheet import sheet_rows, write_png
 
     log = progress.log

@@ -44,7 +44,7 @@ DB_NAME = "ptrack.db"
 CROPS_NAME = "crops.lmdb"
 DEFAULT_PROJECT = "ptrack-project"
 EXPORT_LEFTOVER_AGE_S = 3600  # an OpenVINO export takes well under a minute; older temp dirs are dead
-_PART = re.compile(r"^\..+\.part(\d+)(\.[^.]*)?$")  # ptrack.export.atomic_path's temp names
+_PART = re.compile(r"^\..+\.part(\d+)(\.[^.]*)?$")  # ptrack.formats.export.atomic_path's temp names
 
 
 def _sql_error(root: Path, exc: sqlite3.Error) -> StoreError:
@@ -396,7 +396,7 @@ class Store:
     def crops(self, keys: Iterable[tuple[int, int, int]]) -> list[bytes | None]:
         """JPEG bytes for many (video, frame, det) keys, in one read transaction.
 
-        None for a missing crop; decode with :func:`ptrack.crops.decode`, which returns None for
+        None for a missing crop; decode with :func:`ptrack.detect.crops.decode`, which returns None for
         bytes that are not a usable image (callers skip those and count them)."""
         return self._crops().get(keys)
 

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     video_id INTEGER NOT NULL, model TEXT NOT NULL, frame INTEGER NOT NULL, det INTEGER NOT NULL,
     vec BLOB NOT NULL, PRIMARY KEY (video_id, model, frame, det)) WITHOUT ROWID;
 """
-"""Appearance embeddings of detections (``ptrack.descriptors``): one float16 vector per
+"""Appearance embeddings of detections (``ptrack.persons.descriptors``): one float16 vector per
 (video, embedder, frame, det); ``model`` names the embedder (weights digest and input size)."""
 
 _SCHEMA = """

@@ -20,7 +20,7 @@ import numpy as np
 
 from ptrack.boxes import Boxes
 
-from ptrack.sampling import covered_share, pick_spread, rows_of
+from ptrack.persons.sampling import covered_share, pick_spread, rows_of
 
 # Detections below this confidence never count as covering another box: low-score boxes are
 # often fragments or duplicates of the very person being sampled.
@@ -44,7 +44,7 @@ class Sample:
 
 def coverage_by_others(frame: np.ndarray, det: np.ndarray, xyxy: np.ndarray, conf: np.ndarray,
                        min_other_conf: float = MIN_OTHER_CONF) -> np.ndarray:
-    """:func:`ptrack.sampling.covered_share` with the views' credibility threshold: for each
+    """:func:`ptrack.persons.sampling.covered_share` with the views' credibility threshold: for each
     detection, the largest share of its area covered by another detection of its frame.
 
     >>> f = np.array([0, 0, 1]); d = np.array([0, 1, 0])
@@ -165,7 +165,7 @@ def load_crops(store: Any, video_id: int, picks: Sequence[Sample] | Sequence[Seq
             jpeg = found.get((s.frame, s.det))
             if jpeg:
                 if decode:
-                    from ptrack.crops import decode as _decode
+                    from ptrack.detect.crops import decode as _decode
 
                     img = _decode(jpeg)
                     if img is None:

@@ -105,7 +105,7 @@ def write_png(rows: Sequence[SheetRow], video: Any, path: Path, k: int, *,
     """Draw the sheet and save it as PNG (via a temporary file)."""
     from PIL import Image, ImageDraw
 
-    from ptrack.export import atomic_path
+    from ptrack.formats.export import atomic_path
 
     font, bold, small = _fonts()
     fps = float(video.fps)
@@ -191,7 +191,7 @@ figcaption{font-size:11px;color:#666} .t{color:#666;font-size:12px}
 def write_html(rows: Sequence[SheetRow], video: Any, path: Path, k: int, *,
                total_persons: int | None = None) -> Path:
     """The same sheet as one self-contained HTML file."""
-    from ptrack.export import atomic_path
+    from ptrack.formats.export import atomic_path
 
     fps = float(video.fps)
     esc = html.escape

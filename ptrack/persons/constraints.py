@@ -1,7 +1,7 @@
 """User corrections (``merge``, ``unmerge``, ``split``) compiled into grouping constraints.
 
 Pure: the stored constraint records and the tracklet rows in; relabelled tracklet ids and
-must-link / cannot-link pairs out, as :func:`ptrack.group.group_tracklets` takes them.
+must-link / cannot-link pairs out, as :func:`ptrack.persons.group.group_tracklets` takes them.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ The exported IR is compiled directly (no Ultralytics predictor in the loop):
   (OpenVINO ``PrePostProcessor``), so Python makes no float copy of a frame;
 * ``PERFORMANCE_HINT`` THROUGHPUT (OpenVINO picks its streams for the CPU) with an
   ``AsyncInferQueue``: the next frame is letterboxed while the previous ones infer;
-* the letterbox and the box scaling are Ultralytics' own maths (:mod:`ptrack.letterbox`);
+* the letterbox and the box scaling are Ultralytics' own maths (:mod:`ptrack.detect.letterbox`);
   NMS is class-agnostic across the chosen classes (one person, one box), keeping the class of
   the kept box.
 
@@ -26,9 +26,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ptrack.detector import DetectorBase
+from ptrack.detect.base import DetectorBase
 from ptrack.errors import PtrackError
-from ptrack.letterbox import letterbox, scale_back
+from ptrack.detect.letterbox import letterbox, scale_back
 
 PRECISIONS = ("auto", "f32", "fp16", "bf16", "int8")  # fp16: the torch backend on CUDA
 NMS_MATRIX_MAX = 1500  # candidates up to which NMS uses one IoU matrix (memory n^2)

@@ -23,11 +23,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ptrack import crops
+from ptrack.detect import crops
 from ptrack.errors import PtrackError
 from ptrack.store import Run, Store, Video, crop_key
-from ptrack.video import FrameReader, probe
-from ptrack.videos import register_video
+from ptrack.detect.video import FrameReader, probe
+from ptrack.detect.register import register_video
 
 Progress = Callable[[int, int], None]  # (frames done in this run, frames to do)
 
@@ -306,7 +306,7 @@ def detect_video(store: Store, path: Path, settings: dict, *, force: bool = Fals
     registered or anything is deleted; ``force`` replaces the old results only as the new run
     commits its first batch, and a run that fails before that leaves the project as it was.
     """
-    from ptrack.detector import file_hash, find_model, load_detector
+    from ptrack.detect.detector import file_hash, find_model, load_detector
 
     info = probe(path)
     check_settings(settings)
@@ -361,7 +361,7 @@ def _undo_start(store: Store, video: Video, run_id: int, *, new_video: bool) -> 
 def _detect_loop(store: Store, video: Video, run_id: int, settings: dict, start: int,
                  summary: DetectSummary, progress: Progress | None, detector,
                  replace_from: int | None) -> DetectSummary:
-    from ptrack.detector import batch_size as pick_batch, precision_info
+    from ptrack.detect.detector import batch_size as pick_batch, precision_info
 
     cfg = settings["detect"]
     stride = max(1, int(cfg["stride"]))

@@ -3,16 +3,16 @@
 Both pick a few good crops per tracklet, spread over its time (:func:`sample_rows`), so their
 cost is bounded per tracklet, not per box.
 
-* :func:`tracklet_descriptors`: HSV histograms (:mod:`ptrack.appearance`) of
+* :func:`tracklet_descriptors`: HSV histograms (:mod:`ptrack.persons.appearance`) of
   ``appearance_samples`` crops per tracklet, each crop's computed once and stored like the
-  embeddings below (model key :data:`ptrack.appearance.HIST_KEY`).
-* :func:`tracklet_embeddings`: MobileNetV2 embeddings (:mod:`ptrack.embed`) of ``embed_samples``
+  embeddings below (model key :data:`ptrack.persons.appearance.HIST_KEY`).
+* :func:`tracklet_embeddings`: MobileNetV2 embeddings (:mod:`ptrack.persons.embed`) of ``embed_samples``
   crops per tracklet, computed once and stored in the project per detection (float16, keyed by
   video, frame, det and the embedder's identity), in batches that are committed one by one, so
   an interrupted run keeps what it stored and a re-track reuses every vector of a detection it
   samples again. A metric is then learned per video from the tracklet structure
-  (:func:`ptrack.metric.learn_kissme`), and each tracklet gets its mean vector in that metric's
-  space (:func:`ptrack.metric.tracklet_vectors`).
+  (:func:`ptrack.persons.metric.learn_kissme`), and each tracklet gets its mean vector in that metric's
+  space (:func:`ptrack.persons.metric.tracklet_vectors`).
 
 :func:`tracklet_appearance` gives ``group`` what ``group.appearance`` asks for (``hsv``, the
 default, or ``combo``: both kinds, their distances averaged), falling back to the colour
@@ -61,10 +61,10 @@ def sample_rows(store: Store, video: Video, tid: np.ndarray, det, k: int
 
     Good = confident, large, not covered by another box of its frame (every detection of the
     video counts, other persons included), spread over the tracklet's time
-    (:func:`ptrack.appearance.pick_descriptor_samples`).
+    (:func:`ptrack.persons.appearance.pick_descriptor_samples`).
     """
-    from ptrack import appearance
-    from ptrack.sampling import covered_share, rows_of
+    from ptrack.persons import appearance
+    from ptrack.persons.sampling import covered_share, rows_of
 
     everyone = store.detections(video.id)  # sorted by (frame, det)
     cover_all = covered_share(everyone.frame, everyone.xyxy)
@@ -91,13 +91,14 @@ HIST_BATCH = 1024
 
 class CropHists:
     """The colour histograms' "embedder" for :func:`stored_embeddings`: one
-    :func:`ptrack.appearance.crop_hist` row per JPEG crop (NaN where the crop is missing,
+    :func:`ptrack.persons.appearance.crop_hist` row per JPEG crop (NaN where the crop is missing,
     undecodable or too small), as float32, which the store keeps exactly (float16 moved
     histogram distances by ~1e-4, enough to flip a link on TUD-Campus), so a first ``group``
     and a re-run that reads them back see the same numbers."""
 
     def embed_jpegs(self, blobs) -> np.ndarray:
-        from ptrack import appearance, crops
+        from ptrack.detect import crops
+        from ptrack.persons import appearance
 
         out = np.full((len(blobs), appearance.DIM), np.nan, np.float32)
         for i, b in enumerate(blobs):
@@ -116,14 +117,13 @@ def tracklet_descriptors(store: Store, video: Video, tid: np.ndarray, det,
 
     ``tid`` and ``det`` are the tracklet rows (``store.tracklet_boxes``). Each sampled crop's
     histograms are computed once and stored in the project (beside the embeddings, keyed by
-    :data:`ptrack.appearance.HIST_KEY`): a re-run, or a re-track that samples the same
+    :data:`ptrack.persons.appearance.HIST_KEY`): a re-run, or a re-track that samples the same
     detections, reads them instead of decoding the crops again. A missing, undecodable or tiny
     crop is skipped, never fatal; how many were is appended to ``skipped`` when given.
     """
     if not video.has_crops or not len(tid):
         return None
-    from ptrack import appearance
-
+    from ptrack.persons import appearance
     rows, owners = sample_rows(store, video, tid, det, settings.appearance_samples)
     if not len(rows):
         return None
@@ -145,7 +145,7 @@ def stored_embeddings(store: Store, video: Video, frame: np.ndarray, dets: np.nd
                       batch: int = EMBED_BATCH, dtype: str = "float16") -> tuple[np.ndarray, int]:
     """``(vectors (n, d) float32, how many were computed now)`` of the detections
     ``(frame[i], dets[i])``: stored ones are read, the others embedded from their crops
-    (``embedder()`` gives a :class:`ptrack.embed.Embedder`, called only when some are missing)
+    (``embedder()`` gives a :class:`ptrack.persons.embed.Embedder`, called only when some are missing)
     and stored batch by batch. A crop that cannot be read gives (and stores) a NaN row.
     A read-only project computes without storing.
     """
@@ -176,21 +176,21 @@ def tracklet_embeddings(store: Store, video: Video, tid: np.ndarray, det, settin
                         *, progress: Progress | None = None, cache_dir: Path | None = None,
                         counts: dict | None = None) -> dict[int, np.ndarray]:
     """Per tracklet, its mean embedding in the video's learned metric space (unit: the typical
-    distance of two different people; see :func:`ptrack.metric.tracklet_vectors`).
+    distance of two different people; see :func:`ptrack.persons.metric.tracklet_vectors`).
 
     Raises:
-        ptrack.embed.EmbedderUnavailable: The package (or OpenVINO, or torch for the first
+        ptrack.persons.embed.EmbedderUnavailable: The package (or OpenVINO, or torch for the first
             conversion) is absent.
-        ptrack.metric.NotEnoughPairs: Too few tracklets share a frame to learn the metric.
+        ptrack.persons.metric.NotEnoughPairs: Too few tracklets share a frame to learn the metric.
     """
-    from ptrack import embed
-    from ptrack.metric import cooccurring, learn_kissme, tracklet_vectors
+    from ptrack.persons import embed
+    from ptrack.persons.metric import cooccurring, learn_kissme, tracklet_vectors
 
     model = embed.model_key()
     rows, owners = sample_rows(store, video, tid, det, settings.embed_samples)
 
     def embedder():
-        from ptrack.openvino_backend import cache_dir as user_cache
+        from ptrack.detect.openvino_backend import cache_dir as user_cache
 
         return embed.load_embedder(Path(cache_dir) if cache_dir else user_cache(), batch=EMBED_BATCH)
 
@@ -215,8 +215,8 @@ def tracklet_appearance(store: Store, video: Video, tid: np.ndarray, det, settin
     if not settings.use_appearance or not video.has_crops or not len(tid):
         return out
     if settings.appearance == "combo":
-        from ptrack.embed import EmbedderUnavailable
-        from ptrack.metric import NotEnoughPairs
+        from ptrack.persons.embed import EmbedderUnavailable
+        from ptrack.persons.metric import NotEnoughPairs
 
         try:
             out.embed = tracklet_embeddings(store, video, tid, det, settings, progress=progress,

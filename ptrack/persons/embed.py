@@ -14,7 +14,7 @@ it.
 
 When the package (or OpenVINO, or torch for a first conversion) is absent, :func:`load_embedder`
 and :func:`unavailable_reason` say why with :class:`EmbedderUnavailable`: the caller falls back
-to the HSV descriptor of :mod:`ptrack.appearance` and says so once.
+to the HSV descriptor of :mod:`ptrack.persons.appearance` and says so once.
 
 Example:
     >>> emb = load_embedder(Path("project/models"))          # doctest: +SKIP
@@ -231,7 +231,10 @@ class Embedder:
         if batch < 1:
             raise PtrackError(f"embedding batch must be >= 1 (got {batch})")
         core = ov.Core()
-        config = {"PERFORMANCE_HINT": "LATENCY"}
+        # f32 on every CPU: the embeddings are stored and compared across runs, and OpenVINO's
+        # bf16 default on CPUs with AVX-512 BF16 or AMX would move them by ~0.04 (and with them
+        # group's links) from one machine to another; embedding is ~6% of detect's time
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         self.compiled = core.compile_model(str(xml), "CPU", config)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ptrack.errors import PtrackError
-from ptrack.letterbox import letterbox
-from ptrack.openvino_backend import (box_iou, compile_ir, export_dir, postprocess, publish,
+from ptrack.detect.letterbox import letterbox
+from ptrack.detect.openvino_backend import (box_iou, compile_ir, export_dir, postprocess, publish,
                                      staging_dir)
 
 GATE_CONF = 0.25  # boxes compared at this confidence (the tracker's first-stage boxes)

@@ -12,7 +12,7 @@ above ``conf`` and among the chosen classes, class-agnostic (one person, one box
 class of the kept box, at most ``max_det`` a frame. Ultralytics' own NMS loops over the frames
 and, unless torchvision happens to be imported, over the boxes in Python: on an H200 that held
 the detector to 200 frames/s while the network ran 4,800 (``bench/gpu_detect.py``). Boxes
-are scaled back with the letterbox maths both backends share (:mod:`ptrack.letterbox`).
+are scaled back with the letterbox maths both backends share (:mod:`ptrack.detect.letterbox`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ptrack.detector import DetectorBase
-from ptrack.letterbox import letterbox_params, scale_back
+from ptrack.detect.base import DetectorBase
+from ptrack.detect.letterbox import letterbox_params, scale_back
 
 PAD = 114.0
 
@@ -88,7 +88,7 @@ def prepare_network(yolo, device: str, half: bool):
 
 @dataclass
 class TorchDetector(DetectorBase):
-    """The torch backend's detector (see :class:`ptrack.detector.DetectorBase`); the
+    """The torch backend's detector (see :class:`ptrack.detect.detector.DetectorBase`); the
     frames of one call are of one size."""
 
     net: object = None

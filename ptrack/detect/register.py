@@ -6,7 +6,7 @@ import dataclasses
 from typing import Callable
 
 from ptrack.store import Store, Video
-from ptrack.video import VideoInfo
+from ptrack.detect.video import VideoInfo
 
 
 def register_video(store: Store, info: VideoInfo, log: Callable[[str], None], *,

@@ -1,7 +1,7 @@
 """Frame-by-frame ByteTrack over stored detections.
 
 Pure function: numpy arrays in, one tracklet id per detection row out. The tracking itself is
-:func:`ptrack.bytetrack.bytetrack` (Ultralytics' ByteTrack algorithm in numpy, the same tracks);
+:func:`ptrack.persons.bytetrack.bytetrack` (Ultralytics' ByteTrack algorithm in numpy, the same tracks);
 this module turns ptrack's settings (durations in seconds, thresholds relative to the video's
 confidences) into the tracker's units, and cuts and numbers the tracks it returns.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ptrack.bidirectional import combine_tracks
-from ptrack.bytetrack import bytetrack
+from ptrack.persons.bidirectional import combine_tracks
+from ptrack.persons.bytetrack import bytetrack
 from ptrack.errors import PtrackError
 
 SETTINGS = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "track_buffer_s",
@@ -75,9 +75,9 @@ def track_detections(
     ``fps``. The first detection of a track (before ByteTrack confirms it) is given the track's id
     too. A track that ByteTrack re-finds after more than ``split_gap_s`` seconds without a box is
     cut there into two tracklets: ByteTrack re-finds by IoU with a velocity-less prediction, and
-    the grouping step (``ptrack.group``) judges such joins better (0 = never cut). With
+    the grouping step (``ptrack.persons.group``) judges such joins better (0 = never cut). With
     ``bidirectional``, ByteTrack also runs from the last frame to the first and the two runs are
-    combined (:func:`ptrack.bidirectional.combine_tracks`): forward tracks are cut where the
+    combined (:func:`ptrack.persons.bidirectional.combine_tracks`): forward tracks are cut where the
     backward run disagrees, and boxes only the backward run tracked are kept.
     Ids are renumbered 1..K in order of first appearance (frame, then left to right), so the output
     does not depend on the order of the rows.

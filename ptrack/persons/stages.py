@@ -5,8 +5,8 @@ replaces its results in one transaction, so an interrupted run leaves the previo
 intact. A stage's results are current when its newest run is done, used today's settings of
 that stage, was made from the newest run of the stage before it, and (``group``) from the
 user's corrections as they stand. :func:`ensure_current` re-runs whatever is not, in stage
-order, saying so through ``log``. Helpers live elsewhere: :mod:`ptrack.constraints` (user
-corrections), :mod:`ptrack.descriptors` (appearance), :mod:`ptrack.mot_import` (``import``).
+order, saying so through ``log``. Helpers live elsewhere: :mod:`ptrack.persons.constraints` (user
+corrections), :mod:`ptrack.persons.descriptors` (appearance), :mod:`ptrack.formats.mot_import` (``import``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ptrack.constraints import compile_constraints, fingerprint
+from ptrack.persons.constraints import compile_constraints, fingerprint
 from ptrack.errors import PtrackError
 from ptrack.settings import Settings
 from ptrack.store import Store, Video
@@ -134,7 +134,7 @@ def run_track(store: Store, video: Video, cfg: dict, log: Log = print) -> StageS
 
 
 def _run_track(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
-    from ptrack.track import track_detections
+    from ptrack.persons.track import track_detections
 
     settings = Settings.from_dict(cfg)
     t0 = time.perf_counter()
@@ -158,10 +158,10 @@ def _run_track(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
 def group_inputs(store: Store, video: Video, settings: Settings, *, appearance: bool = True,
                  skipped: list[int] | None = None, log: Log | None = None,
                  progress: Callable[[int, int], None] | None = None):
-    """Tracklet rows, appearance (:class:`ptrack.descriptors.Appearance`) and constraints as
+    """Tracklet rows, appearance (:class:`ptrack.persons.descriptors.Appearance`) and constraints as
     ``group`` takes them. A fallback of the appearance is said through ``log``, once per
     process and reason."""
-    from ptrack.descriptors import Appearance, tracklet_appearance
+    from ptrack.persons.descriptors import Appearance, tracklet_appearance
 
     tid, det = store.tracklet_boxes(video.id)
     tid, must, cannot = compile_constraints(store.constraints(video.id), tid, det.frame)
@@ -241,7 +241,7 @@ def run_group(store: Store, video: Video, cfg: dict, log: Log = print,
 
 def _run_group(store: Store, video: Video, cfg: dict, log: Log,
                progress: Callable[[int, int], None] | None = None) -> StageSummary:
-    from ptrack.group import group_tracklets
+    from ptrack.persons.group import group_tracklets
 
     settings = Settings.from_dict(cfg)
     t0 = time.perf_counter()
@@ -281,13 +281,13 @@ def _appearance_counts(app) -> dict:
 
 def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int,
                  log: Log | None = None) -> list[dict]:
-    """``group --explain A B``: :func:`ptrack.group.explain` on the stored tracklets.
+    """``group --explain A B``: :func:`ptrack.persons.group.explain` on the stored tracklets.
 
     A person id stands for all its tracklets (they are relabelled with the person's id and
     their descriptors averaged), so ``A`` and ``B`` may be tracklets or persons. The appearance
     is the one ``group`` uses (stored embeddings, the video's learned metric).
     """
-    from ptrack.group import explain
+    from ptrack.persons.group import explain
 
     if store.stage_state(video.id, "track") == "missing":
         raise PtrackError(f"no tracklets yet; run `ptrack track{_video_flag(store, video)}` first")
@@ -316,10 +316,10 @@ def smoothed_person_boxes(person: np.ndarray, frame: np.ndarray, xyxy: np.ndarra
     """The smoothed box of every person box (float32, N x 4, in the rows' order).
 
     Each person's observed boxes (``source == 0``, weighted by confidence) go through
-    :func:`ptrack.smooth.smooth_boxes` over the person's whole span, so interpolated rows get
+    :func:`ptrack.persons.smooth.smooth_boxes` over the person's whole span, so interpolated rows get
     the smoother's box for their frame. A person with no observed box keeps its boxes.
     """
-    from ptrack.smooth import smooth_tracks
+    from ptrack.persons.smooth import smooth_tracks
 
     person = np.asarray(person)
     frame = np.asarray(frame, dtype=np.int64)
@@ -344,7 +344,7 @@ def smoothed_person_boxes(person: np.ndarray, frame: np.ndarray, xyxy: np.ndarra
 
 def _person_rows(result, det, smoothed: np.ndarray | None = None
                  ) -> tuple[list[dict], list[tuple], list[tuple]]:
-    """Store rows from a :class:`ptrack.group.GroupResult` (and its smoothed boxes)."""
+    """Store rows from a :class:`ptrack.persons.group.GroupResult` (and its smoothed boxes)."""
     det_index = np.where(result.row >= 0, det.det[np.maximum(result.row, 0)], -1)
     smoothed = result.xyxy if smoothed is None else smoothed
     boxes = list(zip(result.person.tolist(), result.frame.tolist(),
@@ -379,7 +379,7 @@ def run_rank(store: Store, video: Video, cfg: dict, log: Log = print) -> StageSu
 
 
 def _run_rank(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
-    from ptrack.rank import rank_persons
+    from ptrack.persons.rank import rank_persons
 
     settings = Settings.from_dict(cfg)
     t0 = time.perf_counter()

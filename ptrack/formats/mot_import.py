@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from ptrack.errors import PtrackError
-from ptrack.stages import StageSummary
+from ptrack.persons.stages import StageSummary
 from ptrack.store import Store
 
 Log = Callable[[str], None]
@@ -23,9 +23,9 @@ def import_mot(store: Store, path: Path, *, video_ref: str, fps: float | None, w
     video of the project (name or id), or a new name for boxes without a video (then ``fps``,
     ``width`` and ``height`` are needed).
     """
-    from ptrack.motio import read_mot
-    from ptrack.video import fingerprint, probe
-    from ptrack.videos import register_video, with_overrides
+    from ptrack.formats.mot import read_mot
+    from ptrack.detect.video import fingerprint, probe
+    from ptrack.detect.register import register_video, with_overrides
 
     t0 = time.perf_counter()
     boxes = read_mot(path, kind="det")

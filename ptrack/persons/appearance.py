@@ -152,7 +152,7 @@ def pick_descriptor_samples(
     """Indices (into the tracklet's rows) of up to ``k`` good observations to describe a tracklet.
 
     Good = confident, large, not overlapped by another box of the same frame, and spread over
-    the tracklet's time span: :func:`ptrack.sampling.pick_spread` takes the best row of each of
+    the tracklet's time span: :func:`ptrack.persons.sampling.pick_spread` takes the best row of each of
     ``k`` equal time slices (score = conf * sqrt(box area), times ``1 - covered / 2``, or almost
     zero when covered by more than ``max_overlap``), then empty slices are filled by the
     next-best rows.
@@ -161,13 +161,13 @@ def pick_descriptor_samples(
         frame, xyxy, conf: The tracklet's rows.
         k: How many samples.
         covered: Share of each row's box covered by another box of its frame
-            (:func:`ptrack.sampling.covered_share` over all boxes of the frames), or None.
+            (:func:`ptrack.persons.sampling.covered_share` over all boxes of the frames), or None.
         max_overlap: Share of a box's area covered by another box above which it is avoided.
 
     Returns:
         Sorted int64 indices, at most ``k``.
     """
-    from ptrack.sampling import pick_spread
+    from ptrack.persons.sampling import pick_spread
 
     frame = np.asarray(frame, dtype=np.int64).reshape(-1)
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
@@ -190,13 +190,13 @@ def pick_descriptor_samples(
 
 
 # ---------------------------------------------------------------------------------------------
-# the learned embedding (ptrack.embed + ptrack.metric) on the same 0-1 scale, and the combination
+# the learned embedding (ptrack.persons.embed + ptrack.persons.metric) on the same 0-1 scale, and the combination
 
 EMBED_UNIT = 0.4
 """Maps the embedding distance to the 0-1 scale of :func:`appearance_distance` (and of the
 ``group.app_max`` / ``app_strong`` thresholds): ``min(1, EMBED_UNIT * d)``, where ``d`` is the
 distance of two tracklets' mean embeddings under the video's learned metric in units of the
-median distance of two boxes of different people (:func:`ptrack.metric.tracklet_vectors`), so
+median distance of two boxes of different people (:func:`ptrack.persons.metric.tracklet_vectors`), so
 two different people sit near ``d = 1``. Calibrated without labels: over the tracklet pairs that
 share a frame (different people) of TUD-Stadtmitte and TUD-Campus with two detectors, the median
 colour-histogram distance over the median embedding distance was 0.38-0.51 (mean 0.43;
@@ -205,7 +205,7 @@ place on the 0-1 scale."""
 
 
 def embedding_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """0-1 distance of two tracklet vectors of :func:`ptrack.metric.tracklet_vectors`."""
+    """0-1 distance of two tracklet vectors of :func:`ptrack.persons.metric.tracklet_vectors`."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:

@@ -1,6 +1,6 @@
 """Choosing good boxes of one person or tracklet: the overlap test and the time-spread picker.
 
-Used by the appearance descriptors (``ptrack.descriptors``) and by the views' samples
+Used by the appearance descriptors (``ptrack.persons.descriptors``) and by the views' samples
 (``ptrack.views.samples``), so "covered" and "spread across time" mean one thing everywhere.
 Pure numpy.
 """

@@ -19,7 +19,7 @@ judged by
   area-ratio window: a person walking away over a long gap may shrink a lot);
 * appearance (when both have descriptors): distance must be <= ``app_max`` when motion agrees, or
   <= ``app_strong`` for a link the motion gate rejects (a person who leaves and comes back). The
-  distance (0-1, :func:`ptrack.appearance.link_distance`) is that of the colour histograms, of the
+  distance (0-1, :func:`ptrack.persons.appearance.link_distance`) is that of the colour histograms, of the
   learned embeddings, or their mean, depending on what the caller passes (``group.appearance``);
   a joined person's descriptor is the mean of its tracklets'.
 
@@ -319,7 +319,7 @@ def _link_costs(S, ia, ib, fps, p, desc) -> tuple[np.ndarray, dict]:
     app = np.full(len(ia), np.nan)
     parts = {"hsv": np.full(len(ia), np.nan), "embed": np.full(len(ia), np.nan)}
     if desc is not None and len(ia):
-        from ptrack.appearance import link_distances
+        from ptrack.persons.appearance import link_distances
 
         app, parts = link_distances(*_pair_vectors(desc, S.units[ia], S.units[ib]))
     has_app = ~np.isnan(app)
@@ -499,10 +499,10 @@ def group_tracklets(
         xyxy: Boxes (N x 4) in pixels.
         conf: Detection confidence of each row.
         fps: The video's frame rate (durations in ``settings`` are seconds).
-        descriptors: Optional colour descriptor per tracklet id (:func:`ptrack.appearance.crop_descriptor`).
+        descriptors: Optional colour descriptor per tracklet id (:func:`ptrack.persons.appearance.crop_descriptor`).
         embeddings: Optional learned-embedding vector per tracklet id
-            (:func:`ptrack.metric.tracklet_vectors`). With both, a link's appearance distance is
-            the mean of the two kinds' (see :func:`ptrack.appearance.link_distance`).
+            (:func:`ptrack.persons.metric.tracklet_vectors`). With both, a link's appearance distance is
+            the mean of the two kinds' (see :func:`ptrack.persons.appearance.link_distance`).
         must_link: Pairs of tracklet ids that must end up in one person (user merges).
         cannot_link: Pairs of tracklet ids that must end up in different persons (user splits).
         settings: The ``group:`` settings (``ptrack.settings.defaults().group`` for the shipped ones).

@@ -1,7 +1,7 @@
 """Ultralytics' letterbox and its inverse: a frame fitted into the network's input (aspect kept,
 grey 114 padding, the same rounding), and the network's boxes scaled back to frame pixels.
-Used by both detector backends (:mod:`ptrack.openvino_backend` on the CPU,
-:mod:`ptrack.torch_backend`, which letterboxes on the GPU with the same parameters)."""
+Used by both detector backends (:mod:`ptrack.detect.openvino_backend` on the CPU,
+:mod:`ptrack.detect.torch_backend`, which letterboxes on the GPU with the same parameters)."""
 
 from __future__ import annotations
 

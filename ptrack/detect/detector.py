@@ -5,8 +5,8 @@ functions, with its auto-install and online checks switched off. The one downloa
 allows is Ultralytics' own official weights by name (``yolov8s.pt``) when the machine is online
 and the file is nowhere on disk; it says which file and where it goes.
 
-Backends: ``torch`` (:mod:`ptrack.torch_backend`: CUDA, fp16 by default, or the CPU) and
-``openvino`` (:mod:`ptrack.openvino_backend`, async inference, INT8 from :mod:`ptrack.quantize`).
+Backends: ``torch`` (:mod:`ptrack.detect.torch_backend`: CUDA, fp16 by default, or the CPU) and
+``openvino`` (:mod:`ptrack.detect.openvino_backend`, async inference, INT8 from :mod:`ptrack.detect.quantize`).
 Both suppress overlapping boxes across the chosen classes (class-agnostic NMS).
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -207,20 +206,6 @@ def choose_classes(names: dict[int, str], spec: str | Sequence[str] | None) -> l
     return sorted(set(out))
 
 
-@dataclass
-class DetectorBase:
-    """What both backends' detectors hold (:class:`ptrack.openvino_backend.OpenVINODetector`,
-    :class:`ptrack.torch_backend.TorchDetector`). Called with a list of BGR frames, a detector
-    gives per frame (xyxy float32 (N, 4) in frame pixels, conf float32 (N,), cls int64 (N,))."""
-
-    imgsz: tuple[int, int]
-    conf: float
-    iou: float
-    classes: list[int] | None
-    max_det: int
-    names: dict[int, str]
-
-
 def _torch_device(device: str) -> str:
     import torch
 
@@ -248,7 +233,7 @@ def _load_yolo(path: Path, task: str | None = None):
 
 def check_precision(settings: dict) -> None:
     """Refuse an unknown ``precision`` or ``ov_hint`` (cheap: no model is loaded)."""
-    from ptrack.openvino_backend import HINTS, PRECISIONS
+    from ptrack.detect.openvino_backend import HINTS, PRECISIONS
 
     if settings.get("precision", "auto") not in PRECISIONS:
         raise PtrackError(f"unknown precision '{settings.get('precision')}' (use "
@@ -266,7 +251,7 @@ def precision_info(detector) -> dict:
 def _resolve_precision(settings: dict, caps: list[str], int8_dir, gate: dict | None) -> tuple[str, str]:
     """(precision to run, why) for the OpenVINO backend. ``int8_dir`` None = no INT8 model
     (its reason in ``gate['error']``); ``gate`` = the gate record of the INT8 model."""
-    from ptrack.quantize import gate_verdict
+    from ptrack.detect.quantize import gate_verdict
 
     asked = settings.get("precision", "auto")
     has_bf16 = "BF16" in caps
@@ -299,8 +284,7 @@ def _resolve_precision(settings: dict, caps: list[str], int8_dir, gate: dict | N
 
 def _load_openvino(settings: dict, pt_path: Path, shape: tuple[int, int], *, names, classes,
                    video: Path | None, frame_count: int, log) -> object:
-    from ptrack import openvino_backend as ob
-
+    from ptrack.detect import openvino_backend as ob
     asked = settings.get("precision", "auto")
     if asked not in ob.PRECISIONS:
         raise PtrackError(f"unknown precision '{asked}' (use {', '.join(ob.PRECISIONS)})")
@@ -317,8 +301,7 @@ def _load_openvino(settings: dict, pt_path: Path, shape: tuple[int, int], *, nam
     f32_dir = ob.export_ir(pt_path, digest, shape, log=log)
     int8_dir, gate = None, None
     if asked in ("auto", "int8"):
-        from ptrack import quantize
-
+        from ptrack.detect import quantize
         cached = quantize.int8_dir(f32_dir)
         if (cached / "gate.json").exists():
             int8_dir = cached
@@ -385,7 +368,7 @@ def load_detector(settings: dict, *, width: int, height: int, project: Path,
     precision, why = torch_precision(settings.get("precision", "auto"), device)
     if device == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)  # Ultralytics leaves one core idle
-    from ptrack.torch_backend import TorchDetector, prepare_network
+    from ptrack.detect.torch_backend import TorchDetector, prepare_network
 
     detector = TorchDetector(net=prepare_network(model, device, precision == "fp16"),
                              device=device, imgsz=shape, conf=float(settings["conf"]),
