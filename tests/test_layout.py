@@ -119,3 +119,23 @@ def test_every_subpackage_has_an_init():
     for folder in PKG.rglob("*"):
         if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py")):
             assert (folder / "__init__.py").is_file(), folder
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same graph between ptrack's top-level packages and modules (``ptrack.persons`` ...)."""
+    top = lambda m: ".".join(m.split(".")[:2])  # noqa: E731
+    out: dict[str, set[str]] = {top(m): set() for m in graph}
+    for src, targets in graph.items():
+        out[top(src)].update(top(t) for t in targets if top(t) != top(src))
+    return out
+
+
+def test_no_cycles_between_packages():
+    cycle = find_cycle(package_graph(import_graph()))
+    assert cycle is None, "packages import each other: " + " -> ".join(cycle)
+
+
+def test_the_halves_keep_their_direction():
+    packages = package_graph(import_graph())
+    assert "ptrack.persons" not in packages["ptrack.detect"]
+    assert "ptrack.cli" not in set().union(*(v for k, v in packages.items() if k not in ("ptrack.cli", "ptrack.__main__")))
