@@ -10,6 +10,9 @@ Data: MOTChallenge sequences and clips are read from ``../shared/data`` (or
 that hold MOTChallenge-derived boxes or crops (non-commercial licence) are built outside the
 repository, under ``PTRACK_BENCH_WORK`` (default ``/tmp/ptrack-bench``); only the generated
 1080p video, made from a CC BY clip, is cached in ``bench/out``.
+
+What several scripts share lives here, never in a script another one imports (``no bench
+script imports another``: ``tests/test_bench_layout.py``).
 """
 
 from __future__ import annotations
