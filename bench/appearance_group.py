@@ -38,10 +38,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (CLIPS, MOT15, WORK, Report, finish, load_note,  # noqa: E402
-                          machine_summary, ptrack_cmd, run_child, shared_models_dir)
-
-from bench.appearance_auc import MODELS, MOT_VIDEOS, project  # noqa: E402  (same projects)
+from bench.common import (CLIPS, MODELS, MOT15, MOT_VIDEOS, WORK, Report,  # noqa: E402
+                          appearance_project, finish, load_note, machine_summary, ptrack_cmd,
+                          run_child, shared_models_dir)
 
 KEYS = ("coverage", "purity", "IDF1")
 
@@ -121,7 +120,7 @@ def speed(report: Report, name: str, clip: Path, max_frames: int, reuse: bool = 
     emb = embed.load_embedder(shared_models_dir(), batch=32)  # converted once, before timing
     emb.embed_jpegs([None])
     if reuse:  # the detect run of appearance-fall (auc and accuracy runs), timed when it ran
-        root = project("fall")
+        root = appearance_project("fall")
     else:
         root = WORK / f"appearance-speed-{name}"
         if root.exists():
@@ -195,7 +194,7 @@ def main() -> int:
     choices = [c for c in args.choices.split(",") if c]
     for model in [m for m in args.models.split(",") if m]:
         for name in [v for v in args.videos.split(",") if v]:
-            root = project(model)
+            root = appearance_project(model)
             ensure_tracked(root, model, name, MOT_VIDEOS[name] / f"{name}.mp4")
             for choice in choices:
                 r = group_and_eval(root, name, choice)

