@@ -30,8 +30,10 @@ def _handover_frames(ctx: typer.Context, fps: float) -> int:
     return int(round(seconds * (fps or 0.0)))
 
 
-def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict]) -> None:
-    """A merge of persons on screen at the same time (beyond a hand-over) is an error."""
+def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict],
+                          verb: str = "merges") -> None:
+    """A merge (or a joined selection) of persons on screen at the same time (beyond a
+    hand-over) is an error."""
     from ptrack.cli.corrections import shared_frames
 
     frames = {}
@@ -52,7 +54,7 @@ def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict]) 
     if clashes:
         flag = video_flag(store, video)
         raise PtrackError("; ".join(clashes) + f", so they are different people. Compare them "
-                          f"with `ptrack show {' '.join(map(str, pids))}{flag}`; --force merges "
+                          f"with `ptrack show {' '.join(map(str, pids))}{flag}`; --force {verb} "
                           f"anyway, keeping the better box in each shared frame")
 
 
@@ -139,6 +141,9 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[Optional[str], typer.Option(
             "--format", "-f", show_default=False,
             help="npz | json | csv. [default: from the --out extension, else npz]")] = None,
+        force: Annotated[bool, typer.Option(
+            "--force", help="Join persons that are on screen at the same time anyway (as "
+                            "`merge --force`); the better box is kept in each shared frame.")] = False,
     ) -> None:
         """Write the chosen person (several ids are joined into one) for downstream code.
 
@@ -147,8 +152,9 @@ def register(app: typer.Typer) -> None:
         (N x 4 xyxy, original pixels: the smoothed boxes, what a pose stage should crop),
         bboxes_raw (the detector's boxes; interpolated in gaps) and confidences; the same
         arrays, the video's path, fps and size, and per-frame sources (0 observed,
-        1 interpolated) and tracklets are also at top level. A frame claimed by two ids keeps
-        the more confident box.
+        1 interpolated) and tracklets are also at top level. Several ids are joined as
+        `merge` joins them: persons on screen at the same time are two people, refused unless
+        --force (then a frame claimed by two ids keeps the more confident box).
 
         Without --out, primary_person.<format> always holds the latest selection and each
         selection is also kept as primary_person_P<ID>.<format>, which no later selection
@@ -165,6 +171,8 @@ def register(app: typer.Typer) -> None:
             v = store.video(video)
             notes = stale_notes(store, v)
             chosen = resolve_ids(require_persons(store, v, ctx), ids)
+            if not force and len(chosen) > 1:
+                _refuse_shared_frames(ctx, store, v, chosen, "selects them as one")
             pids = [p["id"] for p in chosen]
             tracks = [track_from_boxes(p["id"], store.person_boxes(v.id, p["id"])) for p in chosen]
             track, contested = merge_tracks(tracks)

@@ -222,7 +222,8 @@ PersonArg = Annotated[int, typer.Argument(help="Person id.", show_default=False,
 
 
 class NobodyFound(PtrackError):
-    """The video was searched and holds no people (not an error for a listing)."""
+    """The video was searched and holds no people: an error (exit 1) for a command that needs
+    a person, an empty table for a listing."""
 
 
 def video_flag(store: Any, video: Any) -> str:
@@ -282,7 +283,7 @@ def require_persons(store: Any, video: Any, ctx: typer.Context | None = None) ->
     n = store.count_detections(video.id)
     if n == 0 and store.stage_state(video.id, "detect") == "done":
         raise NobodyFound(f"nobody was found in {video.name} (no detections in "
-                          f"{video.frame_count} frames)", exit_code=0)
+                          f"{video.frame_count} frames)", exit_code=1)
     if n == 0:
         raise PtrackError(f"{video.name} has no detections yet; run `ptrack detect {video.path}`")
     raise PtrackError(f"{video.name} has {n} detections but no persons yet; run "

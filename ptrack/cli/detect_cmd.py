@@ -170,9 +170,11 @@ def register(app: typer.Typer) -> None:
         Example: ptrack detect match.mp4 --model yolov8s.pt
         """
         from ptrack.detect.loop import detect_video
+        from ptrack.detect.video import refuse_non_videos
         from ptrack.store import Store
 
         cfg = settings(ctx, detect_overrides)
+        refuse_non_videos(videos)  # before the project is created: a refused command leaves nothing
         out = console()
         store: Store = open_store(ctx, create=True)
         try:

@@ -104,7 +104,11 @@ def register(app: typer.Typer) -> None:
 
         Example: ptrack run match.mp4 training.mp4 --model yolov8n.pt
         """
+        from ptrack.detect.video import refuse_non_videos
+
         cfg = settings(ctx, detect_overrides)
+        if len(videos) == 1:  # nothing to do: refused before the project is created
+            refuse_non_videos(videos)
         rows = []
         with open_store(ctx, create=True) as store, DetectProgress() as progress:
             for path in videos:

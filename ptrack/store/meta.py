@@ -233,7 +233,7 @@ class MetaStore:
             "SELECT id, video_id, stage, settings, status, frames_done, input_run, stats "
             "FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
-            raise PtrackError(f"no run {run_id}")
+            raise PtrackError(f"no run {run_id} (run ids: `ptrack list runs`)", exit_code=2)
         return Run(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6],
                    json.loads(row[7]) if row[7] else {})
 

@@ -1,0 +1,206 @@
+"""Outputs a user can trust (issue 24): errors fail, files hold what their name says, boxes stay
+in the frame, joined selections are checked like merges, text files are not videos, and the
+project keeps its settings.
+
+Driven through the real CLI on small real projects (the walking-pair clip's project from
+``tests/test_views.py``, or boxes written into a real store)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ptrack.cli import app
+from ptrack.store import Store
+
+try:
+    from tests.test_views import CLIP, build_project
+except ImportError:  # tests/ not a package
+    from test_views import CLIP, build_project
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("template") / "proj"
+    build_project(root).close()
+    return root
+
+
+@pytest.fixture()
+def proj(template, tmp_path):
+    root = tmp_path / "proj"
+    shutil.copytree(template, root)
+    return root
+
+
+def run(proj, *args, code=0):
+    result = runner.invoke(app, ["--project", str(proj), *map(str, args)])
+    assert result.exit_code == code, (result.exit_code, result.output)
+    return result
+
+
+def empty_project(root):
+    """A project whose video was detected and holds nobody."""
+    store = Store.open(root, create=True)
+    v = store.add_video(name="empty", path=str(CLIP), size=CLIP.stat().st_size,
+                        fingerprint="empty", fps=12.0, width=480, height=270, frame_count=35)
+    r = store.start_run(v.id, "detect", {})
+    store.commit_detections(v.id, r.id, 35, [], [])
+    store.finish_run(r.id, "done", {})
+    store.close()
+    return root
+
+
+# ------------------------------------------------------------------- 4: errors fail
+@pytest.mark.parametrize("args", [("show", 1), ("select", 1), ("table",), ("export",)])
+def test_nobody_found_is_an_error_with_a_nonzero_exit(tmp_path, args):
+    root = empty_project(tmp_path / "p")
+    res = run(root, *args, code=1)
+    assert "Error: nobody was found in empty" in res.stderr
+    # a listing still answers with an empty table
+    assert "nobody was found" in run(root, "list", "persons").output
+
+
+def test_unknown_run_and_missing_video_exit_2(proj, tmp_path):
+    res = run(proj, "config", "show", "--run", 99, code=2)
+    assert "no run 99" in res.stderr
+    res = run(tmp_path / "new", "detect", tmp_path / "nonexistent.mp4", code=2)
+    assert "video not found" in res.stderr
+
+
+# --------------------------------------------------- 6: files hold what their name says
+@pytest.mark.parametrize("args", [("select", 1, "--out", "p.txt"),
+                                  ("table", "--out", "t.jpg"),
+                                  ("export", 1, "--out", "p3.tsv"),
+                                  ("select", 1, "--format", "npz", "--out", "p.txt")])
+def test_an_extension_that_cannot_be_written_is_refused(proj, tmp_path, args):
+    args = [str(tmp_path / a) if str(a).startswith(("p.", "t.", "p3.")) else a for a in args]
+    res = run(proj, *args, code=2)
+    assert "cannot write a" in res.stderr and "the extension picks the format" in res.stderr
+    assert not list(tmp_path.glob("p*.*")) and not list(tmp_path.glob("t.*"))
+
+
+def test_extension_names_the_format_written(proj, tmp_path):
+    run(proj, "select", 1, "--out", tmp_path / "p.json")
+    assert json.loads((tmp_path / "p.json").read_text())["person_id"] == 1
+    run(proj, "select", 1, "--out", tmp_path / "p.npz")
+    assert zipfile.is_zipfile(tmp_path / "p.npz")
+    run(proj, "table", "--out", tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    run(proj, "export", "--out", tmp_path / "e.csv")
+    assert (tmp_path / "e.csv").read_text().startswith("person_id,")
+
+
+def test_binary_output_is_refused_on_a_terminal(proj, monkeypatch):
+    import ptrack.cli.output as output
+
+    monkeypatch.setattr(output, "stdout_is_terminal", lambda: True)
+    res = run(proj, "select", 1, "--out", "-", code=2)
+    assert "npz bytes on the terminal" in res.stderr
+    res = run(proj, "table", "--out", "-", code=2)
+    assert "png bytes on the terminal" in res.stderr
+    res = run(proj, "select", 1, "--out", "-", "--format", "json")  # text is fine
+    assert json.loads(res.stdout)["person_id"] == 1
+    monkeypatch.setattr(output, "stdout_is_terminal", lambda: False)  # piped: written
+    res = run(proj, "select", 1, "--out", "-")
+    assert zipfile.is_zipfile(io.BytesIO(res.stdout_bytes))
+
+
+# ----------------------------------------------------------- 7: boxes stay in the frame
+def test_smoothed_boxes_are_clipped_to_the_frame():
+    from ptrack.persons.stages import smoothed_person_boxes
+
+    # a person running right, stopping hard at the right edge: the smoother overshoots
+    f = np.arange(40)
+    x1 = np.minimum(20.0 * f, 700.0)
+    xyxy = np.stack([x1, np.full(40, 100.0), x1 + 68.0, np.full(40, 300.0)], 1)
+    args = (np.ones(40, int), f, xyxy, np.full(40, 0.9), np.zeros(40, int))
+    loose = smoothed_person_boxes(*args, fps=25.0)
+    assert loose[:, 2].max() > 768  # what the smoother alone gives
+    clipped = smoothed_person_boxes(*args, fps=25.0, width=768, height=576)
+    assert clipped[:, 2].max() <= 768 and clipped[:, 0].min() >= 0
+    assert clipped[:, 1].min() >= 0 and clipped[:, 3].max() <= 576
+    inside = (loose[:, 2] <= 768) & (loose[:, 0] >= 0)
+    assert inside.sum() > 20
+    assert np.allclose(clipped[inside], loose[inside])
+
+
+def test_group_stores_clipped_smoothed_boxes_and_raw_boxes_as_detected(tmp_path):
+    store = Store.open(tmp_path / "p", create=True)
+    v = store.add_video(name="edge", path=str(CLIP), size=1, fingerprint="edge", fps=25.0,
+                        width=768, height=576, frame_count=40, has_crops=False)
+    r = store.start_run(v.id, "detect", {})
+    rows = []
+    for f in range(40):
+        x1 = min(20.0 * f, 700.0)
+        rows.append((f, 0, x1, 100.0, x1 + 68.0 + (0.5 if f == 39 else 0.0), 300.0, 0.9, 0))
+    store.commit_detections(v.id, r.id, 40, rows, [])
+    store.finish_run(r.id, "done", {})
+    store.close()
+    run(tmp_path / "p", "rank")
+    store = Store.open(tmp_path / "p")
+    b = store.person_boxes(v.id)
+    store.close()
+    assert b["smoothed"][:, 2].max() <= 768
+    assert b["xyxy"][:, 2].max() == pytest.approx(768.5)  # bboxes_raw: as detected
+
+
+# ------------------------------------------------- 2: select A B is checked like merge
+def test_select_refuses_persons_on_screen_together_unless_forced(proj, tmp_path):
+    res = run(proj, "select", 1, 2, "--out", tmp_path / "p.json", code=1)
+    assert "P1 and P2 are both on screen in 32 frames" in res.stderr
+    assert "--force selects them as one anyway" in res.stderr
+    assert not (tmp_path / "p.json").exists()
+    run(proj, "select", 1, 2, "--out", tmp_path / "p.json", "--force")
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["person_ids"] == [1, 2] and len(doc["frame_numbers"]) == 35
+    # one box per frame: the more confident (the man's 0.9 beats the woman's 0.8)
+    assert len(set(doc["frame_numbers"])) == len(doc["frame_numbers"])
+    assert set(doc["tracklets"]) <= {1, 2, 4}
+    # persons one after the other (a hand-over) are joined without --force
+    run(proj, "select", 2, 3, code=1)  # the ghost is on screen with the woman too
+
+
+# ------------------------------------------------------ 3: a text file is not a video
+def test_a_text_file_is_not_taken_for_a_video(tmp_path):
+    gt = tmp_path / "gt.txt"
+    gt.write_text("".join(f"{f},1,10,20,30,40,1,-1,-1,-1\n" for f in range(1, 3000)))
+    res = run(tmp_path / "proj", "detect", gt, code=2)
+    assert res.stderr.strip() == f"Error: {gt} is a text file, not a video"
+    assert not (tmp_path / "proj" / "ptrack.db").exists()  # nothing created
+
+
+def test_images_and_directories_are_refused_before_the_project_is_created(tmp_path):
+    import cv2
+
+    img = tmp_path / "frame.png"
+    cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
+    res = run(tmp_path / "proj", "detect", img, code=2)
+    assert "is a PNG image, not a video" in res.stderr
+    res = run(tmp_path / "proj", "detect", tmp_path, code=2)
+    assert "is a directory" in res.stderr
+    res = run(tmp_path / "proj", "run", tmp_path, code=2)
+    assert not (tmp_path / "proj").exists()
+
+
+def test_the_text_codec_is_refused_by_probe(tmp_path):
+    """Text that does not look like text (a long ANSI log with control bytes) is still refused
+    by its codec: FFmpeg's tty demuxer."""
+    from ptrack.detect.video import not_a_video, probe
+    from ptrack.errors import PtrackError
+
+    assert not_a_video(CLIP) is None
+    log = tmp_path / "log.txt"
+    log.write_bytes(b"\x1b[31m\x01\x02 red \x1b[0m\x03\x04\n" * 5000)
+    assert not_a_video(log) is None  # not printable enough to be called text by its bytes
+    with pytest.raises(PtrackError) as err:
+        probe(log)
+    assert err.value.exit_code == 2 and "not a video" in err.value.message
