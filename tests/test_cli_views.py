@@ -205,7 +205,7 @@ def test_select_npz_field_by_field(proj):
 
 
 def test_select_several_ids_merges(proj, tmp_path):
-    res = run(proj, "select", 1, 2, "--out", tmp_path / "both.npz")
+    res = run(proj, "select", 1, 2, "--out", tmp_path / "both.npz", "--force")  # on screen together
     assert res.stdout.splitlines()[:2] == [
         "selected P1 (persons 1, 2 joined): 35 frames (35 observed), frames 0-34",
         "35 frames were claimed by more than one person; the more confident box was kept"]

@@ -204,3 +204,97 @@ def test_the_text_codec_is_refused_by_probe(tmp_path):
     with pytest.raises(PtrackError) as err:
         probe(log)
     assert err.value.exit_code == 2 and "not a video" in err.value.message
+
+
+# ------------------------------------------------------ 1: the project keeps its settings
+def test_views_keep_the_settings_a_stage_ran_with(proj, tmp_path):
+    my = tmp_path / "my.yaml"
+    my.write_text("group:\n  pos_tol: 0.25\n")
+    res = runner.invoke(app, ["--project", str(proj), "--config", str(my), "group"])
+    assert res.exit_code == 0, res.output
+    assert "project settings: group.pos_tol = 0.25 (was 0.13)" in res.output
+    # the first view ranks the new persons (a new input, said), none re-groups
+    assert "rank results are stale; running rank first" in run(proj, "list", "persons").output
+    for args in (("list", "persons"), ("show", 1), ("select", 1), ("table",), ("export",)):
+        out = run(proj, *args).output
+        assert "running" not in out, (args, out)
+    with Store.open(proj) as store:
+        assert store.latest_run(1, "group").settings["pos_tol"] == 0.25
+        assert store.project_settings() == {"group": {"pos_tol": 0.25}}
+    # later stage commands use them without --config
+    assert "running" not in run(proj, "rank").output
+    shown = run(proj, "config", "show").stdout
+    assert "  pos_tol: 0.25  # project" in shown and "the project (1 keys" in shown
+    # a view given another --config does not re-run a stage with it
+    other = tmp_path / "other.yaml"
+    other.write_text("group:\n  pos_tol: 0.5\n")
+    res = runner.invoke(app, ["--project", str(proj), "--config", str(other), "list", "persons"])
+    assert res.exit_code == 0 and "running group" not in res.output
+    assert "this command uses the project's settings" in res.output
+
+
+def test_config_set_unset_reset_and_views_rerun_for_project_settings(proj):
+    res = run(proj, "config", "set", "group.pos_tol", "0.3")
+    assert res.stdout.strip() == "project setting group.pos_tol = 0.3"
+    out = run(proj, "list", "persons").output
+    assert "group results are from other settings; running group first" in out
+    with Store.open(proj) as store:
+        assert store.latest_run(1, "group").settings["pos_tol"] == 0.3
+    assert "running" not in run(proj, "list", "persons").output  # now current
+    run(proj, "config", "set", "track.bidirectional", "false")
+    run(proj, "config", "unset", "group.pos_tol")
+    with Store.open(proj) as store:
+        assert store.project_settings() == {"track": {"bidirectional": False}}
+    res = run(proj, "config", "reset")
+    assert "1 keys were set: track.bidirectional" in res.stdout
+    with Store.open(proj) as store:
+        assert store.project_settings() == {}
+    # bad keys and values are usage errors naming them
+    assert "unknown setting 'group.nope'" in run(proj, "config", "set", "group.nope", "1", code=2).stderr
+    assert "group.pos_tol must be a number" in run(proj, "config", "set", "group.pos_tol", "x", code=2).stderr
+    res = run(proj, "config", "set", "--", "group.pos_tol", "-1", code=2)
+    assert "group.pos_tol must be in [0, inf], got -1.0" in res.stderr
+
+
+def test_a_detected_video_does_not_need_its_model_again(tmp_path):
+    """`ptrack run VIDEO` on a detected video uses the model the project remembers."""
+    from ptrack.detect.detector import file_hash
+    from ptrack.detect.loop import run_settings
+    from ptrack.detect.video import probe
+    from ptrack.settings import load_config
+
+    model = tmp_path / "models" / "my-people.pt"
+    model.parent.mkdir()
+    model.write_bytes(b"weights")
+    info = probe(CLIP)
+    store = build_project(tmp_path / "p", persons=False)
+    store.update_video(1, fingerprint=info.fingerprint)
+    cfg = load_config(overrides={"detect": {"model": str(model)}})
+    r = store.start_run(1, "detect", run_settings(cfg, file_hash(model)))
+    store.finish_run(r.id, "done", {})
+    store.close()
+    res = run(tmp_path / "p", "run", CLIP)
+    assert "detect already done" in res.output and "model file" not in res.output
+    assert "walking-pair: 3 persons" in res.output or "persons" in res.output
+    with Store.open(tmp_path / "p") as store:
+        assert store.project_settings()["detect"]["model"] == str(model)
+
+
+# --------------------------------------------- 5: config show --run is a valid --config
+def test_config_show_of_a_detect_run_is_a_valid_config(tmp_path):
+    from ptrack.detect.loop import run_settings
+    from ptrack.settings import load_config
+
+    store = build_project(tmp_path / "p", persons=False)
+    cfg = load_config(overrides={"detect": {"conf": 0.2, "model": "m.pt"}})
+    r = store.start_run(1, "detect", run_settings(cfg, "abc123"))
+    store.finish_run(r.id, "done", {})
+    store.close()
+    shown = run(tmp_path / "p", "config", "show", "--run", r.id).stdout
+    assert "# detect.model_sha256: abc123 (recorded with the run, not a setting)" in shown
+    saved = tmp_path / "run.yaml"
+    saved.write_text(shown)
+    res = runner.invoke(app, ["--project", str(tmp_path / "q"), "--config", str(saved),
+                              "config", "show"])
+    assert res.exit_code == 0, res.output
+    assert "  conf: 0.2" in res.stdout and "  model: m.pt" in res.stdout

@@ -15,15 +15,15 @@ import typer
 
 from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
                                ids_text as _ids_text, open_store, require_persons, resolve_ids)
-from ptrack.cli.common import hint, settings, stale_notes, video_flag
+from ptrack.cli.common import hint, stale_notes, video_flag, view_settings
 from ptrack.cli.output import Column, Destination, Listing, listing, out_format
 from ptrack.errors import PtrackError
 
 
-def _handover_frames(ctx: typer.Context, fps: float) -> int:
+def _handover_frames(ctx: typer.Context, store, fps: float) -> int:
     """Frames two persons may share and still be one (a hand-over, as ``group`` allows)."""
     try:
-        group = settings(ctx)["group"]
+        group = view_settings(ctx, store)["group"]
         seconds = float(group["handover_s"] if isinstance(group, dict) else group.handover_s)
     except (KeyError, AttributeError, TypeError, ValueError):
         seconds = 0.0
@@ -40,7 +40,7 @@ def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict],
     for p in chosen:
         b = store.person_boxes(video.id, p["id"])
         frames[p["id"]] = b["frame"][b["source"] == 0]
-    allowed = _handover_frames(ctx, video.fps)
+    allowed = _handover_frames(ctx, store, video.fps)
     pids = [p["id"] for p in chosen]
     clashes = []
     for i, a in enumerate(pids):
@@ -89,7 +89,7 @@ def _apply_hint(ctx: typer.Context, store, video) -> str:
 
     if store.stage_state(video.id, "group") == "missing":
         return f"`{hint(store, video, 'group', 'rank')}` applies it"
-    done = ensure_current(store, video, settings(ctx), "rank",
+    done = ensure_current(store, video, view_settings(ctx, store), "rank",
                           log=lambda m: typer.echo(safe(m), err=True))
     persons = len(store.persons(video.id))
     if not done:

@@ -39,17 +39,19 @@ def state(ctx: typer.Context) -> State:
     return obj
 
 
-def settings(ctx: typer.Context, overrides: dict | None = None) -> dict:
-    """Defaults + ``--config`` + flags. A bad flag value is a usage error (exit 2) that names
-    the flag as typed (``--conf must be in [0, 1], got 2.0``)."""
-    from ptrack.settings import load_config
+def settings(ctx: typer.Context, overrides: dict | None = None, store: Any = None) -> dict:
+    """What a stage runs with: defaults + the project's settings + ``--config`` + flags. A bad
+    flag value is a usage error (exit 2) that names the flag as typed (``--conf must be in
+    [0, 1], got 2.0``)."""
+    from ptrack.settings import project_config
 
     path = state(ctx).config
+    project = project_overlay(ctx, store)
     if not overrides:
-        return load_config(path)
-    load_config(path)  # errors in the file name its keys
+        return project_config(project, path)
+    project_config(project, path)  # errors in the file name its keys
     try:
-        return load_config(path, overrides)
+        return project_config(project, path, overrides)
     except PtrackError as exc:
         for section, values in overrides.items():
             for key, value in values.items():
@@ -58,6 +60,88 @@ def settings(ctx: typer.Context, overrides: dict | None = None) -> dict:
                     raise PtrackError(exc.message.replace(named, f"--{key.replace('_', '-')}"),
                                       exit_code=2) from None
         raise
+
+
+_VIEW_NOTE: list[str] = []
+
+
+def view_settings(ctx: typer.Context | None, store: Any) -> dict:
+    """What views, corrections and exports bring stale results up to date with: the defaults
+    and the project's settings, never a ``--config`` (a view does not change the project's
+    results to other settings; a note says so when one is given)."""
+    from ptrack.settings import project_config
+
+    if ctx is not None and state(ctx).config is not None and not _VIEW_NOTE:
+        _VIEW_NOTE.append("said")
+        typer.echo("note: --config is for the stage commands (detect, track, group, rank, run, "
+                   "config show); this command uses the project's settings (`ptrack config "
+                   "show`; change them with `ptrack config set KEY VALUE`)", err=True)
+    return project_config(project_overlay(ctx, store))
+
+
+def project_overlay(ctx: typer.Context | None, store: Any = None) -> dict:
+    """The project's settings overlay (keys that differ from the defaults); ``{}`` for a new
+    project. A project made before projects kept their settings has those its latest runs
+    used."""
+    if store is None:
+        from ptrack.store import DB_NAME, Store
+
+        root = state(ctx).project if ctx is not None else None
+        if root is None or not (Path(root) / DB_NAME).is_file():
+            return {}
+        with Store.open(root, create=False) as opened:
+            return project_overlay(None, opened)
+    stored = store.project_settings()
+    return stored if stored is not None else inherited_overlay(store)
+
+
+def inherited_overlay(store: Any) -> dict:
+    """The settings of the project's newest runs, as an overlay (for projects that predate
+    stored project settings): each stage's section from its newest finished run."""
+    from ptrack.settings import differences, load_defaults, project_config
+
+    cfg = load_defaults()
+    newest: dict[str, Any] = {}
+    for v in store.videos():
+        for stage in ("detect", "track", "group", "rank"):
+            r = store.latest_run(v.id, stage)
+            if r is not None and r.status in ("done", "stale") and isinstance(r.settings, dict) \
+                    and (stage not in newest or r.id > newest[stage].id):
+                newest[stage] = r
+    for stage, r in newest.items():
+        sections = r.settings if stage == "detect" else {stage: r.settings}
+        for section, values in sections.items():
+            if section in cfg and isinstance(values, dict):
+                cfg[section].update({k: v for k, v in values.items() if k in cfg[section]})
+    try:
+        return differences(project_config(differences(cfg)))
+    except PtrackError:
+        return {}
+
+
+def keep_settings(store: Any, cfg: dict, before: dict, log: Callable[[str], None]) -> None:
+    """Make the settings a stage ran with (``cfg``) the project's settings, saying what changed
+    from ``before`` (the project's overlay when the command started)."""
+    from ptrack.settings import default_value, differences, flat
+
+    if store.read_only:
+        return
+    new = differences(cfg)
+    if store.project_settings() == new:
+        return
+    store.set_project_settings(new)
+    old, after = flat(before), flat(new)
+
+    def was(key: str) -> Any:
+        return old[key] if key in old else default_value(*key.split(".", 1))
+
+    changed = [f"{k} = {after[k]!r} (was {was(k)!r})" for k in sorted(after)
+               if was(k) != after[k]]
+    changed += [f"{k} = {default_value(*k.split('.', 1))!r} (the default again)"
+                for k in sorted(old) if k not in after]
+    if changed:
+        log(f"project settings: {'; '.join(changed)}; later commands use them "
+            f"(`ptrack config show`)")
 
 
 def open_store(ctx: typer.Context, *, create: bool = False):
@@ -249,7 +333,6 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
     the video was never grouped (the caller says what to run).
     """
     from ptrack.cli.output import safe
-    from ptrack.settings import load_config
     from ptrack.persons.stages import ensure_current, stale_reason
 
     def log(message: str) -> None:
@@ -261,7 +344,7 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
         return
     if store.stage_state(video.id, "group") == "missing":
         return
-    cfg = settings(ctx) if ctx is not None else load_config()
+    cfg = view_settings(ctx, store)
     if store.read_only:
         for stage in ("track", "group", "rank"):
             why = stale_reason(store, video, stage, cfg)

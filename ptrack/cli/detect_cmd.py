@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from ptrack.cli.common import handles_errors, open_store, settings
+from ptrack.cli.common import handles_errors, keep_settings, open_store, project_overlay, settings
 from ptrack.cli.output import console, safe
 
 
@@ -173,6 +173,7 @@ def register(app: typer.Typer) -> None:
         from ptrack.detect.video import refuse_non_videos
         from ptrack.store import Store
 
+        before = project_overlay(ctx)
         cfg = settings(ctx, detect_overrides)
         refuse_non_videos(videos)  # before the project is created: a refused command leaves nothing
         out = console()
@@ -186,6 +187,8 @@ def register(app: typer.Typer) -> None:
                     progress.stop()
                     for line in summary_lines(summary):
                         out.print(safe(line), soft_wrap=True)
+                    if summary.status in ("done", "skipped"):
+                        keep_settings(store, cfg, before, progress.log)
                     for note in summary.notes:
                         if summary.status != "skipped":
                             progress.log(f"{summary.video}: {note}")

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ptrack.cli.common import VideoOpt, handles_errors, open_store, settings
+from ptrack.cli.common import (VideoOpt, handles_errors, keep_settings, open_store,
+                               project_overlay, settings)
 from ptrack.cli.output import safe
 from ptrack.errors import PtrackError
 
@@ -43,11 +44,13 @@ def _print_summary(s, recorded_constraints: int | None = None) -> None:
 def _stage(ctx: typer.Context, video: str | None, stage: str) -> None:
     from ptrack.persons.stages import RUNNERS
 
-    cfg = settings(ctx)
     with open_store(ctx) as store:
+        before = project_overlay(ctx, store)
+        cfg = settings(ctx, store=store)
         v = store.video(video)
         summary = RUNNERS[stage](store, v, cfg, _log)
         recorded = len(store.constraints(v.id)) if stage == "group" else None
+        keep_settings(store, cfg, before, _log)  # what the stage ran with is the project's from now on
     _print_summary(summary, recorded)
 
 

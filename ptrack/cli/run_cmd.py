@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ptrack.cli.common import handles_errors, open_store, settings
+from ptrack.cli.common import handles_errors, keep_settings, open_store, project_overlay, settings
 from ptrack.cli.detect_cmd import DetectProgress, with_detect_options
 from ptrack.cli.output import console, safe
 from ptrack.errors import PtrackError
@@ -106,6 +106,7 @@ def register(app: typer.Typer) -> None:
         """
         from ptrack.detect.video import refuse_non_videos
 
+        before = project_overlay(ctx)
         cfg = settings(ctx, detect_overrides)
         if len(videos) == 1:  # nothing to do: refused before the project is created
             refuse_non_videos(videos)
@@ -114,6 +115,7 @@ def register(app: typer.Typer) -> None:
             for path in videos:
                 try:
                     rows.append(_one_video(store, path, cfg, force, top, progress))
+                    keep_settings(store, cfg, before, progress.log)
                 except PtrackError as exc:
                     rows.append({"video": path.stem, "persons": "-", "top": None, "table": None,
                                  "error": exc.message})

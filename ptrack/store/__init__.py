@@ -433,6 +433,8 @@ class Store:
     person_tracklets = _guarded("person_tracklets")
 
     # ------------------------------------------------- constraints, selections
+    project_settings = _guarded("project_settings")
+    set_project_settings = _guarded("set_project_settings")
     add_constraint = _guarded("add_constraint")
     constraints = _guarded("constraints")
     delete_constraints = _guarded("delete_constraints")

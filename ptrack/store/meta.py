@@ -563,6 +563,25 @@ class MetaStore:
             out.setdefault(p, []).append(t)
         return out
 
+    # ------------------------------------------------------- project settings
+    def project_settings(self) -> dict | None:
+        """The project's own settings (a nested overlay of the defaults, only the keys it
+        sets), or None when the project never stored any (made before projects kept them)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+        if row is None:
+            return None
+        try:
+            data = json.loads(row[0])
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def set_project_settings(self, overlay: dict) -> None:
+        """Store the project's settings overlay (replacing the previous one)."""
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)",
+                              (json.dumps(overlay, sort_keys=True),))
+
     # --------------------------------------------------- constraints, selections
     def add_constraint(self, video_id: int, kind: str, ids: Sequence[int], frame: int | None = None) -> int:
         """Record a user's merge / split / unmerge; ``group`` keeps it on every later run.
