@@ -205,6 +205,7 @@ class RankSettings(_Section):
     w_centrality: float = _range(0.0)
     w_confidence: float = _range(0.0)
     size_full: float = _range(0.0, 1.0, lo_open=True)
+    quality_share: float = _range(0.0, 1.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()

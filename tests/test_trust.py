@@ -298,3 +298,90 @@ def test_config_show_of_a_detect_run_is_a_valid_config(tmp_path):
                               "config", "show"])
     assert res.exit_code == 0, res.output
     assert "  conf: 0.2" in res.stdout and "  model: m.pt" in res.stdout
+
+
+# --------------------------------------- 9: auto is the fastest precision measured here
+def test_fastest_is_measured_not_assumed():
+    from ptrack.detect.speed import fastest
+
+    # the issue's Zen 4 figures: bf16 beats INT8, so auto runs bf16 even with INT8 passing
+    assert fastest({"f32": 5.9, "bf16": 13.7, "int8": 11.6}, ["f32", "bf16", "int8"]) == "bf16"
+    # an AVX2 CPU without bf16: INT8 is faster than f32
+    assert fastest({"f32": 5.8, "int8": 8.7}, ["f32", "int8"]) == "int8"
+    # a measured candidate that failed its gate is never chosen
+    assert fastest({"f32": 5.9, "bf16": 6.0, "int8": 20.0}, ["f32", "bf16"]) == "bf16"
+
+
+def test_speeds_are_timed_interleaved_and_cached_per_cpu_and_candidates(tmp_path):
+    from ptrack.detect import speed
+
+    calls: list[str] = []
+    clock = iter(np.arange(0, 100, 0.5))  # every clock read advances 0.5 s
+
+    rates = speed.time_candidates({"f32": lambda: calls.append("f32"),
+                                   "bf16": lambda: calls.append("bf16")}, rounds=2,
+                                  clock=lambda: float(next(clock)))
+    assert calls == ["f32", "bf16", "f32", "bf16", "f32", "bf16"]  # warm-up, then interleaved
+    assert rates == {"f32": 2.0, "bf16": 2.0}
+    path = tmp_path / "speed.json"
+    measured: list[int] = []
+
+    def measure():
+        measured.append(1)
+        return {"f32": 5.9, "bf16": 13.7}
+
+    got, cached = speed.measured_speeds(path, ["f32", "bf16"], measure, cpu="AMD EPYC x2")
+    assert (got, cached, len(measured)) == ({"f32": 5.9, "bf16": 13.7}, False, 1)
+    got, cached = speed.measured_speeds(path, ["bf16", "f32"], measure, cpu="AMD EPYC x2")
+    assert cached and len(measured) == 1  # the same model, shape and CPU: not timed again
+    speed.measured_speeds(path, ["f32", "bf16"], measure, cpu="Intel Xeon x16")
+    assert len(measured) == 2  # another CPU is timed
+    speed.measured_speeds(path, ["f32", "bf16", "int8"], measure, cpu="AMD EPYC x2")
+    assert len(measured) == 3  # a new candidate (INT8 built since) is timed
+    path.write_text("{damaged")
+    speed.measured_speeds(path, ["f32", "bf16"], measure, cpu="AMD EPYC x2")
+    assert len(measured) == 4
+
+
+def test_forced_int8_that_fails_its_gate_says_it_ran_anyway():
+    from ptrack.detect.detector import _resolve_precision
+    from ptrack.settings import load_defaults
+
+    cfg = dict(load_defaults()["detect"], precision="int8")
+    figures = {"recall": 0.90, "precision": 0.91, "iou_0.9": 0.80, "median_iou": 0.95,
+               "conf_shift": 0.02, "frames": 60, "boxes_ref": 100, "boxes": 98}
+    precision, why = _resolve_precision(cfg, ["FP32", "BF16", "INT8"], "dir", {"figures": figures})
+    assert precision == "int8"
+    assert why.startswith("warning: INT8 ran anyway because --precision int8 asked for it, "
+                          "although it failed its accuracy gate (agreement 0.900 < 0.96")
+    cfg["precision"] = "auto"
+    precision, why = _resolve_precision(cfg, ["FP32", "BF16", "INT8"], "dir", {"figures": figures})
+    assert precision == "bf16" and "INT8 failed the accuracy gate" in why
+
+
+def test_auto_times_the_precisions_on_this_cpu(person_model, tmp_path):
+    """On this CPU (bf16 where it has it), auto times f32 and bf16 on the video's first frames
+    and runs the faster; the figures are cached beside the export and reused."""
+    pytest.importorskip("openvino")
+    from ptrack.detect import openvino_backend as ob
+    from ptrack.detect.detector import file_hash, load_detector
+    from ptrack.settings import load_defaults
+
+    if "BF16" not in ob.cpu_capabilities():
+        pytest.skip("this CPU has no bf16: auto has one float candidate (f32) to time")
+    cfg = dict(load_defaults()["detect"], model=str(person_model), classes="all",
+               backend="openvino")
+    said: list[str] = []
+    det = load_detector(cfg, width=480, height=270, project=tmp_path, video=CLIP,
+                        frame_count=35, log=said.append)
+    cache = ob.export_dir(file_hash(person_model), (384, 640)) / "speed.json"
+    fps = json.loads(cache.read_text())
+    (entry,) = fps.values()
+    assert set(entry["fps"]) == {"f32", "bf16"}
+    best = max(entry["fps"], key=entry["fps"].get)
+    assert det.precision == best
+    assert "timing f32, bf16 on this CPU (once per model and input shape)" in said
+    again = load_detector(cfg, width=480, height=270, project=tmp_path, video=CLIP,
+                          frame_count=35, log=said.append)
+    assert again.precision == best and "measured earlier" in again.precision_note
+    assert said.count("timing f32, bf16 on this CPU (once per model and input shape)") == 1

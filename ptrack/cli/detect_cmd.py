@@ -45,8 +45,8 @@ def detect_options() -> list[inspect.Parameter]:
         ("batch", Optional[int], dict(min=0, help="Frames per batch (0 = auto: 8 on the CPU, 32 "
                                                    "on a GPU)." + _default("batch"))),
         ("precision", Optional[str], dict(help="auto | f32 | fp16 (CUDA) | bf16 | int8 (OpenVINO); auto = "
-                                               "INT8 when it passes its accuracy gate, fp16 on "
-                                               "CUDA."
+                                               "the fastest on this CPU of those that pass their "
+                                               "accuracy gate (timed once), fp16 on CUDA."
                                                + _default("precision"))),
     ]
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,

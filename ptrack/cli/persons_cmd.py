@@ -131,7 +131,15 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handles_errors
     def rank(ctx: typer.Context, video: VideoOpt = None) -> None:
-        """Score and rank the persons (duration, coverage, size, centrality, confidence).
+        """Score and rank the persons: the frames a person was detected in dominate.
+
+        score = observed x (1 - s + s x quality). observed = frames the person was detected in
+        / frames of the video. quality = the weighted mean (weights rank.w_*) of duration
+        (span / video), coverage (detected frames / span), size (median box height /
+        (rank.size_full x image height), capped at 1), centrality (1 - mean distance from the
+        image centre) and confidence (mean detection confidence), each in [0, 1].
+        s = rank.quality_share (default 0.5: quality moves a score by at most a factor of 2,
+        so a person detected in twice the frames of another never ranks lower).
 
         Example: ptrack rank
         """
