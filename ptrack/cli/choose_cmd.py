@@ -20,6 +20,11 @@ from ptrack.cli.output import Column, Destination, Listing, listing, out_format
 from ptrack.errors import PtrackError
 
 
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", help="List every conflict with the recorded corrections (default: the count "
+                      "and the first).")]
+
+
 def _handover_frames(ctx: typer.Context, store, fps: float) -> int:
     """Frames two persons may share and still be one (a hand-over, as ``group`` allows)."""
     try:
@@ -58,9 +63,10 @@ def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict],
                           f"anyway, keeping the better box in each shared frame")
 
 
-def _record(store, video, new: dict) -> tuple[int, bool]:
+def _record(store, video, new: dict, verbose: bool = False) -> tuple[int, bool]:
     """Record a correction unless the same is recorded (then its id and True); refuse one
-    that contradicts the recorded corrections, naming every conflict."""
+    that contradicts the recorded corrections: one line with the count and the first
+    conflict, every conflict with ``verbose``."""
     from ptrack.cli.corrections import conflicts, same_as
 
     recorded = store.constraints(video.id)
@@ -71,10 +77,15 @@ def _record(store, video, new: dict) -> tuple[int, bool]:
     tid, det = store.tracklet_boxes(video.id)
     found = conflicts([*recorded, new], tid, det.frame)
     if any(f.kept_apart_by is new or any(c is new for c in f.joined_by) for f in found):
-        lines = "\n".join(f"  {f.text()}" for f in found)
         word = "conflict" if len(found) == 1 else "conflicts"
+        if verbose:
+            lines = "\n".join(f"  {f.text()}" for f in found)
+            detail = f":\n{lines}\n"
+        else:
+            more = f" (and {len(found) - 1} more: --verbose lists them)" if len(found) > 1 else ""
+            detail = f"; first: {found[0].text()}{more}; "
         raise PtrackError(f"this {new['kind']} contradicts the recorded corrections "
-                          f"({len(found)} {word}); nothing recorded:\n{lines}\n"
+                          f"({len(found)} {word}); nothing recorded{detail}"
                           f"see `ptrack constraints`; remove one with "
                           f"`ptrack constraints --delete ID`", exit_code=2)
     cid = store.add_constraint(video.id, new["kind"], new["ids"], frame=new.get("frame"))
@@ -89,8 +100,9 @@ def _apply_hint(ctx: typer.Context, store, video) -> str:
 
     if store.stage_state(video.id, "group") == "missing":
         return f"`{hint(store, video, 'group', 'rank')}` applies it"
+    # the stages it re-runs are said once, by the line returned (not a "running group first")
     done = ensure_current(store, video, view_settings(ctx, store), "rank",
-                          log=lambda m: typer.echo(safe(m), err=True))
+                          log=lambda m: None if "; running " in m else typer.echo(safe(m), err=True))
     persons = len(store.persons(video.id))
     if not done:
         return f"applied: {video.name} has {persons} persons"
@@ -274,6 +286,7 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(
             "--force", help="Merge persons that are on screen at the same time anyway; "
                             "the better box is kept in each shared frame.")] = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Record that these persons are one: all their tracklets must be joined.
 
@@ -299,15 +312,18 @@ def register(app: typer.Typer) -> None:
             if not force and len(chosen) > 1:
                 _refuse_shared_frames(ctx, store, v, chosen)
             tracklets = sorted({t for p in chosen for t in owned.get(p["id"], [])})
-            cid, again = _record(store, v, {"kind": "merge", "ids": tracklets, "frame": None})
+            cid, again = _record(store, v, {"kind": "merge", "ids": tracklets, "frame": None},
+                                 verbose)
             apply = _apply_hint(ctx, store, v)
+            owner = {t: pid for pid, ts in store.person_tracklets(v.id).items() for t in ts}
+            now = owner.get(tracklets[0]) if tracklets else None
         who = _ids_text(ids)
         if again:
             typer.echo(f"already recorded as merge #{cid}: persons {who} (tracklets "
                        f"{_ids_text(tracklets)}) are one person; nothing new recorded")
             return
         typer.echo(f"recorded merge #{cid}: persons {who} (tracklets {_ids_text(tracklets)}) "
-                   f"are one person")
+                   f"are one person" + (f": P{now}" if now is not None else ""))
         typer.echo(apply)
 
     @app.command()
@@ -318,6 +334,7 @@ def register(app: typer.Typer) -> None:
         at: Annotated[int, typer.Option("--at", help="First frame of the second person (0-based).",
                                         show_default=False)],
         video: VideoOpt = None,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Record that a person is two people from frame AT on.
 
@@ -339,7 +356,8 @@ def register(app: typer.Typer) -> None:
             boxes = store.person_boxes(v.id, p["id"])
             before = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f < at and t >= 0})
             after = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f >= at and t >= 0})
-            cid, again = _record(store, v, {"kind": "split", "ids": list(tracklets), "frame": at})
+            cid, again = _record(store, v, {"kind": "split", "ids": list(tracklets), "frame": at},
+                                 verbose)
             apply = _apply_hint(ctx, store, v)
         if again:
             typer.echo(f"already recorded as split #{cid}; nothing new recorded")
@@ -358,8 +376,12 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         person: PersonArg,
         video: VideoOpt = None,
+        verbose: VerboseOpt = False,
     ) -> None:
-        """Record that a person's tracklets must be kept apart (undo a wrong join).
+        """Undo a wrong join: a person joined by your `merge` is taken apart by removing that
+        merge; one that `group` joined by itself gets its tracklets kept apart.
+
+        (`ptrack constraints` lists the corrections; `--delete ID` removes any of them.)
 
         Example: ptrack unmerge 14
         """
@@ -371,7 +393,19 @@ def register(app: typer.Typer) -> None:
             if len(tracklets) < 2:
                 raise PtrackError(f"P{p['id']} is a single tracklet; nothing to unmerge "
                                   f"(`ptrack split {p['id']} --at FRAME` cuts it)")
-            cid, again = _record(store, v, {"kind": "unmerge", "ids": list(tracklets), "frame": None})
+            mine = [c for c in store.constraints(v.id)
+                    if c["kind"] == "merge" and len(set(c["ids"]) & set(tracklets)) >= 2]
+            if mine:  # the user's own merge made this person: undo it
+                store.delete_constraints([c["id"] for c in mine])
+                apply = _apply_hint(ctx, store, v)
+                names = ", ".join("merge #%d" % c["id"] for c in mine)
+                joined = "; ".join(_ids_text(c["ids"]) for c in mine)
+                typer.echo(f"removed {names} (tracklets {joined}): P{p['id']} is no longer "
+                           f"joined by your merge")
+                typer.echo(apply)
+                return
+            cid, again = _record(store, v, {"kind": "unmerge", "ids": list(tracklets), "frame": None},
+                                 verbose)
             apply = _apply_hint(ctx, store, v)
         if again:
             typer.echo(f"already recorded as unmerge #{cid}; nothing new recorded")

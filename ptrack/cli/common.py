@@ -356,12 +356,21 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
     ensure_current(store, video, cfg, "rank", log=log)
 
 
+class Persons(list):
+    """A video's person rows, which also know the persons' tracklets: an id printed before a
+    merge (a tracklet id of a person now) still names its person."""
+
+    owner_of: Callable[[], dict[int, int]] = staticmethod(lambda: {})
+
+
 def require_persons(store: Any, video: Any, ctx: typer.Context | None = None) -> list[dict]:
     """The video's persons in rank order (brought up to date first), or a one-line error
     saying what to run first."""
     bring_up_to_date(ctx, store, video)
-    persons = store.persons(video.id)
+    persons = Persons(store.persons(video.id))
     if persons:
+        persons.owner_of = lambda: {int(t): int(pid) for pid, ts in
+                                    store.person_tracklets(video.id).items() for t in ts}
         return persons
     n = store.count_detections(video.id)
     if n == 0 and store.stage_state(video.id, "detect") == "done":
@@ -391,6 +400,14 @@ def resolve_ids(persons: Sequence[dict], ids: Sequence[int]) -> list[dict]:
     """The person rows for ``ids`` in the order given; exit 2 naming the available ids."""
     by_id = {int(p["id"]): p for p in persons}
     unknown = [i for i in ids if int(i) not in by_id]
+    if unknown and isinstance(persons, Persons):  # ids of persons merged into others
+        owner = persons.owner_of()
+        moved = {int(i): owner[int(i)] for i in unknown if owner.get(int(i)) in by_id}
+        for old, new in moved.items():
+            typer.echo(f"note: P{old} was merged into P{new} (person ids are their smallest "
+                       f"tracklet id); using P{new}", err=True)
+        ids = [moved.get(int(i), i) for i in ids]
+        unknown = [i for i in ids if int(i) not in by_id]
     if unknown:
         listing_text = ", ".join(f"{p['id']} ({p['n_frames']} frames)" for p in persons[:40])
         more = f", ... {len(persons) - 40} more (ptrack list persons)" if len(persons) > 40 else ""
