@@ -129,9 +129,10 @@ def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
             tracks.append(Track(int(t), det.frame[sel], det.xyxy[sel].astype(np.float64),
                                 det.conf[sel].astype(np.float64),
                                 np.zeros(int(sel.sum()), np.int8), tid[sel]))
+        person_of = {int(t): int(p) for p, ts in store.person_tracklets(v.id).items() for t in ts}
         folder = store.output_dir(v) if out is None else store.output_path(v)
         dest = Destination(out, folder / f"tracklets{EXPORT_SUFFIX[fmt]}")
-    _, rows = write_export(dest.path, fmt, tracks, v, {})
+    _, rows = write_export(dest.path, fmt, tracks, v, {}, person_of=person_of)
     dest.done()
     dest.say(f"wrote {dest.shown} ({len(tracks)} tracklets, {rows} boxes, {fmt})")
 

@@ -228,8 +228,10 @@ def register(app: typer.Typer) -> None:
         table.add_column("metric")
         for lvl in results:
             table.add_column(lvl, justify="right")
+        labels = {"coverage": "subject coverage", "purity": "subject purity",
+                  "precision": "subject precision"}  # a ground-truth subject's, not `detected`
         for k in keys:
-            table.add_row(k.replace("_", " "), *(
+            table.add_row(labels.get(k, k.replace("_", " ")), *(
                 f"{float(r[k]):.1f}" if isinstance(r[k], float) else str(r[k])
                 for r in results.values()))
         Console(highlight=False, markup=False).print(table)

@@ -207,6 +207,12 @@ class MetaStore:
         with self.conn:
             self.conn.execute(f"UPDATE videos SET {sets} WHERE id = ?", (*fields.values(), video_id))
 
+    def count_video_rows(self, video_id: int) -> dict[str, int]:
+        """Rows per table that :meth:`remove_video` would delete (``rm --dry-run``)."""
+        return {table: int(self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE video_id = ?",
+                                             (video_id,)).fetchone()[0])
+                for table in _TABLES_OF_VIDEO}
+
     def remove_video(self, video_id: int) -> dict[str, int]:
         """Delete every row of the video; returns rows deleted per table."""
         counts = {}
@@ -236,6 +242,12 @@ class MetaStore:
             raise PtrackError(f"no run {run_id} (run ids: `ptrack list runs`)", exit_code=2)
         return Run(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6],
                    json.loads(row[7]) if row[7] else {})
+
+    def run_times(self, run_id: int) -> tuple[str | None, str | None]:
+        """When a run started and finished (UTC ISO text; finished None while it runs)."""
+        row = self.conn.execute("SELECT started, finished FROM runs WHERE id = ?",
+                                (run_id,)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
 
     def latest_run(self, video_id: int, stage: str) -> Run | None:
         """The newest run of ``stage`` on the video, whatever its status."""

@@ -74,7 +74,7 @@ def person_stats(person: dict, fps: float) -> list[tuple[str, str]]:
         ("frames", f"{person['n_frames']} ({person['n_observed']} observed)"),
         ("span", f"{first}-{last} ({span} frames)"),
         ("time", f"{fmt_time(first / fps)}-{fmt_time(last / fps)}"),
-        ("coverage", f"{coverage:.0%}"),
+        ("detected", f"{coverage:.0%} of the span"),
         ("tracklets", str(person["n_tracklets"])),
         ("height", f"{person['mean_height']:.0f} px"),
         ("conf", f"{person['mean_conf']:.2f}"),
