@@ -385,3 +385,117 @@ def test_auto_times_the_precisions_on_this_cpu(person_model, tmp_path):
                           frame_count=35, log=said.append)
     assert again.precision == best and "measured earlier" in again.precision_note
     assert said.count("timing f32, bf16 on this CPU (once per model and input shape)") == 1
+
+
+# ----------------------------------------------------------------- confusing, made clear
+def test_list_runs_shows_times_backend_precision_and_json_has_everything(proj):
+    with Store.open(proj) as store:
+        r = store.start_run(1, "detect", {"detect": {"conf": 0.1}})
+        store.finish_run(r.id, "done", {"seconds": 12.5, "backend": "openvino",
+                                        "precision": {"precision": "bf16", "why": "auto: bf16",
+                                                      "gate": None},
+                                        "timing": {"detector": 10.0}})
+    import os
+    os.environ["COLUMNS"] = "200"
+    try:
+        plain = run(proj, "list", "runs").stdout.splitlines()
+    finally:
+        del os.environ["COLUMNS"]
+    assert plain[0].split() == ["run", "video", "stage", "status", "started", "seconds",
+                                "backend", "precision", "why"]
+    detect = next(line for line in plain if " detect " in line)
+    assert "12.5" in detect and "openvino" in detect and "bf16" in detect
+    rows = json.loads(run(proj, "list", "runs", "--json").stdout)
+    d = next(x for x in rows if x["stage"] == "detect")
+    assert d["seconds"] == 12.5 and d["precision"] == "bf16" and d["precision_why"] == "auto: bf16"
+    assert d["started"] and d["finished"] and d["stats"]["timing"] == {"detector": 10.0}
+    assert d["settings"] == {"detect": {"conf": 0.1}}
+    assert "runs" in run(proj, "list", "--help").stdout
+
+
+def test_export_tracklets_names_columns_for_what_they_hold(proj, tmp_path):
+    run(proj, "export", "--level", "tracklets", "--out", tmp_path / "t.csv")
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert lines[0] == "tracklet_id,person_id,frame,time,x1,y1,x2,y2,conf"
+    by_tracklet = {}
+    for line in lines[1:]:
+        t, p = line.split(",")[:2]
+        by_tracklet[int(t)] = p
+    assert by_tracklet == {1: "1", 2: "2", 3: "3", 4: "1"}  # tracklet 4 joined P1
+    run(proj, "export", "--level", "tracklets", "--out", tmp_path / "t.json")
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert [(t["tracklet_id"], t["person_id"]) for t in doc["tracklets"]] == \
+        [(1, 1), (2, 2), (3, 3), (4, 1)]
+
+
+def test_show_several_persons_at_80_columns_cuts_no_value(proj, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run(proj, "show", 1, 2, 3, "--graphics", "none").stdout
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for text in ("35 (32 observed)", "0:00.0-0:02.8", "0-34 (35 frames)", "5-9 (5 frames)"):
+        assert text in out
+    assert "detected  91% of the span" in out  # the word list and table use too
+
+
+def test_resumed_detect_reports_this_session_and_all(capsys):
+    from ptrack.cli.detect_cmd import summary_lines
+    from ptrack.detect.loop import DetectSummary
+
+    s = DetectSummary(video="v", status="done", frames=100, detections=900, seconds=10.0,
+                      backend="openvino", resumed_from=200, detections_before=600,
+                      total_frames=300)
+    lines = summary_lines(s)
+    assert lines[0] == "v: done (resumed at frame 200)"
+    assert lines[1].startswith("  frames      100 in this session, 10.0 s = 10.0 frames/s")
+    assert lines[2] == "  detections  300 in this session, 900 in all (3.00 people per frame)"
+    assert lines[3].startswith("  time        detector ")
+
+
+def test_old_option_spellings_help_command_and_no_short_video(proj):
+    out = run(proj, "show", 1, "--k", 2, "--graphics", "none").stdout  # --k still accepted
+    assert "crops at" in out
+    assert "--crops" in run(proj, "show", "--help").stdout
+    assert "--k" not in run(proj, "show", "--help").stdout
+    res = run(proj, "help", "list", "persons")
+    assert res.stdout == runner.invoke(app, ["list", "persons", "--help"]).stdout
+    assert "unknown command 'nope'" in run(proj, "help", "nope", code=2).stderr
+    assert "No such option: -v" in run(proj, "list", "persons", "-v", "walking-pair", code=2).output
+
+
+def test_rm_dry_run_removes_nothing(proj):
+    res = run(proj, "rm", "walking-pair", "--dry-run")
+    assert res.stdout == ("would remove walking-pair (id 1): 73 detections, 73 crops, 72 tracklet "
+                          "boxes, 3 persons, 4 runs; nothing removed (--dry-run)\n")
+    with Store.open(proj) as store:
+        assert store.count_detections(1) == 73 and len(store.persons(1)) == 3
+    assert run(proj, "rm", "walking-pair").stdout.startswith("removed walking-pair (id 1): 73 ")
+
+
+def test_samples_prefer_a_box_no_other_box_overlaps():
+    from ptrack.boxes import Boxes
+    from ptrack.views.samples import sample_person
+
+    frames = np.arange(10)
+    xyxy = np.tile(np.array([0, 0, 50, 100], np.float32), (10, 1))
+    conf = np.full(10, 0.5, np.float32)
+    conf[4] = 0.95  # the most confident box is 15% covered by someone walking in front
+    covered = np.zeros(10)
+    covered[4] = 0.15
+    b = Boxes(frames, xyxy, conf, person=np.full(10, 1), source=np.zeros(10, np.int8),
+              tracklet=np.full(10, 1), det=np.zeros(10, int))
+    (pick,) = sample_person(b, None, k=1, covered=covered)
+    assert pick.covered == 0.0 and pick.frame != 4
+    covered[:] = 0.3  # nobody free: the best covered one
+    covered[4] = 0.15
+    (pick,) = sample_person(b, None, k=1, covered=covered)
+    assert pick.frame == 4
+
+
+def test_counts_read_as_words(tmp_path):
+    from ptrack.cli.output import plural
+
+    assert [plural(1, "person"), plural(1, "run"), plural(2, "box", "boxes")] == \
+        ["1 person", "1 run", "2 boxes"]
+    root = empty_project(tmp_path / "p")
+    assert "0 persons, 1 run" in run(root, "rm", "empty", "--dry-run").stdout

@@ -16,7 +16,7 @@ import typer
 from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
                                ids_text as _ids_text, open_store, require_persons, resolve_ids)
 from ptrack.cli.common import hint, stale_notes, video_flag, view_settings
-from ptrack.cli.output import Column, Destination, Listing, listing, out_format
+from ptrack.cli.output import Column, Destination, Listing, listing, out_format, plural
 from ptrack.errors import PtrackError
 
 
@@ -105,8 +105,8 @@ def _apply_hint(ctx: typer.Context, store, video) -> str:
                           log=lambda m: None if "; running " in m else typer.echo(safe(m), err=True))
     persons = len(store.persons(video.id))
     if not done:
-        return f"applied: {video.name} has {persons} persons"
-    return f"applied: regrouped {video.name}, {persons} persons now"
+        return f"applied: {video.name} has {plural(persons, 'person')}"
+    return f"applied: regrouped {video.name}, {plural(persons, 'person')} now"
 
 
 def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
@@ -134,7 +134,8 @@ def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
         dest = Destination(out, folder / f"tracklets{EXPORT_SUFFIX[fmt]}")
     _, rows = write_export(dest.path, fmt, tracks, v, {}, person_of=person_of)
     dest.done()
-    dest.say(f"wrote {dest.shown} ({len(tracks)} tracklets, {rows} boxes, {fmt})")
+    dest.say(f"wrote {dest.shown} ({plural(len(tracks), 'tracklet')}, "
+             f"{plural(rows, 'box', 'boxes')}, {fmt})")
 
 
 def register(app: typer.Typer) -> None:
@@ -276,7 +277,8 @@ def register(app: typer.Typer) -> None:
         ranks = {int(p["id"]): p["rank"] for p in chosen}
         _, rows = write_export(dest.path, fmt, tracks, v, ranks)
         dest.done()
-        dest.say(f"wrote {dest.shown} ({len(tracks)} persons, {rows} boxes, {fmt})")
+        dest.say(f"wrote {dest.shown} ({plural(len(tracks), 'person')}, "
+                 f"{plural(rows, 'box', 'boxes')}, {fmt})")
 
     @app.command()
     @handles_errors

@@ -252,7 +252,32 @@ class Group(TyperGroup):
     after the command (``ptrack list persons --project p``), as git and docker do."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args, set(self.commands)))
+        return super().parse_args(ctx, renamed_options(hoist_global_options(args, set(self.commands))))
+
+
+RENAMED = {"show": {"--k": "--crops"}, "table": {"--k": "--crops"}, "crops": {"--k": "--count"}}
+"""Old spellings still accepted (not shown in help): ``--k`` is ``--crops`` (``--count`` for
+``crops``)."""
+
+
+def renamed_options(args: list[str]) -> list[str]:
+    """Old option spellings in ``args`` replaced by their new names (see :data:`RENAMED`).
+
+    >>> renamed_options(["show", "1", "--k", "4"]), renamed_options(["crops", "1", "--k=3"])
+    (['show', '1', '--crops', '4'], ['crops', '1', '--count=3'])
+    """
+    command = next((a for a in args if a in RENAMED and isinstance(RENAMED[a], dict)), None)
+    names = RENAMED.get(command, {}) if command else {}
+    out = []
+    for a in args:
+        if a == "--":
+            out += args[len(out):]
+            break
+        name, eq, value = a.partition("=")
+        if name in names:
+            a = names[name] + eq + value
+        out.append(a)
+    return out
 
 
 def hoist_global_options(args: list[str], commands: set[str]) -> list[str]:
@@ -296,7 +321,7 @@ class App(typer.Typer):
 
 # ----------------------------------------------------------------- shared options, lookups
 VideoOpt = Annotated[Optional[str], typer.Option(
-    "--video", "-v", help="Video name or id (needed when the project holds several).",
+    "--video", help="Video name or id (needed when the project holds several).",
     show_default=False, metavar="NAME")]
 IdsArg = Annotated[list[int], typer.Argument(help="Person ids (see `ptrack list persons`).",
                                               show_default=False, metavar="ID")]

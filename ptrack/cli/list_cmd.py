@@ -12,7 +12,7 @@ import typer
 
 from ptrack.cli.common import (App, NobodyFound, hint, VideoOpt, fmt_time, fmtspec as _f,
                                handles_errors, open_store, require_persons, stale_notes)
-from ptrack.cli.output import Column, Listing, listing
+from ptrack.cli.output import Column, Listing, listing, plural
 
 def person_rows(persons: Sequence[dict], fps: float) -> list[dict]:
     """The machine-readable row of each person (``list persons``)."""
@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
                 Column("mean_height", "height px", _f(".0f"), priority=2),
                 Column("mean_conf", "conf", _f(".2f"), priority=1),
                 Column("score", "score", _f(".3f"), priority=4)]
-        title = f"{v.name}: {len(rows)} of {total} persons"
+        title = f"{v.name}: {len(rows)} of {plural(total, 'person')}"
         return Listing(cols, rows, title=title, notes=notes,
                        empty=nobody or f"no person of {v.name} matches (of {total}; lower --min-frames)")
 
@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
                 Column("person", "person", _f("d"), keep=True)]
         empty = (f"{v.name} has no tracklets yet; run `{track_hint}`" if state == "missing"
                  else f"no tracklet of {v.name} matches")
-        return Listing(cols, rows, title=f"{v.name}: {len(rows)} tracklets", empty=empty)
+        return Listing(cols, rows, title=f"{v.name}: {plural(len(rows), 'tracklet')}", empty=empty)
 
     @list_app.command("selections")
     @handles_errors

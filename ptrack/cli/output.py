@@ -40,6 +40,15 @@ def safe(value: Any) -> str:
     return _CONTROL.sub(esc, text)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 person``, ``3 persons``, ``0 boxes`` (``many`` for irregular plurals).
+
+    >>> plural(1, "person"), plural(2, "run"), plural(0, "box", "boxes")
+    ('1 person', '2 runs', '0 boxes')
+    """
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def console(stderr: bool = False, width: int | None = None):
     """A rich console that never reads markup or highlights numbers in what it prints."""
     from rich.console import Console

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ptrack.cli.common import handles_errors, open_store
+from ptrack.cli.output import plural
 
 
 def register(app: typer.Typer) -> None:
@@ -38,12 +39,13 @@ def register(app: typer.Typer) -> None:
                 store.require_writable()
                 with video_lock(store, v.id):
                     removed = store.remove_video(v.id)
-        parts = [f"{removed.get('detections', 0)} detections", f"{removed.get('crops', 0)} crops",
-                 f"{removed.get('tracklet_boxes', 0)} tracklet boxes",
-                 f"{removed.get('persons', 0)} persons", f"{removed.get('runs', 0)} runs"]
-        for key, word in (("constraints", "constraints"), ("selections", "selection records")):
+        parts = [plural(removed.get("detections", 0), "detection"),
+                 plural(removed.get("crops", 0), "crop"),
+                 plural(removed.get("tracklet_boxes", 0), "tracklet box", "tracklet boxes"),
+                 plural(removed.get("persons", 0), "person"), plural(removed.get("runs", 0), "run")]
+        for key, word in (("constraints", "constraint"), ("selections", "selection record")):
             if removed.get(key):
-                parts.append(f"{removed[key]} {word}")
+                parts.append(plural(removed[key], word))
         if dry_run:
             typer.echo(f"would remove {v.name} (id {v.id}): {', '.join(parts)}; nothing removed "
                        f"(--dry-run)")

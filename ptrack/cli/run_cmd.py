@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ptrack.cli.common import handles_errors, keep_settings, open_store, project_overlay, settings
-from ptrack.cli.detect_cmd import DetectProgress, with_detect_options
-from ptrack.cli.output import console, safe
+from ptrack.cli.detect_cmd import DetectProgress, time_lines, with_detect_options
+from ptrack.cli.output import console, plural, safe
 from ptrack.errors import PtrackError
 
 
@@ -34,6 +34,8 @@ def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) ->
     else:
         log(f"{video.name}: detect done in {summary.seconds:.1f} s ({summary.frames} frames, "
             f"{summary.fps:.1f} frames/s, {summary.detections} detections)")
+        for line in time_lines(summary):
+            log(f"{video.name}: {line.strip()}")
     for note in summary.notes:
         if summary.status != "skipped":
             log(f"{video.name}: {note}")
@@ -64,13 +66,14 @@ def summary_text(rows: list[dict]) -> list[str]:
     """The end-of-run summary: a line per video, its files on lines of their own (a path is
     never wrapped or cut inside the text)."""
     failed = sum(1 for r in rows if r["error"] and r["error"] != "nobody was found")
-    lines = [f"ptrack run: {len(rows) - failed} of {len(rows)} videos done"
+    lines = [f"ptrack run: {len(rows) - failed} of {plural(len(rows), 'video')} done"
              + (f", {failed} failed" if failed else "")]
     for r in rows:
         if r["error"] and r["error"] != "nobody was found":
             lines.append(f"{r['video']}: failed: {r['error']}")
             continue
-        head = f"{r['video']}: {r['persons']} persons"
+        head = f"{r['video']}: " + (plural(r["persons"], "person")
+                                    if isinstance(r["persons"], int) else f"{r['persons']} persons")
         if r["top"]:
             head += f"; top {r['top']}"
         if r["error"]:
