@@ -234,7 +234,7 @@ def test_select_formats_and_errors(proj, tmp_path):
 def test_merge_split_unmerge_store_tracklet_ids(proj):
     res = run(proj, "merge", 1, 3, "--force")
     assert res.stdout.splitlines() == [
-        "recorded merge #1: persons 1, 3 (tracklets 1, 3, 4) are one person",
+        "recorded merge #1: persons 1, 3 (tracklets 1, 3, 4) are one person: P1",
         "applied: regrouped walking-pair, 2 persons now"]
     res = run(proj, "split", 1, "--at", 20)
     assert res.stdout.splitlines()[1] == "  before: tracklets 1, 4; from 20: tracklets 4; 4 cut at 20"

@@ -493,7 +493,12 @@ def test_samples_prefer_a_box_no_other_box_overlaps():
 
 
 def test_counts_read_as_words(tmp_path):
+    from ptrack.cli.detect_cmd import status_text
     from ptrack.cli.output import plural
+
+    # the progress line says frames and a rate only once they are known
+    assert status_text(8, 3000, 0.0) == "8/3000 frames"
+    assert status_text(120, 3000, 11.24) == "120/3000 frames, 11.2 frames/s"
 
     assert [plural(1, "person"), plural(1, "run"), plural(2, "box", "boxes")] == \
         ["1 person", "1 run", "2 boxes"]
