@@ -78,6 +78,7 @@ def test_one_progress_display_for_the_run():
     assert "clip [bold].mp4: loading the model" in text
     assert "clip [bold].mp4: detect" in text and "16/100" in text
     assert "frames/s" in text and "ETA" in text
+    assert "0/?" not in text and "0.0 frames/s" not in text  # nothing made up while loading
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     export = lines.index("exporting the model for OpenVINO (once, 384x640) into /cache/m")
     assert lines.index("clip: track done in 0.10 s (tracklets 3)") > export
