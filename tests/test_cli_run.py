@@ -20,7 +20,7 @@ def test_run_processes_each_video_and_reports(tmp_path: Path, person_model):
                                  str(broken), "--model", "pkg:fall_detection/models/best.pt",
                                  "--classes", "all", "--batch", "4", "--imgsz", "640"])
     assert result.exit_code == 1  # one video failed ...
-    assert "broken.mp4 is not a video that can be decoded" in result.output
+    assert "broken.mp4 is a text file, not a video" in result.output
     table = proj / "outputs" / "walking-pair" / "selection_table.png"
     assert table.is_file()  # ... the other went all the way
     assert Image.open(table).size[0] > 600
@@ -33,7 +33,7 @@ def test_run_processes_each_video_and_reports(tmp_path: Path, person_model):
     assert out[0] == "ptrack run: 1 of 2 videos done, 1 failed"
     assert out[1].startswith("walking-pair: 2 persons; top P")
     assert out[2] == f"  table: {table}"  # a path on a line of its own, never wrapped
-    assert out[3].startswith("broken: failed: ") and "can be decoded" in out[3]
+    assert out[3].startswith("broken: failed: ") and "not a video" in out[3]
     # one line per stage, in order, with words rather than Python values
     stages = [line.split(" done")[0] for line in result.stderr.splitlines()
               if line.startswith("walking-pair: ") and " done" in line]

@@ -27,6 +27,7 @@ class State:
 
     project: Path
     config: Path | None
+    said_config_note: bool = False  # the note that views ignore --config, said once
 
 
 def state(ctx: typer.Context) -> State:
@@ -62,17 +63,14 @@ def settings(ctx: typer.Context, overrides: dict | None = None, store: Any = Non
         raise
 
 
-_VIEW_NOTE: list[str] = []
-
-
 def view_settings(ctx: typer.Context | None, store: Any) -> dict:
     """What views, corrections and exports bring stale results up to date with: the defaults
     and the project's settings, never a ``--config`` (a view does not change the project's
     results to other settings; a note says so when one is given)."""
     from ptrack.settings import project_config
 
-    if ctx is not None and state(ctx).config is not None and not _VIEW_NOTE:
-        _VIEW_NOTE.append("said")
+    if ctx is not None and state(ctx).config is not None and not state(ctx).said_config_note:
+        state(ctx).said_config_note = True
         typer.echo("note: --config is for the stage commands (detect, track, group, rank, run, "
                    "config show); this command uses the project's settings (`ptrack config "
                    "show`; change them with `ptrack config set KEY VALUE`)", err=True)

@@ -113,9 +113,13 @@ def register(app: typer.Typer) -> None:
 
         Example: ptrack config set group.pos_tol 0.2
         """
-        from ptrack.settings import differences, overlay, parse_value, project_config, split_key
+        from ptrack.settings import (NOT_KEPT, differences, overlay, parse_value, project_config,
+                                     split_key)
 
         section, name = split_key(key)
+        if (section, name) in NOT_KEPT:
+            raise PtrackError(f"{key} is not kept as a project setting (it decides no result); "
+                              f"give it to the command (--{name.replace('_', '-')})", exit_code=2)
         parsed = parse_value(key, value)
         with _writable_store(ctx, create=True) as store:  # settings may come before the videos
             current = project_overlay(None, store)

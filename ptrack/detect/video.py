@@ -92,14 +92,11 @@ def not_a_video(path: Path) -> str | None:
 
 def refuse_non_videos(paths) -> None:
     """A one-line error (exit 2) for the first path that is missing, a directory, empty,
-    unreadable, text or an image; cheap (a stat and the first bytes), so a command can check
-    every input before it creates or touches a project."""
+    unreadable, text, an image or has no decodable video stream (:func:`probe`: a stat, the
+    first bytes and the first frame), so a command checks every input before it creates or
+    touches a project."""
     for path in paths:
-        path = Path(path)
-        check_path(path)
-        what = not_a_video(path)
-        if what is not None:
-            raise PtrackError(f"{path} is {what}, not a video", exit_code=2)
+        probe(path)
 
 
 def _looks_like_text(head: bytes) -> bool:
