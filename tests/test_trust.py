@@ -275,7 +275,7 @@ def test_a_detected_video_does_not_need_its_model_again(tmp_path):
     store.close()
     res = run(tmp_path / "p", "run", CLIP)
     assert "detect already done" in res.output and "model file" not in res.output
-    assert "walking-pair: 3 persons" in res.output or "persons" in res.output
+    assert "ptrack run: 1 of 1 video done" in res.output
     with Store.open(tmp_path / "p") as store:
         assert store.project_settings()["detect"]["model"] == str(model)
 
