@@ -344,17 +344,23 @@ def _load_openvino(settings: dict, pt_path: Path, shape: tuple[int, int], *, nam
         passing = ["f32"] + (["bf16"] if "BF16" in caps else []) + \
             (["int8"] if precision == "int8" else [])
         if len(passing) > 1 and video is not None:
-            return _fastest_detector(build, passing, f32_dir, video, why, log)
+            fastest = _fastest_detector(build, passing, f32_dir, video, why, log)
+            if fastest is not None:
+                return fastest
     return build(precision, why)
 
 
 def _fastest_detector(build, passing: list[str], f32_dir: Path, video: Path, why: str, log):
     """``--precision auto``: the fastest of the precisions that pass their gate, timed on the
     video's first frames on this CPU (cached per model, input shape and CPU:
-    :mod:`ptrack.detect.speed`)."""
+    :mod:`ptrack.detect.speed`). None when nothing is cached and no frame can be read to time
+    them (the caller keeps the choice made before timing)."""
     from ptrack.detect import speed
     from ptrack.detect.video import first_frames
 
+    if speed.cached_speeds(speed.cache_file(f32_dir), speed.cpu_name(), passing) is None \
+            and not first_frames(video, 1):
+        return None
     built: dict = {}
 
     def get(p: str):
