@@ -205,6 +205,7 @@ class RankSettings(_Section):
     w_centrality: float = _range(0.0)
     w_confidence: float = _range(0.0)
     size_full: float = _range(0.0, 1.0, lo_open=True)
+    quality_share: float = _range(0.0, 1.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -428,3 +429,91 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 def canonical_json(settings: Mapping[str, Any]) -> str:
     """Stable JSON text for storing settings and comparing runs."""
     return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------- project settings
+# A project keeps its own settings: the keys in which they differ from the shipped defaults (a
+# nested "overlay", stored in the project). Every command reads defaults + project settings (+
+# ``--config`` + flags for the stage commands), so a later ``ptrack list`` does not undo a
+# ``ptrack --config my.yaml group``.
+
+NOT_KEPT = {("detect", "batch")}
+"""Keys a stage's settings do not hand on to the project: they decide no result."""
+
+
+def project_config(project: Mapping[str, Any] | None, path: str | Path | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, then the project's settings, then a ``--config`` file and flags: what a stage
+    of this project runs with. A damaged stored overlay (a key this version does not know, a
+    value out of range) is an error naming the key and the way out (``ptrack config unset``)."""
+    base = load_defaults()
+    if project:
+        try:
+            base = overlay(base, project)
+            Settings.from_dict(base)
+        except PtrackError as exc:
+            raise PtrackError(f"the project's settings are not valid here: {exc.message}; see "
+                              f"`ptrack config show`, fix with `ptrack config unset KEY` or "
+                              f"`ptrack config reset`") from None
+    if path is not None:
+        data = _read_yaml(Path(path))
+        if data is not None:
+            base = overlay(base, data)
+    if overrides:
+        clean = {s: {k: v for k, v in sec.items() if v is not None} for s, sec in overrides.items()}
+        base = overlay(base, clean)
+    Settings.from_dict(base)
+    return base
+
+
+def differences(cfg: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The keys of ``cfg`` whose values differ from the shipped defaults (nested, sorted),
+    leaving out :data:`NOT_KEPT`: the overlay a project stores.
+
+    >>> differences(load_config(overrides={"group": {"pos_tol": 0.25}}))
+    {'group': {'pos_tol': 0.25}}
+    """
+    base = _shipped_defaults()
+    out: dict[str, dict[str, Any]] = {}
+    for section in sorted(cfg):
+        for key in sorted(cfg[section]):
+            if (section, key) in NOT_KEPT:
+                continue
+            if base.get(section, {}).get(key) != cfg[section][key]:
+                out.setdefault(section, {})[key] = cfg[section][key]
+    return out
+
+
+def flat(overlay_: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"group.pos_tol": 0.25}`` from ``{"group": {"pos_tol": 0.25}}``."""
+    return {f"{s}.{k}": v for s, sec in overlay_.items() for k, v in sec.items()}
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``group.pos_tol`` -> ``("group", "pos_tol")``; an unknown key is a usage error (exit 2)
+    naming the keys of its section (or the sections)."""
+    base = _shipped_defaults()
+    section, _, name = key.partition(".")
+    if section not in base:
+        raise PtrackError(f"unknown setting '{key}'; keys are SECTION.KEY with SECTION one of "
+                          f"{', '.join(base)} (see `ptrack config show`)", exit_code=2)
+    if name not in base[section]:
+        raise PtrackError(f"unknown setting '{key}'; {section} keys: "
+                          f"{', '.join(base[section])}", exit_code=2)
+    return section, name
+
+
+def parse_value(key: str, text: str) -> Any:
+    """A value typed on the command line, read as YAML (``0.25``, ``true``, ``yolov8n.pt``) and
+    converted to the key's type; a wrong type or range is a usage error naming the key."""
+    section, name = split_key(key)
+    default = _shipped_defaults()[section][name]
+    if isinstance(default, str):
+        return text  # a string key takes the text as typed (a model named "1.pt" stays a name)
+    try:
+        value = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        value = text
+    if not _type_ok(default, value):
+        raise PtrackError(f"{key} must be {_a(_type_name(default))}, got {text!r}", exit_code=2)
+    return float(value) if isinstance(default, float) else value

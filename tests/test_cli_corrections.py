@@ -37,7 +37,7 @@ def test_merge_of_persons_on_screen_together_is_refused_or_forced(proj):
     assert "P1 and P3 are both on screen in 5 frames (5, 6, 7, 8, 9)," in res.output
     res = run(proj, "merge", 1, 2, "--force")
     assert res.stdout.splitlines() == [
-        "recorded merge #1: persons 1, 2 (tracklets 1, 2, 4) are one person",
+        "recorded merge #1: persons 1, 2 (tracklets 1, 2, 4) are one person: P1",
         "applied: regrouped walking-pair, 2 persons now"]
     assert recorded(proj) == [(1, "merge", [1, 2, 4], None)]
 
@@ -52,27 +52,44 @@ def test_same_merge_twice_is_stored_once(proj):
     assert [c[1] for c in recorded(proj)] == ["merge", "split"]
 
 
-def test_contradicting_correction_is_refused_naming_every_conflict(proj):
-    run(proj, "merge", 1, 3, "--force")
-    res = run(proj, "unmerge", 1, code=2)  # P1 is now tracklets 1, 3, 4 (applied at once)
+def test_contradicting_correction_is_refused_with_the_first_conflict(proj):
+    run(proj, "merge", 1, 3, "--force")  # P1 is now tracklets 1, 3, 4 (applied at once)
+    res = run(proj, "split", 1, "--at", 10, code=2)  # cuts tracklet 1, which merge #1 joins to 4
     assert res.output == (
-        "Error: this unmerge contradicts the recorded corrections (3 conflicts); nothing "
+        "Error: this split contradicts the recorded corrections (2 conflicts); nothing "
+        "recorded; first: tracklets 1 and 4 are joined by merge #1 (tracklets 1, 3, 4) but kept "
+        "apart by this split (tracklets 1, 3, 4 at frame 10) (and 1 more: --verbose lists "
+        "them); see `ptrack constraints`; remove one with `ptrack constraints --delete ID`\n")
+    res = run(proj, "split", 1, "--at", 10, "--verbose", code=2)
+    assert res.output == (
+        "Error: this split contradicts the recorded corrections (2 conflicts); nothing "
         "recorded:\n"
-        "  tracklets 1 and 3 are joined by merge #1 (tracklets 1, 3, 4) but kept apart by this "
-        "unmerge (tracklets 1, 3, 4)\n"
         "  tracklets 1 and 4 are joined by merge #1 (tracklets 1, 3, 4) but kept apart by this "
-        "unmerge (tracklets 1, 3, 4)\n"
+        "split (tracklets 1, 3, 4 at frame 10)\n"
         "  tracklets 3 and 4 are joined by merge #1 (tracklets 1, 3, 4) but kept apart by this "
-        "unmerge (tracklets 1, 3, 4)\n"
+        "split (tracklets 1, 3, 4 at frame 10)\n"
         "see `ptrack constraints`; remove one with `ptrack constraints --delete ID`\n")
     assert [c[1] for c in recorded(proj)] == ["merge"]
-    res = run(proj, "split", 1, "--at", 10, code=2)  # cuts tracklet 1, which merge #1 joins to 4
-    assert "tracklets 1 and 4 are joined by merge #1" in res.output
-    assert "kept apart by this split (tracklets 1, 3, 4 at frame 10)" in res.output
-    run(proj, "constraints", "--delete", 1)
-    out = run(proj, "unmerge", 1).stdout
+
+
+def test_unmerge_undoes_the_users_merge_and_keeps_groups_joins_apart(proj):
+    run(proj, "merge", 1, 3, "--force")
+    res = run(proj, "unmerge", 1)
+    assert res.stdout.splitlines() == [
+        "removed merge #1 (tracklets 1, 3, 4): P1 is no longer joined by your merge",
+        "applied: regrouped walking-pair, 3 persons now"]
+    assert "running" not in res.output  # the regrouping is said once, by the last line
+    assert recorded(proj) == []
+    out = run(proj, "unmerge", 1).stdout  # P1 = tracklets 1 + 4, joined by group itself
     assert out.startswith("recorded unmerge #") and ": tracklets 1, 4 of P1 are kept apart" in out
     assert [c[1:3] for c in recorded(proj)] == [("unmerge", [1, 4])]
+
+
+def test_a_merged_persons_old_id_answers(proj):
+    run(proj, "merge", 1, 3, "--force")
+    res = run(proj, "select", 3, "--format", "json", "--out", "-")
+    assert "note: P3 was merged into P1" in res.stderr
+    assert json.loads(res.stdout)["person_id"] == 1
 
 
 def test_conflicts_lists_each_pair_with_its_corrections():

@@ -125,9 +125,11 @@ def test_config_show_effective_and_of_a_run(tmp_path):
         run = store.start_run(v.id, "group", {"max_gap_s": 5.0, "n_rounds": 2})
         store.finish_run(run.id, "done", {})
     runs = json.loads(runner.invoke(app, ["-p", str(tmp_path / "p"), "list", "runs", "--json"]).stdout)
-    assert runs == [{"run": run.id, "video": "v", "stage": "group", "status": "done"}]
+    assert [{k: r[k] for k in ("run", "video", "stage", "status", "settings")} for r in runs] == [
+        {"run": run.id, "video": "v", "stage": "group", "status": "done",
+         "settings": {"max_gap_s": 5.0, "n_rounds": 2}}]
     res = runner.invoke(app, ["-p", str(tmp_path / "p"), "config", "show", "--run", str(run.id)])
     assert res.stdout.splitlines()[0] == f"# run {run.id}: group of v (done)"
     assert yaml.safe_load(res.stdout) == {"group": {"max_gap_s": 5.0, "n_rounds": 2}}
     res = runner.invoke(app, ["-p", str(tmp_path / "p"), "config", "show", "--run", "99"])
-    assert (res.exit_code, res.output) == (1, "Error: no run 99\n")
+    assert (res.exit_code, res.output) == (2, "Error: no run 99 (run ids: `ptrack list runs`)\n")

@@ -148,7 +148,7 @@ def test_80_columns_drop_columns_but_never_cut_ids_names_or_paths(proj, tmp_path
     assert [line.split()[:2] for line in lines[2:5]] == [["1", "1"], ["2", "2"], ["3", "3"]]
     monkeypatch.setenv("COLUMNS", "200")  # a wide terminal shows every column
     wide = run(proj, "list", "persons").stdout.splitlines()[1].split()
-    assert wide == ["rank", "person", "frames", "first", "last", "from", "to", "coverage",
+    assert wide == ["rank", "person", "frames", "first", "last", "from", "to", "detected",
                     "tracklets", "height", "px", "conf", "score"]
 
 

@@ -183,9 +183,11 @@ def test_user_corrections_are_kept_by_group(imported: Path):
         assert len(persons) == 2  # A before 80 + B, and A from 80 on
         assert min(walker, other) in persons
         assert len(store.constraints(v.id)) == 2
-    # contradicting an earlier correction is a clear error, not a silent choice
-    clash = cli(imported, "unmerge", min(walker, other))  # refused when recorded
-    assert clash.exit_code == 2 and "contradicts the recorded corrections" in clash.output
+    # unmerge undoes the user's own merge (the split stays)
+    undone = cli(imported, "unmerge", min(walker, other))
+    assert undone.exit_code == 0 and "removed merge #" in undone.output
+    with Store.open(imported, create=False) as store:
+        assert [c["kind"] for c in store.constraints(store.video(None).id)] == ["split"]
 
 
 def test_export_mot_levels_round_trip(imported: Path, tmp_path: Path):

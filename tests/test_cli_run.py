@@ -20,7 +20,7 @@ def test_run_processes_each_video_and_reports(tmp_path: Path, person_model):
                                  str(broken), "--model", "pkg:fall_detection/models/best.pt",
                                  "--classes", "all", "--batch", "4", "--imgsz", "640"])
     assert result.exit_code == 1  # one video failed ...
-    assert "broken.mp4 is not a video that can be decoded" in result.output
+    assert "broken.mp4 is a text file, not a video" in result.output
     table = proj / "outputs" / "walking-pair" / "selection_table.png"
     assert table.is_file()  # ... the other went all the way
     assert Image.open(table).size[0] > 600
@@ -33,7 +33,7 @@ def test_run_processes_each_video_and_reports(tmp_path: Path, person_model):
     assert out[0] == "ptrack run: 1 of 2 videos done, 1 failed"
     assert out[1].startswith("walking-pair: 2 persons; top P")
     assert out[2] == f"  table: {table}"  # a path on a line of its own, never wrapped
-    assert out[3].startswith("broken: failed: ") and "can be decoded" in out[3]
+    assert out[3].startswith("broken: failed: ") and "not a video" in out[3]
     # one line per stage, in order, with words rather than Python values
     stages = [line.split(" done")[0] for line in result.stderr.splitlines()
               if line.startswith("walking-pair: ") and " done" in line]
@@ -78,6 +78,7 @@ def test_one_progress_display_for_the_run():
     assert "clip [bold].mp4: loading the model" in text
     assert "clip [bold].mp4: detect" in text and "16/100" in text
     assert "frames/s" in text and "ETA" in text
+    assert "0/?" not in text and "0.0 frames/s" not in text  # nothing made up while loading
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     export = lines.index("exporting the model for OpenVINO (once, 384x640) into /cache/m")
     assert lines.index("clip: track done in 0.10 s (tracklets 3)") > export

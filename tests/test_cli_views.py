@@ -50,7 +50,7 @@ def run(proj, *args, code=0):
 def test_list_persons_plain(proj):
     out = run(proj, "list", "persons").stdout.splitlines()
     assert out == [
-        "rank  person  frames  first  last    from      to  coverage  tracklets  height px  conf  score",
+        "rank  person  frames  first  last    from      to  detected  tracklets  height px  conf  score",
         "   1       1      35      0    34  0:00.0  0:02.8       91%          2        178  0.89  0.900",
         "   2       2      35      0    34  0:00.0  0:02.8      100%          1        155  0.80  0.750",
         "   3       3       5      5     9  0:00.4  0:00.8      100%          1        160  0.30  0.050"]
@@ -60,13 +60,13 @@ def test_list_persons_json_csv_top_min_frames(proj):
     rows = json.loads(run(proj, "list", "persons", "--json").stdout)
     assert [r["person"] for r in rows] == [1, 2, 3]
     assert rows[0] == {"rank": 1, "person": 1, "frames": 35, "observed": 32, "first": 0,
-                       "last": 34, "first_time": 0.0, "last_time": 2.833, "coverage": 0.9143,
+                       "last": 34, "first_time": 0.0, "last_time": 2.833, "detected": 0.9143,
                        "tracklets": 2, "mean_height": 178.2, "mean_conf": 0.8876, "score": 0.9}
     assert [r["person"] for r in json.loads(run(proj, "list", "persons", "--json", "--top", 2).stdout)] == [1, 2]
     text = run(proj, "list", "persons", "--csv", "--min-frames", 10).stdout
     table = list(csv.reader(io.StringIO(text)))
     assert table[0] == ["rank", "person", "frames", "observed", "first", "last", "first_time",
-                        "last_time", "coverage", "tracklets", "mean_height", "mean_conf", "score"]
+                        "last_time", "detected", "tracklets", "mean_height", "mean_conf", "score"]
     assert [r[1] for r in table[1:]] == ["1", "2"]
     tsv = run(proj, "list", "persons", "--tsv", "--top", 1).stdout.splitlines()
     assert tsv[1].split("\t")[:3] == ["1", "1", "35"]
@@ -205,7 +205,7 @@ def test_select_npz_field_by_field(proj):
 
 
 def test_select_several_ids_merges(proj, tmp_path):
-    res = run(proj, "select", 1, 2, "--out", tmp_path / "both.npz")
+    res = run(proj, "select", 1, 2, "--out", tmp_path / "both.npz", "--force")  # on screen together
     assert res.stdout.splitlines()[:2] == [
         "selected P1 (persons 1, 2 joined): 35 frames (35 observed), frames 0-34",
         "35 frames were claimed by more than one person; the more confident box was kept"]
@@ -234,7 +234,7 @@ def test_select_formats_and_errors(proj, tmp_path):
 def test_merge_split_unmerge_store_tracklet_ids(proj):
     res = run(proj, "merge", 1, 3, "--force")
     assert res.stdout.splitlines() == [
-        "recorded merge #1: persons 1, 3 (tracklets 1, 3, 4) are one person",
+        "recorded merge #1: persons 1, 3 (tracklets 1, 3, 4) are one person: P1",
         "applied: regrouped walking-pair, 2 persons now"]
     res = run(proj, "split", 1, "--at", 20)
     assert res.stdout.splitlines()[1] == "  before: tracklets 1, 4; from 20: tracklets 4; 4 cut at 20"

@@ -98,7 +98,7 @@ def test_rm_removes_one_video_and_says_what(tmp_path):
     result = cli(proj, "rm", "match")
     assert result.exit_code == 0, result.output
     assert result.output.strip() == ("removed match (id 1): 4 detections, 4 crops, 4 tracklet "
-                                     "boxes, 1 persons, 1 runs")
+                                     "boxes, 1 person, 1 run")
     with Store.open(proj) as store:
         assert [v.name for v in store.videos()] == ["training"]
         assert store.crop_keys(1) == [] and len(store.crop_keys(2)) == 4

@@ -111,10 +111,18 @@ def test_export_cached_per_user_and_not_redone(person_model, tmp_path, monkeypat
     auto = load_detector(settings(person_model), width=480, height=270, project=tmp_path,
                          video=CLIP, frame_count=35, log=messages.append)
     assert auto.precision in ("f32", "bf16") and auto.gate is None
-    assert auto.precision_note == (f"auto: {auto.precision} (no INT8 model for this model and "
-                                   f"input shape yet; building one pays from 2000 frames, this "
-                                   f"video has 35 (--precision int8 builds it now))")
-    assert len(messages) == 1 and sorted(p.name for p in cache.iterdir()) == [first.name]
+    no_int8 = ("no INT8 model for this model and input shape yet; building one pays from 2000 "
+               "frames, this video has 35 (--precision int8 builds it now)")
+    if "BF16" in ob.cpu_capabilities():  # f32 and bf16 timed here, the faster runs
+        assert auto.precision_note.startswith(f"auto: {auto.precision}, the fastest precision "
+                                              f"that passes its gate here (f32 ")
+        assert auto.precision_note.endswith(f"; before timing: bf16 ({no_int8}))")
+        assert messages[1:] == ["timing f32, bf16 on this CPU (once per model and input shape)"]
+        assert (first / "speed.json").is_file()
+    else:
+        assert auto.precision_note == f"auto: f32 ({no_int8})"
+        assert len(messages) == 1
+    assert sorted(p.name for p in cache.iterdir()) == [first.name]
 
 
 def test_int8_calibrated_on_the_video_and_gated(person_model, clip, tmp_path):
@@ -141,8 +149,12 @@ def test_int8_calibrated_on_the_video_and_gated(person_model, clip, tmp_path):
                          video=path, frame_count=len(frames))
     ok, _ = q.gate_verdict(gate, settings(person_model))
     floating = "bf16" if "BF16" in ob.cpu_capabilities() else "f32"
-    assert auto.precision == ("int8" if ok else floating)
+    # the fastest measured of those that pass: INT8 only when its gate passed
+    candidates = {"f32", floating} | ({"int8"} if ok else set())
+    assert auto.precision in candidates
     assert auto.precision_note.startswith("auto: ")
+    if len(candidates) > 1:
+        assert "the fastest precision that passes its gate here" in auto.precision_note
     assert os.environ["PTRACK_CACHE_DIR"] in str(int8_dir)
 
 

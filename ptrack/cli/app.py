@@ -51,6 +51,29 @@ def _global(
     ctx.obj = State(project=project_dir(project), config=config)
 
 
+@app.command("help")
+def help_(
+    ctx: typer.Context,
+    command: Annotated[Optional[list[str]], typer.Argument(
+        help="A command, e.g. `list persons`.", show_default=False, metavar="COMMAND")] = None,
+) -> None:
+    """Show the help of a command (the same as `ptrack COMMAND --help`).
+
+    Example: ptrack help list persons
+    """
+    from ptrack.cli.common import fail
+
+    root = ctx.find_root()
+    cmd, here = root.command, root
+    for name in command or []:
+        sub = cmd.get_command(here, name) if hasattr(cmd, "get_command") else None
+        if sub is None:
+            fail(f"unknown command '{' '.join(command or [])}'; `ptrack --help` lists them", 2)
+        here = type(ctx)(sub, info_name=name, parent=here)
+        cmd = sub
+    typer.echo(cmd.get_help(here))
+
+
 run_cmd.register(app)
 detect_cmd.register(app)
 persons_cmd.register(app)

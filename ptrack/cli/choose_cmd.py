@@ -15,30 +15,37 @@ import typer
 
 from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
                                ids_text as _ids_text, open_store, require_persons, resolve_ids)
-from ptrack.cli.common import hint, settings, stale_notes, video_flag
-from ptrack.cli.output import Column, Destination, Listing, listing, out_format
+from ptrack.cli.common import hint, stale_notes, video_flag, view_settings
+from ptrack.cli.output import Column, Destination, Listing, listing, out_format, plural
 from ptrack.errors import PtrackError
 
 
-def _handover_frames(ctx: typer.Context, fps: float) -> int:
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", help="List every conflict with the recorded corrections (default: the count "
+                      "and the first).")]
+
+
+def _handover_frames(ctx: typer.Context, store, fps: float) -> int:
     """Frames two persons may share and still be one (a hand-over, as ``group`` allows)."""
     try:
-        group = settings(ctx)["group"]
+        group = view_settings(ctx, store)["group"]
         seconds = float(group["handover_s"] if isinstance(group, dict) else group.handover_s)
     except (KeyError, AttributeError, TypeError, ValueError):
         seconds = 0.0
     return int(round(seconds * (fps or 0.0)))
 
 
-def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict]) -> None:
-    """A merge of persons on screen at the same time (beyond a hand-over) is an error."""
+def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict],
+                          verb: str = "merges") -> None:
+    """A merge (or a joined selection) of persons on screen at the same time (beyond a
+    hand-over) is an error."""
     from ptrack.cli.corrections import shared_frames
 
     frames = {}
     for p in chosen:
         b = store.person_boxes(video.id, p["id"])
         frames[p["id"]] = b["frame"][b["source"] == 0]
-    allowed = _handover_frames(ctx, video.fps)
+    allowed = _handover_frames(ctx, store, video.fps)
     pids = [p["id"] for p in chosen]
     clashes = []
     for i, a in enumerate(pids):
@@ -52,13 +59,14 @@ def _refuse_shared_frames(ctx: typer.Context, store, video, chosen: list[dict]) 
     if clashes:
         flag = video_flag(store, video)
         raise PtrackError("; ".join(clashes) + f", so they are different people. Compare them "
-                          f"with `ptrack show {' '.join(map(str, pids))}{flag}`; --force merges "
+                          f"with `ptrack show {' '.join(map(str, pids))}{flag}`; --force {verb} "
                           f"anyway, keeping the better box in each shared frame")
 
 
-def _record(store, video, new: dict) -> tuple[int, bool]:
+def _record(store, video, new: dict, verbose: bool = False) -> tuple[int, bool]:
     """Record a correction unless the same is recorded (then its id and True); refuse one
-    that contradicts the recorded corrections, naming every conflict."""
+    that contradicts the recorded corrections: one line with the count and the first
+    conflict, every conflict with ``verbose``."""
     from ptrack.cli.corrections import conflicts, same_as
 
     recorded = store.constraints(video.id)
@@ -69,10 +77,15 @@ def _record(store, video, new: dict) -> tuple[int, bool]:
     tid, det = store.tracklet_boxes(video.id)
     found = conflicts([*recorded, new], tid, det.frame)
     if any(f.kept_apart_by is new or any(c is new for c in f.joined_by) for f in found):
-        lines = "\n".join(f"  {f.text()}" for f in found)
         word = "conflict" if len(found) == 1 else "conflicts"
+        if verbose:
+            lines = "\n".join(f"  {f.text()}" for f in found)
+            detail = f":\n{lines}\n"
+        else:
+            more = f" (and {len(found) - 1} more: --verbose lists them)" if len(found) > 1 else ""
+            detail = f"; first: {found[0].text()}{more}; "
         raise PtrackError(f"this {new['kind']} contradicts the recorded corrections "
-                          f"({len(found)} {word}); nothing recorded:\n{lines}\n"
+                          f"({len(found)} {word}); nothing recorded{detail}"
                           f"see `ptrack constraints`; remove one with "
                           f"`ptrack constraints --delete ID`", exit_code=2)
     cid = store.add_constraint(video.id, new["kind"], new["ids"], frame=new.get("frame"))
@@ -87,12 +100,13 @@ def _apply_hint(ctx: typer.Context, store, video) -> str:
 
     if store.stage_state(video.id, "group") == "missing":
         return f"`{hint(store, video, 'group', 'rank')}` applies it"
-    done = ensure_current(store, video, settings(ctx), "rank",
-                          log=lambda m: typer.echo(safe(m), err=True))
+    # the stages it re-runs are said once, by the line returned (not a "running group first")
+    done = ensure_current(store, video, view_settings(ctx, store), "rank",
+                          log=lambda m: None if "; running " in m else typer.echo(safe(m), err=True))
     persons = len(store.persons(video.id))
     if not done:
-        return f"applied: {video.name} has {persons} persons"
-    return f"applied: regrouped {video.name}, {persons} persons now"
+        return f"applied: {video.name} has {plural(persons, 'person')}"
+    return f"applied: regrouped {video.name}, {plural(persons, 'person')} now"
 
 
 def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
@@ -115,11 +129,13 @@ def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
             tracks.append(Track(int(t), det.frame[sel], det.xyxy[sel].astype(np.float64),
                                 det.conf[sel].astype(np.float64),
                                 np.zeros(int(sel.sum()), np.int8), tid[sel]))
+        person_of = {int(t): int(p) for p, ts in store.person_tracklets(v.id).items() for t in ts}
         folder = store.output_dir(v) if out is None else store.output_path(v)
         dest = Destination(out, folder / f"tracklets{EXPORT_SUFFIX[fmt]}")
-    _, rows = write_export(dest.path, fmt, tracks, v, {})
+    _, rows = write_export(dest.path, fmt, tracks, v, {}, person_of=person_of)
     dest.done()
-    dest.say(f"wrote {dest.shown} ({len(tracks)} tracklets, {rows} boxes, {fmt})")
+    dest.say(f"wrote {dest.shown} ({plural(len(tracks), 'tracklet')}, "
+             f"{plural(rows, 'box', 'boxes')}, {fmt})")
 
 
 def register(app: typer.Typer) -> None:
@@ -139,6 +155,9 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[Optional[str], typer.Option(
             "--format", "-f", show_default=False,
             help="npz | json | csv. [default: from the --out extension, else npz]")] = None,
+        force: Annotated[bool, typer.Option(
+            "--force", help="Join persons that are on screen at the same time anyway (as "
+                            "`merge --force`); the better box is kept in each shared frame.")] = False,
     ) -> None:
         """Write the chosen person (several ids are joined into one) for downstream code.
 
@@ -147,8 +166,9 @@ def register(app: typer.Typer) -> None:
         (N x 4 xyxy, original pixels: the smoothed boxes, what a pose stage should crop),
         bboxes_raw (the detector's boxes; interpolated in gaps) and confidences; the same
         arrays, the video's path, fps and size, and per-frame sources (0 observed,
-        1 interpolated) and tracklets are also at top level. A frame claimed by two ids keeps
-        the more confident box.
+        1 interpolated) and tracklets are also at top level. Several ids are joined as
+        `merge` joins them: persons on screen at the same time are two people, refused unless
+        --force (then a frame claimed by two ids keeps the more confident box).
 
         Without --out, primary_person.<format> always holds the latest selection and each
         selection is also kept as primary_person_P<ID>.<format>, which no later selection
@@ -165,6 +185,8 @@ def register(app: typer.Typer) -> None:
             v = store.video(video)
             notes = stale_notes(store, v)
             chosen = resolve_ids(require_persons(store, v, ctx), ids)
+            if not force and len(chosen) > 1:
+                _refuse_shared_frames(ctx, store, v, chosen, "selects them as one")
             pids = [p["id"] for p in chosen]
             tracks = [track_from_boxes(p["id"], store.person_boxes(v.id, p["id"])) for p in chosen]
             track, contested = merge_tracks(tracks)
@@ -255,7 +277,8 @@ def register(app: typer.Typer) -> None:
         ranks = {int(p["id"]): p["rank"] for p in chosen}
         _, rows = write_export(dest.path, fmt, tracks, v, ranks)
         dest.done()
-        dest.say(f"wrote {dest.shown} ({len(tracks)} persons, {rows} boxes, {fmt})")
+        dest.say(f"wrote {dest.shown} ({plural(len(tracks), 'person')}, "
+                 f"{plural(rows, 'box', 'boxes')}, {fmt})")
 
     @app.command()
     @handles_errors
@@ -266,6 +289,7 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(
             "--force", help="Merge persons that are on screen at the same time anyway; "
                             "the better box is kept in each shared frame.")] = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Record that these persons are one: all their tracklets must be joined.
 
@@ -291,15 +315,18 @@ def register(app: typer.Typer) -> None:
             if not force and len(chosen) > 1:
                 _refuse_shared_frames(ctx, store, v, chosen)
             tracklets = sorted({t for p in chosen for t in owned.get(p["id"], [])})
-            cid, again = _record(store, v, {"kind": "merge", "ids": tracklets, "frame": None})
+            cid, again = _record(store, v, {"kind": "merge", "ids": tracklets, "frame": None},
+                                 verbose)
             apply = _apply_hint(ctx, store, v)
+            owner = {t: pid for pid, ts in store.person_tracklets(v.id).items() for t in ts}
+            now = owner.get(tracklets[0]) if tracklets else None
         who = _ids_text(ids)
         if again:
             typer.echo(f"already recorded as merge #{cid}: persons {who} (tracklets "
                        f"{_ids_text(tracklets)}) are one person; nothing new recorded")
             return
         typer.echo(f"recorded merge #{cid}: persons {who} (tracklets {_ids_text(tracklets)}) "
-                   f"are one person")
+                   f"are one person" + (f": P{now}" if now is not None else ""))
         typer.echo(apply)
 
     @app.command()
@@ -310,6 +337,7 @@ def register(app: typer.Typer) -> None:
         at: Annotated[int, typer.Option("--at", help="First frame of the second person (0-based).",
                                         show_default=False)],
         video: VideoOpt = None,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Record that a person is two people from frame AT on.
 
@@ -331,7 +359,8 @@ def register(app: typer.Typer) -> None:
             boxes = store.person_boxes(v.id, p["id"])
             before = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f < at and t >= 0})
             after = sorted({int(t) for t, f in zip(boxes["tracklet"], boxes["frame"]) if f >= at and t >= 0})
-            cid, again = _record(store, v, {"kind": "split", "ids": list(tracklets), "frame": at})
+            cid, again = _record(store, v, {"kind": "split", "ids": list(tracklets), "frame": at},
+                                 verbose)
             apply = _apply_hint(ctx, store, v)
         if again:
             typer.echo(f"already recorded as split #{cid}; nothing new recorded")
@@ -350,8 +379,12 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         person: PersonArg,
         video: VideoOpt = None,
+        verbose: VerboseOpt = False,
     ) -> None:
-        """Record that a person's tracklets must be kept apart (undo a wrong join).
+        """Undo a wrong join: a person joined by your `merge` is taken apart by removing that
+        merge; one that `group` joined by itself gets its tracklets kept apart.
+
+        (`ptrack constraints` lists the corrections; `--delete ID` removes any of them.)
 
         Example: ptrack unmerge 14
         """
@@ -363,7 +396,19 @@ def register(app: typer.Typer) -> None:
             if len(tracklets) < 2:
                 raise PtrackError(f"P{p['id']} is a single tracklet; nothing to unmerge "
                                   f"(`ptrack split {p['id']} --at FRAME` cuts it)")
-            cid, again = _record(store, v, {"kind": "unmerge", "ids": list(tracklets), "frame": None})
+            mine = [c for c in store.constraints(v.id)
+                    if c["kind"] == "merge" and len(set(c["ids"]) & set(tracklets)) >= 2]
+            if mine:  # the user's own merge made this person: undo it
+                store.delete_constraints([c["id"] for c in mine])
+                apply = _apply_hint(ctx, store, v)
+                names = ", ".join("merge #%d" % c["id"] for c in mine)
+                joined = "; ".join(_ids_text(c["ids"]) for c in mine)
+                typer.echo(f"removed {names} (tracklets {joined}): P{p['id']} is no longer "
+                           f"joined by your merge")
+                typer.echo(apply)
+                return
+            cid, again = _record(store, v, {"kind": "unmerge", "ids": list(tracklets), "frame": None},
+                                 verbose)
             apply = _apply_hint(ctx, store, v)
         if again:
             typer.echo(f"already recorded as unmerge #{cid}; nothing new recorded")

@@ -27,6 +27,7 @@ class State:
 
     project: Path
     config: Path | None
+    said_config_note: bool = False  # the note that views ignore --config, said once
 
 
 def state(ctx: typer.Context) -> State:
@@ -39,17 +40,19 @@ def state(ctx: typer.Context) -> State:
     return obj
 
 
-def settings(ctx: typer.Context, overrides: dict | None = None) -> dict:
-    """Defaults + ``--config`` + flags. A bad flag value is a usage error (exit 2) that names
-    the flag as typed (``--conf must be in [0, 1], got 2.0``)."""
-    from ptrack.settings import load_config
+def settings(ctx: typer.Context, overrides: dict | None = None, store: Any = None) -> dict:
+    """What a stage runs with: defaults + the project's settings + ``--config`` + flags. A bad
+    flag value is a usage error (exit 2) that names the flag as typed (``--conf must be in
+    [0, 1], got 2.0``)."""
+    from ptrack.settings import project_config
 
     path = state(ctx).config
+    project = project_overlay(ctx, store)
     if not overrides:
-        return load_config(path)
-    load_config(path)  # errors in the file name its keys
+        return project_config(project, path)
+    project_config(project, path)  # errors in the file name its keys
     try:
-        return load_config(path, overrides)
+        return project_config(project, path, overrides)
     except PtrackError as exc:
         for section, values in overrides.items():
             for key, value in values.items():
@@ -58,6 +61,85 @@ def settings(ctx: typer.Context, overrides: dict | None = None) -> dict:
                     raise PtrackError(exc.message.replace(named, f"--{key.replace('_', '-')}"),
                                       exit_code=2) from None
         raise
+
+
+def view_settings(ctx: typer.Context | None, store: Any) -> dict:
+    """What views, corrections and exports bring stale results up to date with: the defaults
+    and the project's settings, never a ``--config`` (a view does not change the project's
+    results to other settings; a note says so when one is given)."""
+    from ptrack.settings import project_config
+
+    if ctx is not None and state(ctx).config is not None and not state(ctx).said_config_note:
+        state(ctx).said_config_note = True
+        typer.echo("note: --config is for the stage commands (detect, track, group, rank, run, "
+                   "config show); this command uses the project's settings (`ptrack config "
+                   "show`; change them with `ptrack config set KEY VALUE`)", err=True)
+    return project_config(project_overlay(ctx, store))
+
+
+def project_overlay(ctx: typer.Context | None, store: Any = None) -> dict:
+    """The project's settings overlay (keys that differ from the defaults); ``{}`` for a new
+    project. A project made before projects kept their settings has those its latest runs
+    used."""
+    if store is None:
+        from ptrack.store import DB_NAME, Store
+
+        root = state(ctx).project if ctx is not None else None
+        if root is None or not (Path(root) / DB_NAME).is_file():
+            return {}
+        with Store.open(root, create=False) as opened:
+            return project_overlay(None, opened)
+    stored = store.project_settings()
+    return stored if stored is not None else inherited_overlay(store)
+
+
+def inherited_overlay(store: Any) -> dict:
+    """The settings of the project's newest runs, as an overlay (for projects that predate
+    stored project settings): each stage's section from its newest finished run."""
+    from ptrack.settings import differences, load_defaults, project_config
+
+    cfg = load_defaults()
+    newest: dict[str, Any] = {}
+    for v in store.videos():
+        for stage in ("detect", "track", "group", "rank"):
+            r = store.latest_run(v.id, stage)
+            if r is not None and r.status in ("done", "stale") and isinstance(r.settings, dict) \
+                    and (stage not in newest or r.id > newest[stage].id):
+                newest[stage] = r
+    for stage, r in newest.items():
+        sections = r.settings if stage == "detect" else {stage: r.settings}
+        for section, values in sections.items():
+            if section in cfg and isinstance(values, dict):
+                cfg[section].update({k: v for k, v in values.items() if k in cfg[section]})
+    try:
+        return differences(project_config(differences(cfg)))
+    except PtrackError:
+        return {}
+
+
+def keep_settings(store: Any, cfg: dict, before: dict, log: Callable[[str], None]) -> None:
+    """Make the settings a stage ran with (``cfg``) the project's settings, saying what changed
+    from ``before`` (the project's overlay when the command started)."""
+    from ptrack.settings import default_value, differences, flat
+
+    if store.read_only:
+        return
+    new = differences(cfg)
+    if store.project_settings() == new:
+        return
+    store.set_project_settings(new)
+    old, after = flat(before), flat(new)
+
+    def was(key: str) -> Any:
+        return old[key] if key in old else default_value(*key.split(".", 1))
+
+    changed = [f"{k} = {after[k]!r} (was {was(k)!r})" for k in sorted(after)
+               if was(k) != after[k]]
+    changed += [f"{k} = {default_value(*k.split('.', 1))!r} (the default again)"
+                for k in sorted(old) if k not in after]
+    if changed:
+        log(f"project settings: {'; '.join(changed)}; later commands use them "
+            f"(`ptrack config show`)")
 
 
 def open_store(ctx: typer.Context, *, create: bool = False):
@@ -168,7 +250,32 @@ class Group(TyperGroup):
     after the command (``ptrack list persons --project p``), as git and docker do."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args, set(self.commands)))
+        return super().parse_args(ctx, renamed_options(hoist_global_options(args, set(self.commands))))
+
+
+RENAMED = {"show": {"--k": "--crops"}, "table": {"--k": "--crops"}, "crops": {"--k": "--count"}}
+"""Old spellings still accepted (not shown in help): ``--k`` is ``--crops`` (``--count`` for
+``crops``)."""
+
+
+def renamed_options(args: list[str]) -> list[str]:
+    """Old option spellings in ``args`` replaced by their new names (see :data:`RENAMED`).
+
+    >>> renamed_options(["show", "1", "--k", "4"]), renamed_options(["crops", "1", "--k=3"])
+    (['show', '1', '--crops', '4'], ['crops', '1', '--count=3'])
+    """
+    command = next((a for a in args if a in RENAMED and isinstance(RENAMED[a], dict)), None)
+    names = RENAMED.get(command, {}) if command else {}
+    out = []
+    for a in args:
+        if a == "--":
+            out += args[len(out):]
+            break
+        name, eq, value = a.partition("=")
+        if name in names:
+            a = names[name] + eq + value
+        out.append(a)
+    return out
 
 
 def hoist_global_options(args: list[str], commands: set[str]) -> list[str]:
@@ -212,7 +319,7 @@ class App(typer.Typer):
 
 # ----------------------------------------------------------------- shared options, lookups
 VideoOpt = Annotated[Optional[str], typer.Option(
-    "--video", "-v", help="Video name or id (needed when the project holds several).",
+    "--video", help="Video name or id (needed when the project holds several).",
     show_default=False, metavar="NAME")]
 IdsArg = Annotated[list[int], typer.Argument(help="Person ids (see `ptrack list persons`).",
                                               show_default=False, metavar="ID")]
@@ -222,7 +329,8 @@ PersonArg = Annotated[int, typer.Argument(help="Person id.", show_default=False,
 
 
 class NobodyFound(PtrackError):
-    """The video was searched and holds no people (not an error for a listing)."""
+    """The video was searched and holds no people: an error (exit 1) for a command that needs
+    a person, an empty table for a listing."""
 
 
 def video_flag(store: Any, video: Any) -> str:
@@ -248,7 +356,6 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
     the video was never grouped (the caller says what to run).
     """
     from ptrack.cli.output import safe
-    from ptrack.settings import load_config
     from ptrack.persons.stages import ensure_current, stale_reason
 
     def log(message: str) -> None:
@@ -260,7 +367,7 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
         return
     if store.stage_state(video.id, "group") == "missing":
         return
-    cfg = settings(ctx) if ctx is not None else load_config()
+    cfg = view_settings(ctx, store)
     if store.read_only:
         for stage in ("track", "group", "rank"):
             why = stale_reason(store, video, stage, cfg)
@@ -272,17 +379,26 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
     ensure_current(store, video, cfg, "rank", log=log)
 
 
+class Persons(list):
+    """A video's person rows, which also know the persons' tracklets: an id printed before a
+    merge (a tracklet id of a person now) still names its person."""
+
+    owner_of: Callable[[], dict[int, int]] = staticmethod(lambda: {})
+
+
 def require_persons(store: Any, video: Any, ctx: typer.Context | None = None) -> list[dict]:
     """The video's persons in rank order (brought up to date first), or a one-line error
     saying what to run first."""
     bring_up_to_date(ctx, store, video)
-    persons = store.persons(video.id)
+    persons = Persons(store.persons(video.id))
     if persons:
+        persons.owner_of = lambda: {int(t): int(pid) for pid, ts in
+                                    store.person_tracklets(video.id).items() for t in ts}
         return persons
     n = store.count_detections(video.id)
     if n == 0 and store.stage_state(video.id, "detect") == "done":
         raise NobodyFound(f"nobody was found in {video.name} (no detections in "
-                          f"{video.frame_count} frames)", exit_code=0)
+                          f"{video.frame_count} frames)", exit_code=1)
     if n == 0:
         raise PtrackError(f"{video.name} has no detections yet; run `ptrack detect {video.path}`")
     raise PtrackError(f"{video.name} has {n} detections but no persons yet; run "
@@ -307,6 +423,14 @@ def resolve_ids(persons: Sequence[dict], ids: Sequence[int]) -> list[dict]:
     """The person rows for ``ids`` in the order given; exit 2 naming the available ids."""
     by_id = {int(p["id"]): p for p in persons}
     unknown = [i for i in ids if int(i) not in by_id]
+    if unknown and isinstance(persons, Persons):  # ids of persons merged into others
+        owner = persons.owner_of()
+        moved = {int(i): owner[int(i)] for i in unknown if owner.get(int(i)) in by_id}
+        for old, new in moved.items():
+            typer.echo(f"note: P{old} was merged into P{new} (person ids are their smallest "
+                       f"tracklet id); using P{new}", err=True)
+        ids = [moved.get(int(i), i) for i in ids]
+        unknown = [i for i in ids if int(i) not in by_id]
     if unknown:
         listing_text = ", ".join(f"{p['id']} ({p['n_frames']} frames)" for p in persons[:40])
         more = f", ... {len(persons) - 40} more (ptrack list persons)" if len(persons) > 40 else ""

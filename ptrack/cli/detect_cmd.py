@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from ptrack.cli.common import handles_errors, open_store, settings
+from ptrack.cli.common import handles_errors, keep_settings, open_store, project_overlay, settings
 from ptrack.cli.output import console, safe
 
 
@@ -45,8 +45,8 @@ def detect_options() -> list[inspect.Parameter]:
         ("batch", Optional[int], dict(min=0, help="Frames per batch (0 = auto: 8 on the CPU, 32 "
                                                    "on a GPU)." + _default("batch"))),
         ("precision", Optional[str], dict(help="auto | f32 | fp16 (CUDA) | bf16 | int8 (OpenVINO); auto = "
-                                               "INT8 when it passes its accuracy gate, fp16 on "
-                                               "CUDA."
+                                               "the fastest on this CPU of those that pass their "
+                                               "accuracy gate (timed once), fp16 on CUDA."
                                                + _default("precision"))),
     ]
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
@@ -78,6 +78,17 @@ def with_detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def time_lines(s) -> list[str]:
+    """Where a detect's time went (``detect`` and ``run`` print it)."""
+    if not (s.frames and s.seconds > 0):
+        return []
+    t = s.timing
+    share = {k: 100 * t[k] / s.seconds for k in ("detector", "decode_wait", "writer_wait")}
+    return [f"  time        detector {share['detector']:.0f}%, waiting for frames "
+            f"{share['decode_wait']:.0f}%, waiting for the writer "
+            f"{share['writer_wait']:.0f}%: limited by {s.limited_by}"]
+
+
 def summary_lines(s) -> list[str]:
     """A short, never-truncated summary of one video's detect."""
     if s.status == "skipped":
@@ -86,19 +97,32 @@ def summary_lines(s) -> list[str]:
     head = f"{s.video}: {s.status}"
     if s.resumed_from:
         head += f" (resumed at frame {s.resumed_from})"
-    lines = [head,
-             f"  frames      {s.frames} in {s.seconds:.1f} s = {s.fps:.1f} frames/s ({s.backend})",
-             f"  detections  {s.detections} ({s.people_per_frame:.2f} people per frame)"]
-    if s.frames and s.seconds > 0:
-        t = s.timing
-        share = {k: 100 * t[k] / s.seconds for k in ("detector", "decode_wait", "writer_wait")}
-        lines.append(f"  time        detector {share['detector']:.0f}%, waiting for frames "
-                     f"{share['decode_wait']:.0f}%, waiting for the writer "
-                     f"{share['writer_wait']:.0f}%: limited by {s.limited_by}")
+    lines = [head]
+    if s.resumed_from:  # this session's figures, then the video's in all
+        new = s.detections - s.detections_before
+        lines += [f"  frames      {s.frames} in this session, {s.seconds:.1f} s = {s.fps:.1f} "
+                  f"frames/s ({s.backend}); frames before {s.resumed_from} were done earlier",
+                  f"  detections  {new} in this session, {s.detections} in all "
+                  f"({s.people_per_frame:.2f} people per frame)"]
+    else:
+        lines += [f"  frames      {s.frames} in {s.seconds:.1f} s = {s.fps:.1f} frames/s "
+                  f"({s.backend})",
+                  f"  detections  {s.detections} ({s.people_per_frame:.2f} people per frame)"]
+    lines += time_lines(s)
     if s.crop_count:
         lines.append(f"  crops       {s.crop_count}, {s.crop_bytes / 1e6:.1f} MB "
                      f"({s.crop_bytes / s.crop_count / 1024:.1f} KB each)")
     return lines
+
+
+def status_text(done: int, total: int, rate: float) -> str:
+    """``120/3000 frames, 11.2 frames/s`` (the rate once it is measured).
+
+    >>> status_text(8, 3000, 0.0), status_text(120, 3000, 11.24)
+    ('8/3000 frames', '120/3000 frames, 11.2 frames/s')
+    """
+    text = f"{done}/{total} frames" if total else f"{done} frames"
+    return f"{text}, {rate:.1f} frames/s" if rate > 0 else text
 
 
 class DetectProgress:
@@ -107,14 +131,15 @@ class DetectProgress:
     not a terminal (then messages are plain lines)."""
 
     def __init__(self, err=None) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
 
         self.err = err if err is not None else console(stderr=True)
-        self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(),
-                            TextColumn("ETA"), TimeRemainingColumn(), console=self.err,
-                            transient=True, disable=not self.err.is_terminal)
+        # frames and rate appear with the first batch (no "0/? 0.0 frames/s" while loading)
+        self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                            TextColumn("{task.fields[status]}", markup=False), TimeElapsedColumn(),
+                            TextColumn("{task.fields[eta]}", markup=False), TimeRemainingColumn(),
+                            console=self.err, transient=True, disable=not self.err.is_terminal)
         self.task = None
         self.t0 = 0.0
 
@@ -132,7 +157,8 @@ class DetectProgress:
         """A new bar for a video (the previous one goes)."""
         if self.task is not None:
             self.bar.remove_task(self.task)
-        self.task = self.bar.add_task(safe(f"{name}: loading the model"), total=None, fps=0.0)
+        self.task = self.bar.add_task(safe(f"{name}: loading the model"), total=None, status="",
+                                      eta="")
         self.t0 = 0.0
         self._name = safe(name)
 
@@ -143,7 +169,8 @@ class DetectProgress:
             self.bar.update(self.task, description=f"{self._name}: detect")
             self._first = done
         rate = (done - self._first) / max(now - self.t0, 1e-9) if done > self._first else 0.0
-        self.bar.update(self.task, completed=done, total=total, fps=rate)
+        self.bar.update(self.task, completed=done, total=total, eta="ETA",
+                        status=status_text(done, total, rate))
 
     def stop(self) -> None:
         if self.task is not None:
@@ -170,9 +197,12 @@ def register(app: typer.Typer) -> None:
         Example: ptrack detect match.mp4 --model yolov8s.pt
         """
         from ptrack.detect.loop import detect_video
+        from ptrack.detect.video import refuse_non_videos
         from ptrack.store import Store
 
+        before = project_overlay(ctx)
         cfg = settings(ctx, detect_overrides)
+        refuse_non_videos(videos)  # before the project is created: a refused command leaves nothing
         out = console()
         store: Store = open_store(ctx, create=True)
         try:
@@ -184,6 +214,8 @@ def register(app: typer.Typer) -> None:
                     progress.stop()
                     for line in summary_lines(summary):
                         out.print(safe(line), soft_wrap=True)
+                    if summary.status in ("done", "skipped"):
+                        keep_settings(store, cfg, before, progress.log)
                     for note in summary.notes:
                         if summary.status != "skipped":
                             progress.log(f"{summary.video}: {note}")

@@ -12,7 +12,7 @@ import typer
 
 from ptrack.cli.common import (App, NobodyFound, hint, VideoOpt, fmt_time, fmtspec as _f,
                                handles_errors, open_store, require_persons, stale_notes)
-from ptrack.cli.output import Column, Listing, listing
+from ptrack.cli.output import Column, Listing, listing, plural
 
 def person_rows(persons: Sequence[dict], fps: float) -> list[dict]:
     """The machine-readable row of each person (``list persons``)."""
@@ -25,7 +25,7 @@ def person_rows(persons: Sequence[dict], fps: float) -> list[dict]:
             "observed": p["n_observed"], "first": first, "last": last,
             "first_time": round(first / fps, 3) if fps else None,
             "last_time": round(last / fps, 3) if fps else None,
-            "coverage": round(p["n_observed"] / span, 4) if span > 0 else 0.0,
+            "detected": round(p["n_observed"] / span, 4) if span > 0 else 0.0,
             "tracklets": p["n_tracklets"], "mean_height": round(float(p["mean_height"]), 1),
             "mean_conf": round(float(p["mean_conf"]), 4),
             "score": None if p["score"] is None else round(float(p["score"]), 4)})
@@ -48,7 +48,7 @@ def selection_file_state(row: dict, every: Sequence[dict]) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add the ``list`` group to ``app``."""
-    list_app = App(help="List videos, persons, tracklets or selections of the project.",
+    list_app = App(help="List videos, persons, tracklets, selections or runs of the project.",
                            no_args_is_help=True)
     app.add_typer(list_app, name="list")
 
@@ -93,7 +93,8 @@ def register(app: typer.Typer) -> None:
         top: Annotated[Optional[int], typer.Option("--top", "-n", min=1, help="Only the N best ranked.")] = None,
         min_frames: Annotated[int, typer.Option("--min-frames", min=0, help="Only persons present in at least N frames.")] = 0,
     ) -> Listing:
-        """Persons in rank order: frames present, span, coverage, tracklets, size, score.
+        """Persons in rank order: frames present, span, detected (the share of the span with a
+        detection, as `show` and `table` say), tracklets, size, score.
 
         Example: ptrack list persons --top 10
         """
@@ -116,12 +117,12 @@ def register(app: typer.Typer) -> None:
                 Column("first", "first", priority=1), Column("last", "last", priority=1),
                 Column("first_time", "from", lambda t: fmt_time(t, 1.0), priority=3),
                 Column("last_time", "to", lambda t: fmt_time(t, 1.0), priority=3),
-                Column("coverage", "coverage", _f(".0%"), priority=4),
+                Column("detected", "detected", _f(".0%"), priority=4),
                 Column("tracklets", "tracklets", priority=2),
                 Column("mean_height", "height px", _f(".0f"), priority=2),
                 Column("mean_conf", "conf", _f(".2f"), priority=1),
                 Column("score", "score", _f(".3f"), priority=4)]
-        title = f"{v.name}: {len(rows)} of {total} persons"
+        title = f"{v.name}: {len(rows)} of {plural(total, 'person')}"
         return Listing(cols, rows, title=title, notes=notes,
                        empty=nobody or f"no person of {v.name} matches (of {total}; lower --min-frames)")
 
@@ -171,7 +172,7 @@ def register(app: typer.Typer) -> None:
                 Column("person", "person", _f("d"), keep=True)]
         empty = (f"{v.name} has no tracklets yet; run `{track_hint}`" if state == "missing"
                  else f"no tracklet of {v.name} matches")
-        return Listing(cols, rows, title=f"{v.name}: {len(rows)} tracklets", empty=empty)
+        return Listing(cols, rows, title=f"{v.name}: {plural(len(rows), 'tracklet')}", empty=empty)
 
     @list_app.command("selections")
     @handles_errors
@@ -211,9 +212,13 @@ def register(app: typer.Typer) -> None:
     @handles_errors
     @listing
     def list_runs(ctx: typer.Context, video: VideoOpt = None) -> Listing:
-        """The latest run of each stage for each video, with its id for `ptrack config show --run ID`.
+        """The latest run of each stage for each video: status, when, how long, the backend
+        and precision with the reason (detect), with its id for `ptrack config show --run ID`.
 
-        Example: ptrack list runs
+        --json gives all a run recorded: times, stats, timings, the INT8 gate's figures and
+        its settings.
+
+        Example: ptrack list runs --json
         """
         with open_store(ctx) as store:
             videos = [store.video(video)] if video else store.videos()
@@ -222,9 +227,34 @@ def register(app: typer.Typer) -> None:
                 for stage in ("detect", "track", "group", "rank"):
                     r = store.latest_run(v.id, stage)
                     if r is not None:
-                        rows.append({"run": r.id, "video": v.name, "stage": stage,
-                                     "status": r.status})
+                        rows.append(run_row(r, v.name, *store.run_times(r.id)))
         cols = [Column("run", "run", keep=True), Column("video", "video", justify="left", keep=True),
                 Column("stage", "stage", justify="left", keep=True),
-                Column("status", "status", justify="left", keep=True)]
+                Column("status", "status", justify="left", keep=True),
+                Column("started", "started", lambda t: (t or "-").replace("T", " ")[:19],
+                       justify="left", priority=2),
+                Column("seconds", "seconds", _f(".1f"), priority=3),
+                Column("backend", "backend", justify="left", priority=1),
+                Column("precision", "precision", justify="left", priority=1),
+                Column("precision_why", "why", justify="left", priority=0)]
         return Listing(cols, rows, title="runs", empty="no runs yet (run `ptrack detect VIDEO`)")
+
+
+def run_row(r, video: str, started: str | None, finished: str | None) -> dict:
+    """Everything a run recorded, flat where a table shows it."""
+    import datetime as dt
+
+    stats = r.stats if isinstance(r.stats, dict) else {}
+    seconds = stats.get("seconds")
+    if seconds is None and started and finished:
+        try:
+            seconds = (dt.datetime.fromisoformat(finished)
+                       - dt.datetime.fromisoformat(started)).total_seconds()
+        except ValueError:
+            seconds = None
+    precision = stats.get("precision") if isinstance(stats.get("precision"), dict) else {}
+    return {"run": r.id, "video": video, "stage": r.stage, "status": r.status,
+            "started": started, "finished": finished, "seconds": seconds,
+            "backend": stats.get("backend"), "precision": precision.get("precision"),
+            "precision_why": precision.get("why"), "input_run": r.input_run,
+            "frames_done": r.frames_done, "stats": stats, "settings": r.settings}

@@ -40,6 +40,15 @@ def safe(value: Any) -> str:
     return _CONTROL.sub(esc, text)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 person``, ``3 persons``, ``0 boxes`` (``many`` for irregular plurals).
+
+    >>> plural(1, "person"), plural(2, "run"), plural(0, "box", "boxes")
+    ('1 person', '2 runs', '0 boxes')
+    """
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def console(stderr: bool = False, width: int | None = None):
     """A rich console that never reads markup or highlights numbers in what it prints."""
     from rich.console import Console
@@ -218,11 +227,18 @@ def stdout_is_terminal() -> bool:
 
 
 # ------------------------------------------------------------------------- output files
+BINARY_FORMATS = ("npz", "png")
+"""Formats whose bytes would garble a terminal: ``--out -`` writes them only into a pipe or file."""
+
+
 def out_format(out: Path | None, fmt: str | None, formats: Sequence[str],
                suffixes: dict[str, Sequence[str]], default: str) -> str:
     """The format of an output file: ``--format`` if given, else the extension of ``--out``
-    (``p.json`` writes JSON), else ``default``. An extension that names another known format
-    than ``--format`` is an error; ``--out -`` (standard output) has no extension."""
+    (``p.json`` writes JSON), else ``default``. The file holds what its name says: an
+    extension that names another format than ``--format``, or one that no format here writes
+    (``p.txt`` for a selection), is an error listing the extensions there are (exit 2); a file
+    name without an extension takes the format. ``--out -`` (standard output) has no
+    extension, and a binary format (npz, png) is refused there when it is a terminal."""
     if fmt is not None:
         fmt = fmt.lower()
         if fmt not in formats:
@@ -230,11 +246,23 @@ def out_format(out: Path | None, fmt: str | None, formats: Sequence[str],
     by_suffix = {s: f for f, ss in suffixes.items() for s in ss}
     implied = None
     if out is not None and str(out) != "-":
-        implied = by_suffix.get(Path(out).suffix.lower())
+        suffix = Path(out).suffix.lower()
+        implied = by_suffix.get(suffix)
+        if suffix and implied is None:
+            known = ", ".join(f"{s} ({f})" for s, f in by_suffix.items())
+            raise PtrackError(f"--out {safe(out)}: cannot write a {suffix} file here; the "
+                              f"extension picks the format: {known}", exit_code=2)
     if fmt is not None and implied is not None and implied != fmt:
         raise PtrackError(f"--out {safe(out)} ends in {Path(out).suffix}, which is {implied}, but "
                           f"--format is {fmt}; change one of them", exit_code=2)
-    return fmt or implied or default
+    chosen = fmt or implied or default
+    if is_stdout(out) and chosen in BINARY_FORMATS and stdout_is_terminal():
+        text = [f for f in formats if f not in BINARY_FORMATS]
+        raise PtrackError(f"--out - would print {chosen} bytes on the terminal; pipe or "
+                          f"redirect it (`> file.{chosen}`)"
+                          + (f", or pick --format {' or '.join(text)}" if text else ""),
+                          exit_code=2)
+    return chosen
 
 
 def is_stdout(out: Path | None) -> bool:

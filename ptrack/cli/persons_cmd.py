@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ptrack.cli.common import VideoOpt, handles_errors, open_store, settings
+from ptrack.cli.common import (VideoOpt, handles_errors, keep_settings, open_store,
+                               project_overlay, settings)
 from ptrack.cli.output import safe
 from ptrack.errors import PtrackError
 
@@ -43,11 +44,13 @@ def _print_summary(s, recorded_constraints: int | None = None) -> None:
 def _stage(ctx: typer.Context, video: str | None, stage: str) -> None:
     from ptrack.persons.stages import RUNNERS
 
-    cfg = settings(ctx)
     with open_store(ctx) as store:
+        before = project_overlay(ctx, store)
+        cfg = settings(ctx, store=store)
         v = store.video(video)
         summary = RUNNERS[stage](store, v, cfg, _log)
         recorded = len(store.constraints(v.id)) if stage == "group" else None
+        keep_settings(store, cfg, before, _log)  # what the stage ran with is the project's from now on
     _print_summary(summary, recorded)
 
 
@@ -128,7 +131,15 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handles_errors
     def rank(ctx: typer.Context, video: VideoOpt = None) -> None:
-        """Score and rank the persons (duration, coverage, size, centrality, confidence).
+        """Score and rank the persons: the frames a person was detected in dominate.
+
+        score = observed x (1 - s + s x quality). observed = frames the person was detected in
+        / frames of the video. quality = the weighted mean (weights rank.w_*) of duration
+        (span / video), coverage (detected frames / span), size (median box height /
+        (rank.size_full x image height), capped at 1), centrality (1 - mean distance from the
+        image centre) and confidence (mean detection confidence), each in [0, 1].
+        s = rank.quality_share (default 0.5: quality moves a score by at most a factor of 2,
+        so a person detected in twice the frames of another never ranks lower).
 
         Example: ptrack rank
         """
@@ -217,8 +228,10 @@ def register(app: typer.Typer) -> None:
         table.add_column("metric")
         for lvl in results:
             table.add_column(lvl, justify="right")
+        labels = {"coverage": "subject coverage", "purity": "subject purity",
+                  "precision": "subject precision"}  # a ground-truth subject's, not `detected`
         for k in keys:
-            table.add_row(k.replace("_", " "), *(
+            table.add_row(labels.get(k, k.replace("_", " ")), *(
                 f"{float(r[k]):.1f}" if isinstance(r[k], float) else str(r[k])
                 for r in results.values()))
         Console(highlight=False, markup=False).print(table)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ptrack.cli.common import handles_errors, open_store
+from ptrack.cli.output import plural
 
 
 def register(app: typer.Typer) -> None:
@@ -18,6 +19,8 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         video: Annotated[str, typer.Argument(help="Video name (file stem), file or id.",
                                              show_default=False)],
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", "-n", help="Say what would be removed; remove nothing.")] = False,
     ) -> None:
         """Remove VIDEO and everything stored for it from the project.
 
@@ -29,14 +32,22 @@ def register(app: typer.Typer) -> None:
         from ptrack.detect.loop import video_lock
 
         with open_store(ctx) as store:
-            store.require_writable()
             v = store.video(video)
-            with video_lock(store, v.id):
-                removed = store.remove_video(v.id)
-        parts = [f"{removed.get('detections', 0)} detections", f"{removed.get('crops', 0)} crops",
-                 f"{removed.get('tracklet_boxes', 0)} tracklet boxes",
-                 f"{removed.get('persons', 0)} persons", f"{removed.get('runs', 0)} runs"]
-        for key, word in (("constraints", "constraints"), ("selections", "selection records")):
+            if dry_run:
+                removed = store.video_contents(v.id)
+            else:
+                store.require_writable()
+                with video_lock(store, v.id):
+                    removed = store.remove_video(v.id)
+        parts = [plural(removed.get("detections", 0), "detection"),
+                 plural(removed.get("crops", 0), "crop"),
+                 plural(removed.get("tracklet_boxes", 0), "tracklet box", "tracklet boxes"),
+                 plural(removed.get("persons", 0), "person"), plural(removed.get("runs", 0), "run")]
+        for key, word in (("constraints", "constraint"), ("selections", "selection record")):
             if removed.get(key):
-                parts.append(f"{removed[key]} {word}")
-        typer.echo(f"removed {v.name} (id {v.id}): {', '.join(parts)}")
+                parts.append(plural(removed[key], word))
+        if dry_run:
+            typer.echo(f"would remove {v.name} (id {v.id}): {', '.join(parts)}; nothing removed "
+                       f"(--dry-run)")
+        else:
+            typer.echo(f"removed {v.name} (id {v.id}): {', '.join(parts)}")

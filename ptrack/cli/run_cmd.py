@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ptrack.cli.common import handles_errors, open_store, settings
-from ptrack.cli.detect_cmd import DetectProgress, with_detect_options
-from ptrack.cli.output import console, safe
+from ptrack.cli.common import handles_errors, keep_settings, open_store, project_overlay, settings
+from ptrack.cli.detect_cmd import DetectProgress, time_lines, with_detect_options
+from ptrack.cli.output import console, plural, safe
 from ptrack.errors import PtrackError
 
 
@@ -34,6 +34,8 @@ def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) ->
     else:
         log(f"{video.name}: detect done in {summary.seconds:.1f} s ({summary.frames} frames, "
             f"{summary.fps:.1f} frames/s, {summary.detections} detections)")
+        for line in time_lines(summary):
+            log(f"{video.name}: {line.strip()}")
     for note in summary.notes:
         if summary.status != "skipped":
             log(f"{video.name}: {note}")
@@ -64,13 +66,14 @@ def summary_text(rows: list[dict]) -> list[str]:
     """The end-of-run summary: a line per video, its files on lines of their own (a path is
     never wrapped or cut inside the text)."""
     failed = sum(1 for r in rows if r["error"] and r["error"] != "nobody was found")
-    lines = [f"ptrack run: {len(rows) - failed} of {len(rows)} videos done"
+    lines = [f"ptrack run: {len(rows) - failed} of {plural(len(rows), 'video')} done"
              + (f", {failed} failed" if failed else "")]
     for r in rows:
         if r["error"] and r["error"] != "nobody was found":
             lines.append(f"{r['video']}: failed: {r['error']}")
             continue
-        head = f"{r['video']}: {r['persons']} persons"
+        head = f"{r['video']}: " + (plural(r["persons"], "person")
+                                    if isinstance(r["persons"], int) else f"{r['persons']} persons")
         if r["top"]:
             head += f"; top {r['top']}"
         if r["error"]:
@@ -104,12 +107,18 @@ def register(app: typer.Typer) -> None:
 
         Example: ptrack run match.mp4 training.mp4 --model yolov8n.pt
         """
+        from ptrack.detect.video import refuse_non_videos
+
+        before = project_overlay(ctx)
         cfg = settings(ctx, detect_overrides)
+        if len(videos) == 1:  # nothing to do: refused before the project is created
+            refuse_non_videos(videos)
         rows = []
         with open_store(ctx, create=True) as store, DetectProgress() as progress:
             for path in videos:
                 try:
                     rows.append(_one_video(store, path, cfg, force, top, progress))
+                    keep_settings(store, cfg, before, progress.log)
                 except PtrackError as exc:
                     rows.append({"video": path.stem, "persons": "-", "top": None, "table": None,
                                  "error": exc.message})

@@ -10,7 +10,7 @@ import typer
 from ptrack.cli.common import (IdsArg, PersonArg, VideoOpt, handles_errors,
                                open_store, require_persons, resolve_ids)
 from ptrack.cli.common import stale_notes
-from ptrack.cli.output import Destination, is_stdout, out_format
+from ptrack.cli.output import Destination, is_stdout, out_format, plural
 from ptrack.errors import PtrackError
 
 
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         ids: IdsArg,
         video: VideoOpt = None,
-        k: Annotated[int, typer.Option("--k", "-k", min=1, help="Crops per person, one per time bin.")] = 8,
+        k: Annotated[int, typer.Option("--crops", "-k", min=1, help="Crops per person, one per time bin.")] = 8,
         height: Annotated[int, typer.Option("--height", min=3, help="Height of a crop in terminal rows.")] = 12,
         graphics: Annotated[str, typer.Option(
             help="auto (the best the terminal supports) | blocks (Unicode half blocks) | sixel | "
@@ -33,12 +33,13 @@ def register(app: typer.Typer) -> None:
 
         Several ids are shown side by side, to judge whether they are the same person.
 
-        Example: ptrack show 14 29 --k 6
+        Example: ptrack show 14 29 --crops 6
         """
         from rich.console import Console
 
         from ptrack.views.samples import load_crops, sample_persons_from_store
-        from ptrack.views.terminal import GRAPHICS, compare_view, person_view
+        from ptrack.views.terminal import (COMPARE_MIN_WIDTH, GRAPHICS, compare_view, per_row,
+                                           person_view)
 
         if graphics not in GRAPHICS:
             raise PtrackError(f"--graphics must be one of {', '.join(GRAPHICS)}", exit_code=2)
@@ -57,10 +58,12 @@ def register(app: typer.Typer) -> None:
             console.print(person_view(chosen[0], crops[0], v.fps, width=console.width,
                                       height=height, graphics=graphics, beside=beside))
         else:
-            each = max(height + 1, (console.width - 3 * (len(chosen) - 1)) // len(chosen))
+            # as many side by side as fit without cutting a value; the others in rows below
+            columns = per_row(len(chosen), console.width, max(COMPARE_MIN_WIDTH, height + 1))
+            each = max(height + 1, (console.width - 3 * (columns - 1)) // columns)
             views = [person_view(p, c, v.fps, width=each, height=height, graphics=graphics,
                                  beside=False) for p, c in zip(chosen, crops)]
-            console.print(compare_view(views))
+            console.print(compare_view(views, columns=columns))
 
     @app.command()
     @handles_errors
@@ -69,12 +72,12 @@ def register(app: typer.Typer) -> None:
         person: PersonArg,
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", help="Directory for the images. [default: <project>/outputs/<video>/crops_p<ID>]")] = None,
-        k: Annotated[Optional[int], typer.Option("--k", "-k", min=1, help="Only K crops sampled across time (default: all).")] = None,
+        k: Annotated[Optional[int], typer.Option("--count", "-k", min=1, help="Only this many crops, sampled across time (default: all).")] = None,
         video: VideoOpt = None,
     ) -> None:
         """Write a person's crops as JPEG files named p<ID>_f<frame>.jpg.
 
-        Example: ptrack crops 14 --out crops14 --k 20
+        Example: ptrack crops 14 --out crops14 --count 20
         """
         from ptrack.views.samples import load_crops, sample_person
 
@@ -90,7 +93,7 @@ def register(app: typer.Typer) -> None:
         for sample, jpeg in got:
             (target / f"p{p['id']}_f{sample.frame:06d}.jpg").write_bytes(jpeg)
         missing = (len(picks)) - len(got)
-        typer.echo(f"wrote {len(got)} crops of P{p['id']} to {target}")
+        typer.echo(f"wrote {plural(len(got), 'crop')} of P{p['id']} to {target}")
         if missing > 0:
             typer.echo(f"note: {missing} crops were not stored", err=True)
 
@@ -100,7 +103,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         video: VideoOpt = None,
         top: Annotated[int, typer.Option("--top", "-n", min=1, help="Persons to show, best ranked first.")] = 20,
-        k: Annotated[int, typer.Option("--k", "-k", min=1, help="Crops per person across time.")] = 8,
+        k: Annotated[int, typer.Option("--crops", "-k", min=1, help="Crops per person across time.")] = 8,
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", show_default=False, metavar="FILE",
             help="Output file; its extension picks the format; - writes to standard output. "
@@ -133,7 +136,7 @@ def register(app: typer.Typer) -> None:
         writer = write_html if fmt == "html" else write_png
         writer(rows, v, dest.path, k, total_persons=len(persons))
         dest.done()
-        dest.say(f"wrote {dest.shown} ({len(rows)} of {len(persons)} persons)")
+        dest.say(f"wrote {dest.shown} ({len(rows)} of {plural(len(persons), 'person')})")
 
     @app.command()
     @handles_errors
@@ -188,5 +191,6 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("render", total=v.frame_count or None)
             result = render_video(v, chosen, boxes, path, encoder=encoder, which=boxes_kind,
                                   progress=lambda d, t: bar.update(task, completed=d, total=t))
-        typer.echo(f"wrote {result.path} ({result.frames} frames, {len(chosen)} persons, "
+        typer.echo(f"wrote {result.path} ({plural(result.frames, 'frame')}, "
+                   f"{plural(len(chosen), 'person')}, "
                    f"{result.encoder})")

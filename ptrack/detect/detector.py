@@ -276,7 +276,11 @@ def _resolve_precision(settings: dict, caps: list[str], int8_dir, gate: dict | N
             f"{figures['median_iou']:.3f}, confidence shift {figures['conf_shift']:.3f} "
             f"on {figures['frames']} held-aside frames")
     if asked == "int8":
-        return "int8", f"int8 asked for (gate {'passed' if ok else 'failed: ' + fails}; {text})"
+        if not ok:
+            return "int8", (f"warning: INT8 ran anyway because --precision int8 asked for it, "
+                            f"although it failed its accuracy gate ({fails}; {text}); "
+                            f"--precision auto would not have run it")
+        return "int8", f"int8 asked for (gate passed; {text})"
     if ok:
         return "int8", f"auto: int8, it passed the accuracy gate ({text})"
     return floating, f"auto: {floating}, INT8 failed the accuracy gate ({fails})"
@@ -325,13 +329,63 @@ def _load_openvino(settings: dict, pt_path: Path, shape: tuple[int, int], *, nam
         if int8_dir is not None:
             gate = quantize.load_gate(int8_dir)
     precision, why = _resolve_precision(settings, caps, int8_dir, gate)
-    xml = (int8_dir if precision == "int8" else f32_dir) / "model.xml"
-    compiled, requests = ob.compile_ir(xml, hint=hint, precision="bf16" if precision == "bf16" else "f32")
-    return ob.OpenVINODetector(compiled=compiled, imgsz=shape, conf=float(settings["conf"]),
-                               iou=float(settings["iou"]), classes=classes,
-                               max_det=int(settings["max_det"]), names=names, requests=requests,
-                               precision=precision, precision_note=why,
-                               gate=gate.get("figures") if gate else None)
+
+    def build(precision: str, why: str):
+        xml = (int8_dir if precision == "int8" else f32_dir) / "model.xml"
+        compiled, requests = ob.compile_ir(xml, hint=hint,
+                                           precision="bf16" if precision == "bf16" else "f32")
+        return ob.OpenVINODetector(compiled=compiled, imgsz=shape, conf=float(settings["conf"]),
+                                   iou=float(settings["iou"]), classes=classes,
+                                   max_det=int(settings["max_det"]), names=names,
+                                   requests=requests, precision=precision, precision_note=why,
+                                   gate=gate.get("figures") if gate else None)
+
+    if asked == "auto":
+        passing = ["f32"] + (["bf16"] if "BF16" in caps else []) + \
+            (["int8"] if precision == "int8" else [])
+        if len(passing) > 1 and video is not None:
+            fastest = _fastest_detector(build, passing, f32_dir, video, why, log)
+            if fastest is not None:
+                return fastest
+    return build(precision, why)
+
+
+def _fastest_detector(build, passing: list[str], f32_dir: Path, video: Path, why: str, log):
+    """``--precision auto``: the fastest of the precisions that pass their gate, timed on the
+    video's first frames on this CPU (cached per model, input shape and CPU:
+    :mod:`ptrack.detect.speed`). None when nothing is cached and no frame can be read to time
+    them (the caller keeps the choice made before timing)."""
+    from ptrack.detect import speed
+    from ptrack.detect.video import first_frames
+
+    if speed.cached_speeds(speed.cache_file(f32_dir), speed.cpu_name(), passing) is None \
+            and not first_frames(video, 1):
+        return None
+    built: dict = {}
+
+    def get(p: str):
+        if p not in built:
+            built[p] = build(p, "")
+        return built[p]
+
+    def measure() -> dict[str, float]:
+        frames = first_frames(video, speed.FRAMES)
+        if not frames:
+            raise PtrackError(f"{video}: no frame could be read to time the precisions")
+        if log:
+            log(f"timing {', '.join(passing)} on this CPU (once per model and input shape)")
+        runs = speed.time_candidates({p: (lambda d=get(p): d(frames)) for p in passing})
+        return {p: r * len(frames) for p, r in runs.items()}
+
+    speeds, cached = speed.measured_speeds(speed.cache_file(f32_dir), passing, measure)
+    best = speed.fastest(speeds, passing)
+    reason = why[len("auto: "):] if why.startswith("auto: ") else why
+    note = (f"auto: {best}, the fastest precision that passes its gate here "
+            f"({speed.speeds_text(speeds)} on this CPU{', measured earlier' if cached else ''}; "
+            f"before timing: {reason})")
+    detector = get(best)
+    detector.precision_note = note
+    return detector
 
 
 def load_detector(settings: dict, *, width: int, height: int, project: Path,

@@ -46,6 +46,7 @@ class DetectSummary:
     seconds: float = 0.0
     backend: str = ""
     resumed_from: int = 0
+    detections_before: int = 0  # detections an interrupted run had stored when this one resumed
     stopped_at: int | None = None  # frame where a truncated video stopped decoding
     notes: list[str] = field(default_factory=list)
     exit_code: int = 0  # for an interrupted run: 130 after Ctrl-C, 143 after SIGTERM
@@ -336,6 +337,7 @@ def detect_video(store: Store, path: Path, settings: dict, *, force: bool = Fals
             run, start, replace_from = last, last.frames_done, None
             store.discard_detections(video.id, start)  # crops a kill left beyond the marker
             summary.resumed_from = start
+            summary.detections_before = store.count_detections(video.id)
             log(f"resuming {video.name} from frame {start}")
         else:
             run, start, replace_from = store.start_run(video.id, "detect", wanted), 0, 0

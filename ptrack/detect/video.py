@@ -54,13 +54,63 @@ def fingerprint(path: Path) -> str:
 def check_path(path: Path) -> None:
     """Raise a one-line error when ``path`` cannot be a video."""
     if not path.exists():
-        raise PtrackError(f"video not found: {path}")
+        raise PtrackError(f"video not found: {path}", exit_code=2)
     if path.is_dir():
-        raise PtrackError(f"{path} is a directory, not a video file")
+        raise PtrackError(f"{path} is a directory, not a video file", exit_code=2)
     if path.stat().st_size == 0:
-        raise PtrackError(f"{path} is empty (0 bytes)")
+        raise PtrackError(f"{path} is empty (0 bytes)", exit_code=2)
     if not os.access(path, os.R_OK):
-        raise PtrackError(f"{path} is not readable")
+        raise PtrackError(f"{path} is not readable", exit_code=2)
+
+
+# leading bytes of still-image files (FFmpeg opens them as one-frame "videos")
+_IMAGE_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+                (b"GIF8", "a GIF image"), (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"),
+                (b"MM\x00*", "a TIFF image"), (b"\x00\x00\x01\x00", "an icon"))
+# OpenCV's FourCC for FFmpeg's text "decoders": a text file read as a terminal recording
+_TEXT_CODECS = {"ansi", "tty"}
+SNIFF_BYTES = 4096
+
+
+def not_a_video(path: Path) -> str | None:
+    """What ``path`` is when its first bytes show it is not a video (text, an image), else None.
+
+    FFmpeg opens a long text file (a MOT ``gt.txt``) as a "tty" video and a still image as a
+    one-frame one; neither is a video to detect people in.
+    """
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES)
+    if head[8:12] == b"WEBP" and head[:4] == b"RIFF":
+        return "a WebP image"
+    for magic, what in _IMAGE_MAGIC:
+        if head.startswith(magic) and not (magic == b"BM" and _looks_like_text(head)):
+            return what
+    if _looks_like_text(head):
+        return "a text file"
+    return None
+
+
+def refuse_non_videos(paths) -> None:
+    """A one-line error (exit 2) for the first path that is missing, a directory, empty,
+    unreadable, text, an image or has no decodable video stream (:func:`probe`: a stat, the
+    first bytes and the first frame), so a command checks every input before it creates or
+    touches a project."""
+    for path in paths:
+        probe(path)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """No NUL byte and (almost) only printable characters: text, not a container's header."""
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end is still text
+        if exc.start < len(head) - 4:
+            return False
+        text = head[:exc.start].decode("utf-8")
+    printable = sum(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
+    return printable >= 0.98 * len(text)
 
 
 def _open(path: Path):
@@ -69,7 +119,7 @@ def _open(path: Path):
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
-        raise PtrackError(f"{path} is not a video that can be decoded")
+        raise PtrackError(f"{path} is not a video that can be decoded", exit_code=2)
     return cap
 
 
@@ -98,8 +148,14 @@ def probe(path: str | Path) -> VideoInfo:
 
     path = Path(path)
     check_path(path)
+    what = not_a_video(path)
+    if what is not None:
+        raise PtrackError(f"{path} is {what}, not a video", exit_code=2)
     cap = _open(path)
     try:
+        codec = (int(cap.get(cv2.CAP_PROP_FOURCC) or 0) & 0xFFFFFFFF).to_bytes(4, "little")
+        if codec.decode("latin-1").strip("\x00 ").lower() in _TEXT_CODECS:
+            raise PtrackError(f"{path} is a text file, not a video (no video stream)", exit_code=2)
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -108,7 +164,8 @@ def probe(path: str | Path) -> VideoInfo:
     finally:
         cap.release()
     if not ok or frame is None or width <= 0 or height <= 0:
-        raise PtrackError(f"{path} is not a video that can be decoded (no frame could be read)")
+        raise PtrackError(f"{path} is not a video that can be decoded (no frame could be read)",
+                          exit_code=2)
     if not (0.5 <= fps <= 1000):
         fps = 30.0  # unknown or absurd rate: durations will be off, but boxes are still right
     return VideoInfo(path=path.resolve(), name=path.stem, size=path.stat().st_size,

@@ -206,14 +206,23 @@ def write_selection(path: Path, fmt: str, track: Track, video: Any,
 
 
 def write_export(path: Path, fmt: str, tracks: Sequence[Track], video: Any,
-                 ranks: dict[int, int | None] | None = None) -> tuple[Path, int]:
-    """Write all given persons' boxes as ``mot``, ``csv`` or ``json``; returns (path, rows)."""
+                 ranks: dict[int, int | None] | None = None,
+                 person_of: dict[int, int] | None = None) -> tuple[Path, int]:
+    """Write all given persons' boxes as ``mot``, ``csv`` or ``json``; returns (path, rows).
+
+    With ``person_of`` (tracklet id -> the person it joined), the tracks are tracklets
+    (``export --level tracklets``): CSV and JSON name their id ``tracklet_id`` and add the
+    ``person_id`` each joined (empty / null when none); MOT files carry the tracklet ids."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}")
     ranks = ranks or {}
     fps = float(video.fps) or 1.0
     path = Path(path)
     rows = sum(len(t) for t in tracks)
+    if person_of is not None and fmt != "mot":
+        with atomic_path(path) as tmp:
+            tmp.write_text(_tracklets_text(fmt, tracks, video, person_of, fps), encoding="utf-8")
+        return path, rows
     with atomic_path(path) as tmp:
         if fmt == "json":
             doc = {**_video_meta(video), "persons": [
@@ -247,3 +256,23 @@ def write_export(path: Path, fmt: str, tracks: Sequence[Track], video: Any,
                                 -1, -1, -1])
             tmp.write_text(buf.getvalue(), encoding="utf-8")
     return path, rows
+
+
+def _tracklets_text(fmt: str, tracks: Sequence[Track], video: Any, person_of: dict[int, int],
+                    fps: float) -> str:
+    """CSV or JSON of tracklets: their own id and the person each joined."""
+    if fmt == "json":
+        return json.dumps({**_video_meta(video), "tracklets": [
+            {"tracklet_id": t.person_id, "person_id": person_of.get(t.person_id),
+             "frame_numbers": t.frame.tolist(), "bboxes": np.round(t.xyxy, 2).tolist(),
+             "confidences": np.round(t.conf, 4).tolist()} for t in tracks]}) + "\n"
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["tracklet_id", "person_id", "frame", "time", "x1", "y1", "x2", "y2", "conf"])
+    for t in tracks:
+        person = person_of.get(t.person_id)
+        for i in range(len(t)):
+            x1, y1, x2, y2 = (round(float(v), 2) for v in t.xyxy[i])
+            w.writerow([t.person_id, "" if person is None else person, int(t.frame[i]),
+                        round(t.frame[i] / fps, 4), x1, y1, x2, y2, round(float(t.conf[i]), 4)])
+    return buf.getvalue()

@@ -1,7 +1,11 @@
 """Rank persons so a user can pick the one they want (usually the main subject of the video).
 
-Pure: person box arrays in, a frozen :class:`RankResult` out. The score is a weighted mean of
-components in [0, 1]; the weights are a :class:`ptrack.settings.RankSettings`.
+Pure: person box arrays in, a frozen :class:`RankResult` out. A person's evidence dominates its
+score: ``score = observed * (1 - s + s * quality)``, where ``observed`` is the share of the video's
+frames the person was detected in, ``quality`` the weighted mean of the components (each in
+[0, 1]; weights ``rank.w_*``) and ``s`` = ``rank.quality_share`` (0.5: quality moves a score by at
+most a factor of 2, so a person detected in twice the frames of another never ranks lower; a
+2-frame false positive never ranks above a person seen for seconds).
 """
 
 from __future__ import annotations
@@ -14,6 +18,13 @@ from ptrack.errors import PtrackError
 from ptrack.settings import RankSettings
 
 COMPONENTS = ("duration", "coverage", "size", "centrality", "confidence")
+FORMULA = ("score = observed x (1 - s + s x quality); observed = frames the person was detected "
+           "in / frames of the video; quality = weighted mean of duration (span / video), "
+           "coverage (detected frames / span), size (median box height / (size_full x image "
+           "height), capped at 1), centrality (1 - mean distance from the image centre) and "
+           "confidence (mean detection confidence), weights rank.w_*; s = rank.quality_share "
+           "(0.5: a person detected in twice the frames of another never ranks lower)")
+"""The score, in words (``ptrack rank --help`` prints it)."""
 
 @dataclass(frozen=True)
 class RankResult:
@@ -22,8 +33,9 @@ class RankResult:
     Attributes:
         person: Person ids (int64, P), best first.
         rank: 1 = best (int64, P).
-        score: Weighted score in [0, 1] (float64, P).
-        components: Name -> per-person component in [0, 1] (float64, P), same order as ``person``.
+        score: Score in [0, 1] (float64, P): see :data:`FORMULA`.
+        components: Name -> per-person component in [0, 1] (float64, P), same order as
+            ``person``: the five :data:`COMPONENTS`, ``observed`` and ``quality``.
     """
 
     person: np.ndarray
@@ -53,6 +65,10 @@ def rank_persons(
     settings: RankSettings,
 ) -> RankResult:
     """Score and rank persons from their boxes.
+
+    ``score = observed * (1 - s + s * quality)`` (:data:`FORMULA`): ``observed`` = observed
+    frames / ``n_frames``, ``quality`` = the components' weighted mean,
+    ``s = settings.quality_share``.
 
     Components (each in [0, 1]):
         duration: span (last - first frame + 1) / ``n_frames``;
@@ -113,11 +129,17 @@ def rank_persons(
     confidence = np.clip(np.divide(conf_sum, obs_count, out=np.zeros(P), where=obs_count > 0), 0, 1)
 
     comp = np.stack([duration, coverage, size, centrality, confidence], 1)
-    score = comp @ w / w.sum()
+    quality = comp @ w / w.sum()
+    observed_share = np.clip(n_obs / n_frames, 0, 1)
+    s = float(settings.quality_share)
+    score = observed_share * (1 - s + s * quality)
     best = np.lexsort((ids, -score))
+    components = {c: comp[best, k] for k, c in enumerate(COMPONENTS)}
+    components["observed"] = observed_share[best]
+    components["quality"] = quality[best]
     return RankResult(
         person=ids[best],
         rank=np.arange(1, P + 1, dtype=np.int64),
         score=score[best],
-        components={c: comp[best, k] for k, c in enumerate(COMPONENTS)},
+        components=components,
     )

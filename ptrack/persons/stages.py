@@ -254,7 +254,8 @@ def _run_group(store: Store, video: Video, cfg: dict, log: Log,
                                  descriptors=app.hsv, embeddings=app.embed, must_link=must,
                                  cannot_link=cannot, settings=settings.group)
         smoothed = smoothed_person_boxes(result.person, result.frame, result.xyxy, result.conf,
-                                         result.source, fps=video.fps)
+                                         result.source, fps=video.fps, width=video.width,
+                                         height=video.height)
         persons, boxes, links = _person_rows(result, det, smoothed)
         counts = {"tracklets": int(len(result.tracklet_ids)), "persons": len(persons),
                   "interpolated": int((result.source == 1).sum()),
@@ -312,15 +313,16 @@ def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int,
 
 
 def smoothed_person_boxes(person: np.ndarray, frame: np.ndarray, xyxy: np.ndarray,
-                          conf: np.ndarray, source: np.ndarray, *, fps: float) -> np.ndarray:
+                          conf: np.ndarray, source: np.ndarray, *, fps: float,
+                          width: float = 0, height: float = 0) -> np.ndarray:
     """The smoothed box of every person box (float32, N x 4, in the rows' order).
 
     Each person's observed boxes (``source == 0``, weighted by confidence) go through
     :func:`ptrack.persons.smooth.smooth_boxes` over the person's whole span, so interpolated rows get
-    the smoother's box for their frame. A person with no observed box keeps its boxes.
+    the smoother's box for their frame. A person with no observed box keeps its boxes. With the
+    frame's ``width`` and ``height``, the boxes are clipped to it (a smoother's velocity carries
+    a box past the edge; the raw boxes are left as the detector gave them).
     """
-    from ptrack.persons.smooth import smooth_tracks
-
     person = np.asarray(person)
     frame = np.asarray(frame, dtype=np.int64)
     xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
@@ -330,6 +332,17 @@ def smoothed_person_boxes(person: np.ndarray, frame: np.ndarray, xyxy: np.ndarra
     obs = np.flatnonzero(np.asarray(source) == 0)
     if not len(obs):
         return out
+    out = _smoothed(out, person, frame, xyxy, conf, source, obs, fps)
+    if width and height and width > 0 and height > 0:
+        np.clip(out[:, 0::2], 0, float(width), out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, float(height), out=out[:, 1::2])
+    return out
+
+
+def _smoothed(out: np.ndarray, person: np.ndarray, frame: np.ndarray, xyxy: np.ndarray,
+              conf: np.ndarray, source: np.ndarray, obs: np.ndarray, fps: float) -> np.ndarray:
+    from ptrack.persons.smooth import smooth_tracks
+
     track, span, boxes = smooth_tracks(person[obs], frame[obs], xyxy[obs], np.asarray(conf)[obs],
                                        fps=fps)
     # each row's place in the smoothed (person, frame) rows, where its person has one

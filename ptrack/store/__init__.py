@@ -282,6 +282,13 @@ class Store:
                                       frame_count=frame_count, has_crops=has_crops)
         return self.video(vid)
 
+    def video_contents(self, video_id: int) -> dict[str, int]:
+        """What :meth:`remove_video` would remove, per kind (``crops`` and each table)."""
+        with self.guard():
+            counts = self.meta.count_video_rows(video_id)
+        crops = len(self._crops().keys(video_id)) if self.path(CROPS_NAME).exists() else 0
+        return {"crops": crops, **counts}
+
     def remove_video(self, video_id: int) -> dict[str, int]:
         """Delete a video with everything stored for it: crops first, then its rows in one
         transaction. Returns what was removed per kind (``crops`` and each table)."""
@@ -299,6 +306,7 @@ class Store:
 
     run = _guarded("run")
     latest_run = _guarded("latest_run")
+    run_times = _guarded("run_times")
     drop_run = _guarded("drop_run")
     set_run_status = _guarded("set_run_status")
     finish_run = _guarded("finish_run")
@@ -433,6 +441,8 @@ class Store:
     person_tracklets = _guarded("person_tracklets")
 
     # ------------------------------------------------- constraints, selections
+    project_settings = _guarded("project_settings")
+    set_project_settings = _guarded("set_project_settings")
     add_constraint = _guarded("add_constraint")
     constraints = _guarded("constraints")
     delete_constraints = _guarded("delete_constraints")

@@ -207,6 +207,12 @@ class MetaStore:
         with self.conn:
             self.conn.execute(f"UPDATE videos SET {sets} WHERE id = ?", (*fields.values(), video_id))
 
+    def count_video_rows(self, video_id: int) -> dict[str, int]:
+        """Rows per table that :meth:`remove_video` would delete (``rm --dry-run``)."""
+        return {table: int(self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE video_id = ?",
+                                             (video_id,)).fetchone()[0])
+                for table in _TABLES_OF_VIDEO}
+
     def remove_video(self, video_id: int) -> dict[str, int]:
         """Delete every row of the video; returns rows deleted per table."""
         counts = {}
@@ -233,9 +239,15 @@ class MetaStore:
             "SELECT id, video_id, stage, settings, status, frames_done, input_run, stats "
             "FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
-            raise PtrackError(f"no run {run_id}")
+            raise PtrackError(f"no run {run_id} (run ids: `ptrack list runs`)", exit_code=2)
         return Run(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6],
                    json.loads(row[7]) if row[7] else {})
+
+    def run_times(self, run_id: int) -> tuple[str | None, str | None]:
+        """When a run started and finished (UTC ISO text; finished None while it runs)."""
+        row = self.conn.execute("SELECT started, finished FROM runs WHERE id = ?",
+                                (run_id,)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
 
     def latest_run(self, video_id: int, stage: str) -> Run | None:
         """The newest run of ``stage`` on the video, whatever its status."""
@@ -562,6 +574,25 @@ class MetaStore:
                 "ORDER BY person, tracklet", (video_id,)):
             out.setdefault(p, []).append(t)
         return out
+
+    # ------------------------------------------------------- project settings
+    def project_settings(self) -> dict | None:
+        """The project's own settings (a nested overlay of the defaults, only the keys it
+        sets), or None when the project never stored any (made before projects kept them)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+        if row is None:
+            return None
+        try:
+            data = json.loads(row[0])
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def set_project_settings(self, overlay: dict) -> None:
+        """Store the project's settings overlay (replacing the previous one)."""
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)",
+                              (json.dumps(overlay, sort_keys=True),))
 
     # --------------------------------------------------- constraints, selections
     def add_constraint(self, video_id: int, kind: str, ids: Sequence[int], frame: int | None = None) -> int:

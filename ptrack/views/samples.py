@@ -1,7 +1,8 @@
 """Choosing which crops show a person: K time bins across their presence, the best box of each.
 
-"Best" prefers a confident, large box that no other detection of the same frame covers, so
-a preview shows the person and not the one walking in front of them. Only observed boxes
+"Best" is a box that no other detection of the same frame covers, when the time bin has one
+(so a preview shows the person and not the one walking in front of them), then the most
+confident and largest. Only observed boxes
 (``source == 0``) have crops; interpolated ones are never sampled.
 
 Example::
@@ -27,6 +28,9 @@ from ptrack.persons.sampling import covered_share, pick_spread, rows_of
 MIN_OTHER_CONF = 0.25
 # Up to this fraction of a box's quality is lost at the edge of its time bin.
 CENTRE_PULL = 0.2
+# A box at most this much covered by another counts as free: a free box of a time bin is always
+# preferred to a covered one (someone walking in front fills the crop), whatever its score.
+FREE_MAX = 0.02
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ def sample_person(boxes: Boxes, detections: Any | None = None, k: int = 8,
         width = span / k
         centre = first + (bins + 0.5) * width - 0.5
         score = score * (1.0 - CENTRE_PULL * np.minimum(np.abs(frames - centre) / max(width / 2, 0.5), 1.0))
+    score = score + (cov <= FREE_MAX)  # quality is at most 1: every free box beats a covered one
     picked: list[list[Sample]] = []
     for b, rows in pick_spread(frames, score, k, span=(first, last), per_bin=per_bin):
         picked.append([Sample(int(frames[i]), int(sub["det"][i]),

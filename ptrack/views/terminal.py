@@ -74,7 +74,7 @@ def person_stats(person: dict, fps: float) -> list[tuple[str, str]]:
         ("frames", f"{person['n_frames']} ({person['n_observed']} observed)"),
         ("span", f"{first}-{last} ({span} frames)"),
         ("time", f"{fmt_time(first / fps)}-{fmt_time(last / fps)}"),
-        ("coverage", f"{coverage:.0%}"),
+        ("detected", f"{coverage:.0%} of the span"),
         ("tracklets", str(person["n_tracklets"])),
         ("height", f"{person['mean_height']:.0f} px"),
         ("conf", f"{person['mean_conf']:.2f}"),
@@ -89,7 +89,7 @@ def stats_panel(person: dict, fps: float, samples: Sequence[Any] = ()):
 
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold cyan", no_wrap=True)
-    grid.add_column(no_wrap=False)
+    grid.add_column(no_wrap=False, overflow="fold")  # wrapped, never cut with an ellipsis
     for label, value in person_stats(person, fps):
         grid.add_row(label, value)
     if samples:
@@ -159,12 +159,31 @@ def person_view(person: dict, crops: Sequence[tuple[Any, np.ndarray]], fps: floa
     return grid
 
 
-def compare_view(views: Sequence[Any], titles: Sequence[str] | None = None):
-    """Several person views side by side (one column each)."""
+COMPARE_MIN_WIDTH = 34
+"""Narrowest column a person gets in ``show A B ...``: its stats fit without cutting a value."""
+
+
+def per_row(n: int, width: int, min_width: int = COMPARE_MIN_WIDTH, gap: int = 3) -> int:
+    """How many person views fit side by side in ``width`` columns (the rest go below).
+
+    >>> per_row(5, 80), per_row(2, 80), per_row(5, 200)
+    (2, 2, 5)
+    """
+    return max(1, min(n, (width + gap) // (min_width + gap)))
+
+
+def compare_view(views: Sequence[Any], titles: Sequence[str] | None = None, columns: int = 0):
+    """Several person views side by side (one column each), ``columns`` per row (all when 0)."""
+    from rich.console import Group
     from rich.table import Table
 
-    grid = Table.grid(padding=(0, 3))
-    for _ in views:
-        grid.add_column(vertical="top")
-    grid.add_row(*views)
-    return grid
+    columns = columns or len(views)
+    rows = []
+    for start in range(0, len(views), columns):
+        grid = Table.grid(padding=(0, 3))
+        for _ in range(columns):
+            grid.add_column(vertical="top")
+        chunk = list(views[start:start + columns])
+        grid.add_row(*chunk, *([""] * (columns - len(chunk))))
+        rows.append(grid)
+    return rows[0] if len(rows) == 1 else Group(*rows)
