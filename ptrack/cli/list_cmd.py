@@ -120,8 +120,8 @@ def register(app: typer.Typer) -> None:
         rows = person_rows(persons, v.fps, suggested)
         open_total = sum(len(x) for x in suggested.values()) // 2
         if open_total:
-            notes.append(f"note: {open_total} suggested merges are open (the suggested column); "
-                         f"`{suggest_hint}` shows them")
+            said = "1 suggested merge is" if open_total == 1 else f"{open_total} suggested merges are"
+            notes.append(f"note: {said} open (the suggested column); `{suggest_hint}` shows them")
         cols = [Column("rank", "rank", _f("d"), keep=True), Column("person", "person", keep=True),
                 Column("frames", "frames", priority=5),
                 Column("first", "first", priority=1), Column("last", "last", priority=1),

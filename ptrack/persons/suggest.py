@@ -49,8 +49,11 @@ EDGE_SHARE = 0.03
 """A box within this share of the frame's width / height of a border touches that border."""
 MIN_RANGE_SAMPLES = 5
 """Fewest distances a range is estimated from; below, ``group``'s thresholds stand in."""
-KEEP_MIN, KEEP_MAX = 20, 200
-"""The project keeps every near miss, at most KEEP_MAX, and the best others up to KEEP_MIN."""
+MAX_KEY = 0.5
+"""Pairs whose rank key is above this are not suggested: their look is nearer to two people's
+than to one person's in this video (bonuses and penalties included)."""
+KEEP_MAX = 200
+"""Most suggestions a project keeps (the best)."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ class Suggestion:
     ``app`` (0-1, NaN without appearance) with its ``parts``; ``position`` of ``app`` between
     the video's same-person (0) and different-people (1) medians; ``gap_s`` from the end of
     ``a`` to the start of ``b`` (0 when ``b`` fills a gap of ``a``); ``motion``/``scale``:
-    error over ``group``'s gate at that gap (NaN when the gap is longer than the loose motion
-    gap or ``b`` lies inside ``a``'s span); ``exit``/``entry``: where ``a`` is last seen and
+    error over ``group``'s gate at that gap (NaN beyond the loose candidate window of
+    ``group`` or when ``b`` lies inside ``a``'s span); ``exit``/``entry``: where ``a`` is last seen and
     ``b`` first (``left``, ``right``, ``top``, ``bottom`` edge or ``inside``) with the box's
     top-centre as shares of the frame; ``near_miss``: inside the loose gates; ``key``: the
     rank key (lower first)."""
@@ -380,18 +383,22 @@ def suggest_merges(
     gap_s = np.where(inside, 0.0, feat["gap_s"])
     m = feat["motion"] / feat["motion_tol"]
     s = feat["scale"] / feat["scale_tol"]
-    short = ~inside & (gap_s <= L * p.motion_max_gap_s)
-    motion = np.where(short, m, np.nan)
-    scale = np.where(short, s, np.nan)
     q = np.maximum(m, s)
-    fits = short & (q <= L)
+    # group judges motion up to its candidate window (longer with appearance), the bonus and
+    # penalty only count on short gaps (over a long one a person can be anywhere)
+    window = np.where(has_app, max(p.max_gap_s, p.motion_max_gap_s), p.motion_max_gap_s)
+    judged = ~inside & (gap_s <= L * window)
+    short = ~inside & (gap_s <= L * p.motion_max_gap_s)
+    motion = np.where(judged, m, np.nan)
+    scale = np.where(judged, s, np.nan)
+    fits = judged & (q <= L)
     # group's gates, and the same gates one step (suggest_loosen) looser
-    in_group = (~inside & (m <= 1) & (s <= 1) & (has_app | (gap_s <= p.motion_max_gap_s))
-                & (~has_app | (app <= p.app_max))) | (has_app & (app <= p.app_strong) & (gap_s <= p.max_gap_s))
+    in_group = (~inside & (gap_s <= window) & (q <= 1) & (~has_app | (app <= p.app_max))) | \
+        (has_app & (app <= p.app_strong) & (gap_s <= p.max_gap_s))
     near_miss = (fits & (~has_app | (app <= min(1.0, L * p.app_max)))) | \
         (has_app & (app <= min(1.0, L * p.app_strong)) & (gap_s <= L * p.max_gap_s))
     key = position.astype(float).copy()
-    key -= np.where(fits, MOTION_BONUS * (1 - q / L), 0.0)
+    key -= np.where(fits & short, MOTION_BONUS * (1 - q / L), 0.0)
     key += np.where(short & (q > 2 * L), MOTION_PENALTY, 0.0)
     key += GAP_PENALTY * np.log2(np.maximum(gap_s / max(p.max_gap_s, 1e-9), 1.0))
     if not desc_p:  # motion alone: only short gaps whose motion fits say anything
@@ -422,6 +429,6 @@ def suggest_merges(
 
 
 def kept(items: list[Suggestion]) -> list[Suggestion]:
-    """The suggestions a project keeps (best first): the best ``KEEP_MIN`` and every other near
-    miss, at most ``KEEP_MAX`` in all."""
-    return [s for i, s in enumerate(items) if i < KEEP_MIN or s.near_miss][:KEEP_MAX]
+    """The suggestions worth showing (best first): rank key at most ``MAX_KEY``, at most
+    ``KEEP_MAX``."""
+    return [s for s in items if s.key <= MAX_KEY][:KEEP_MAX]
