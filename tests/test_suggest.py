@@ -330,3 +330,19 @@ def test_a_pair_keeps_its_number_while_persons_change(tmp_path):
         # a re-track: the old numbers name other tracklets, so every pair gets a new one
         assert group(joined, [(2, 3)], track_run=9) == [(4, 2, 3)]
         assert st.suggestions(v.id, 99) == []
+
+
+def test_cooccurring_matches_the_metric_modules():
+    from ptrack.persons.metric import cooccurring as slow
+    from ptrack.persons.suggest import cooccurring
+
+    rng = np.random.default_rng(0)
+    frame = np.repeat(np.arange(600), 6)
+    tid = np.tile(np.arange(6), 600) + (frame // 100) * 6
+    keep = rng.random(len(frame)) > 0.3
+    frame, tid = frame[keep], tid[keep]
+    tid[rng.random(len(tid)) < 0.05] = -1
+    xyxy = rng.random((len(tid), 4)) * 300
+    xyxy[:, 2:] = xyxy[:, :2] + 60  # some pairs overlap by more than IoU 0.5: boxed twice
+    got = cooccurring(tid, frame, xyxy)
+    assert got == slow(tid, frame, xyxy=xyxy) and len(got) > 20
