@@ -346,3 +346,23 @@ def test_cooccurring_matches_the_metric_modules():
     xyxy[:, 2:] = xyxy[:, :2] + 60  # some pairs overlap by more than IoU 0.5: boxed twice
     got = cooccurring(tid, frame, xyxy)
     assert got == slow(tid, frame, xyxy=xyxy) and len(got) > 20
+
+
+def test_pair_distances_are_groups_link_distances():
+    from ptrack.persons.appearance import link_distances
+    from ptrack.persons.group import _pair_vectors
+    from ptrack.persons.suggest import _pair_distances
+
+    rng = np.random.default_rng(1)
+    units = np.arange(10, 30)
+    desc = {}
+    for u in units.tolist():
+        h = rng.random(72) if u % 5 else None  # some without colours, some without embedding
+        e = rng.normal(size=8) if u % 3 else None
+        desc[u] = (None if h is None else h / h.sum(), e)
+    ia, ib = np.triu_indices(len(units), 1)
+    got, parts = _pair_distances(desc, units, ia, ib)
+    want, wparts = link_distances(*_pair_vectors(desc, units[ia], units[ib]))
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    for k in ("hsv", "embed"):
+        np.testing.assert_allclose(parts[k], wparts[k], atol=1e-9)

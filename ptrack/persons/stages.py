@@ -281,13 +281,14 @@ def _suggestions(result, tid, det, video: Video, app, per_crop: dict, cannot,
                  settings: Settings) -> list[dict]:
     """The suggested merges of a grouping (:mod:`ptrack.persons.suggest`) as the store keeps
     them: evidence dicts, best first, with the video's ranges in each."""
-    from ptrack.persons.suggest import CropFeatures, kept, suggest_merges
+    from ptrack.persons.suggest import MAX_KEY, CropFeatures, kept, suggest_merges
 
     crops = CropFeatures(**per_crop) if per_crop else None
     found = suggest_merges(result.tracklet_ids, result.person_of_tracklet, tid, det.frame,
                            det.xyxy, det.conf, fps=video.fps, width=video.width,
                            height=video.height, descriptors=app.hsv, embeddings=app.embed,
-                           crops=crops, cannot_link=cannot, settings=settings.group)
+                           crops=crops, cannot_link=cannot, settings=settings.group,
+                           max_key=MAX_KEY)
     ranges = {"same": found.same.as_dict(), "different": found.different.as_dict()}
     return [{**s.as_dict(), "ranges": ranges} for s in kept(found.items)]
 

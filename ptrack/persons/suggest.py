@@ -49,6 +49,8 @@ EDGE_SHARE = 0.03
 """A box within this share of the frame's width / height of a border touches that border."""
 MIN_RANGE_SAMPLES = 5
 """Fewest distances a range is estimated from; below, ``group``'s thresholds stand in."""
+RANGE_PAIRS = 20000
+"""Most tracklet pairs the different-people range is estimated from when it uses all pairs."""
 MAX_KEY = 0.5
 """Pairs whose rank key is above this are not suggested: their look is nearer to two people's
 than to one person's in this video (bonuses and penalties included)."""
@@ -220,6 +222,9 @@ def appearance_ranges(desc: dict, crops: CropFeatures | None, cooccur: Iterable[
     if len(pairs) < MIN_RANGE_SAMPLES:
         ids = sorted(desc)
         i, j = np.triu_indices(len(ids), 1)
+        if len(i) > RANGE_PAIRS:  # a spread sample is as good as all (deterministic)
+            pick = np.linspace(0, len(i) - 1, RANGE_PAIRS).astype(np.int64)
+            i, j = i[pick], j[pick]
         pairs = [(ids[x], ids[y]) for x, y in zip(i.tolist(), j.tolist())]
         source = "all tracklet pairs"
     diff = np.zeros(0)
@@ -266,6 +271,62 @@ def cooccurring(tid: np.ndarray, frame: np.ndarray, xyxy: np.ndarray,
 # --------------------------------------------------------------------------------- the pairs
 
 
+PAIR_BLOCK = 512
+"""Persons per block of the pairwise distance products (a block x persons matrix at a time)."""
+
+
+def _pair_distances(desc: dict, units: np.ndarray, ia: np.ndarray, ib: np.ndarray
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`ptrack.persons.appearance.link_distances` of the pairs ``(units[ia], units[ib])``
+    (the same numbers up to rounding), as matrix products over blocks of persons: gathering
+    two (pairs x dim) arrays took 15 s for the million pairs of a 30-minute video."""
+    from ptrack.persons.appearance import EMBED_UNIT
+
+    n = len(ia)
+    parts = {"hsv": np.full(n, np.nan), "embed": np.full(n, np.nan)}
+    for kind, name in ((0, "hsv"), (1, "embed")):
+        vecs = [desc.get(int(u), (None, None))[kind] for u in units.tolist()]
+        dim = next((len(v) for v in vecs if v is not None), 0)
+        if not dim:
+            continue
+        X = np.zeros((len(units), dim))
+        ok = np.zeros(len(units), bool)
+        for i, v in enumerate(vecs):
+            if v is not None and np.all(np.isfinite(v)):
+                X[i], ok[i] = v, True
+        if name == "hsv":  # Hellinger distance of each half, averaged (appearance_distance)
+            halves = [slice(0, dim // 2), slice(dim // 2, dim)] if dim % 2 == 0 else [slice(0, dim)]
+            roots = []
+            for sl in halves:
+                h = X[:, sl]
+                roots.append(np.sqrt(h / np.maximum(h.sum(1, keepdims=True), 1e-300)))
+        else:
+            sq = (X * X).sum(1)
+        out = np.full(n, np.nan)
+        for lo in range(0, len(units), PAIR_BLOCK):
+            sel = np.flatnonzero((ia >= lo) & (ia < lo + PAIR_BLOCK))
+            if not len(sel):
+                continue
+            r, c = ia[sel] - lo, ib[sel]
+            if name == "hsv":
+                d = np.zeros(len(sel))
+                for R in roots:
+                    bc = (R[lo:lo + PAIR_BLOCK] @ R.T)[r, c]
+                    d += np.sqrt(np.maximum(0.0, 1.0 - np.minimum(1.0, bc)))
+                d /= len(roots)
+            else:
+                g = (X[lo:lo + PAIR_BLOCK] @ X.T)[r, c]
+                d = np.minimum(1.0, EMBED_UNIT * np.sqrt(np.maximum(sq[ia[sel]] + sq[c] - 2 * g, 0.0)))
+            out[sel] = d
+        parts[name] = np.where(ok[ia] & ok[ib], out, np.nan)
+    both = np.stack([parts["hsv"], parts["embed"]])
+    count = (~np.isnan(both)).sum(0)
+    with np.errstate(invalid="ignore"):
+        dist = np.where(count > 0, np.nansum(both, 0) / np.maximum(count, 1), np.nan)
+    return dist, parts
+
+
+
 def _where(xyxy: np.ndarray, width: float, height: float) -> tuple:
     """(``left``/``right``/``top``/``bottom``/``inside``, x share, y share) of a box."""
     x1, y1, x2, y2 = (float(v) for v in xyxy)
@@ -294,6 +355,7 @@ def suggest_merges(
     crops: CropFeatures | None = None,
     cannot_link: Iterable[tuple[int, int]] = (),
     settings: GroupSettings,
+    max_key: float | None = None,
 ) -> Suggestions:
     """Rank the pairs of persons that may be one human (see the module doc).
 
@@ -307,12 +369,13 @@ def suggest_merges(
         cannot_link: Tracklet pairs the user keeps apart; persons holding such a pair are
             never suggested.
         settings: ``group``'s settings (its gates, ``suggest_loosen``, ``suggest_max_gap_s``).
+        max_key: Only the pairs whose rank key is at most this (the others are dropped as
+            early as possible: a long video has a million pairs); None for every pair.
 
     Returns:
         :class:`Suggestions`, best first; deterministic.
     """
-    from ptrack.persons.appearance import link_distances
-    from ptrack.persons.group import _dedupe, _link_features, _pair_vectors, _states
+    from ptrack.persons.group import _dedupe, _link_features, _states
     p = settings
     if not fps or fps <= 0:
         raise PtrackError(f"fps must be positive, got {fps}")
@@ -378,6 +441,34 @@ def suggest_merges(
     ib = order[np.repeat(lo, cnt) + offs]
     if not len(ia):
         return Suggestions([], same, diff, notes)
+
+    def appearance(ia, ib):
+        if desc_p:
+            return _pair_distances(desc_p, S.units, ia, ib)
+        nan = np.full(len(ia), np.nan)
+        return nan, {"hsv": nan, "embed": nan}
+
+    span = max(diff.mid - same.mid, 0.02) if np.isfinite(diff.mid) and np.isfinite(same.mid) else np.nan
+
+    def place(app):
+        has = np.isfinite(app)
+        return has, (np.where(has, (app - same.mid) / span, 0.5) if np.isfinite(span)
+                     else np.full(len(app), 0.5))
+
+    inside = S.start[ib] < S.end[ia] - over
+    gap_s = np.where(inside, 0.0, np.maximum(S.start[ib] - S.end[ia], 0) / fps)
+    app, parts = appearance(ia, ib)
+    has_app, position = place(app)
+    if max_key is not None:  # drop the pairs no bonus can bring to max_key before the costly part
+        window = np.where(has_app, max(p.max_gap_s, p.motion_max_gap_s), p.motion_max_gap_s)
+        may_fit = ~inside & (gap_s <= L * window) & (~has_app | (app <= min(1.0, L * p.app_max)))
+        may_near = may_fit | (has_app & (app <= min(1.0, L * p.app_strong)) & (gap_s <= L * p.max_gap_s))
+        best = (position + GAP_PENALTY * np.log2(np.maximum(gap_s / max(p.max_gap_s, 1e-9), 1.0))
+                - np.where(~inside & (gap_s <= L * p.motion_max_gap_s), MOTION_BONUS, 0.0)
+                + np.where(may_near, 0.0, OUTSIDE_PENALTY))
+        hope = best <= max_key
+        ia, ib, app, position, has_app = ia[hope], ib[hope], app[hope], position[hope], has_app[hope]
+        parts = {k: v[hope] for k, v in parts.items()}
     # never on screen together: shared observed frames at most a hand-over
     span_overlap = (S.start[ib] <= S.end[ia]) & (S.start[ia] <= S.end[ib])
     keep = np.ones(len(ia), bool)
@@ -393,20 +484,11 @@ def suggest_merges(
     for e in np.flatnonzero(keep):
         if int(S.units[ib[e]]) in cannot.get(int(S.units[ia[e]]), ()):
             keep[e] = False
-    ia, ib = ia[keep], ib[keep]
+    ia, ib, app, position, has_app = ia[keep], ib[keep], app[keep], position[keep], has_app[keep]
+    parts = {k: v[keep] for k, v in parts.items()}
     if not len(ia):
         return Suggestions([], same, diff, notes)
-
     ua, ub = S.units[ia], S.units[ib]
-    if desc_p:
-        app, parts = link_distances(*_pair_vectors(desc_p, ua, ub))
-    else:
-        app = np.full(len(ia), np.nan)
-        parts = {"hsv": app, "embed": app}
-    has_app = np.isfinite(app)
-    span = max(diff.mid - same.mid, 0.02) if np.isfinite(diff.mid) and np.isfinite(same.mid) else np.nan
-    position = np.where(has_app, (app - same.mid) / span, 0.5) if np.isfinite(span) \
-        else np.full(len(ia), 0.5)
 
     # motion across the gap, with group's own features; b inside a's span: no motion
     inside = S.start[ib] < S.end[ia] - over
@@ -436,6 +518,8 @@ def suggest_merges(
         near_miss &= fits
     key += np.where(near_miss, 0.0, OUTSIDE_PENALTY)
     rank = np.lexsort((ub, ua, key))
+    if max_key is not None:
+        rank = rank[key[rank] <= max_key]
 
     # last box of a, first box of b (most confident of the frame)
     dd = _dedupe(unit, frame, conf, rows)
