@@ -110,7 +110,7 @@ def test_ranges_come_from_the_video_itself():
     desc = {t: (_hist(c), None) for t, c in {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6}.items()}
     co = [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (1, 6)]
     same, diff = appearance_ranges(desc, None, co, G)
-    assert same.source == "group's thresholds" and same.mid == pytest.approx(G.app_strong / 2)
+    assert same.source == "group's thresholds" and same.mid == pytest.approx(G.app_strong)
     assert diff.source == "on screen together" and diff.n == 6 and diff.mid > 0.9
 
 

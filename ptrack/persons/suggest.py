@@ -47,7 +47,7 @@ OUTSIDE_PENALTY = 0.3
 look-alike beyond them (a return after a long absence) still outranks a poor near miss."""
 EDGE_SHARE = 0.03
 """A box within this share of the frame's width / height of a border touches that border."""
-MIN_RANGE_SAMPLES = 5
+MIN_RANGE_SAMPLES = 3
 """Fewest distances a range is estimated from; below, ``group``'s thresholds stand in."""
 RANGE_PAIRS = 20000
 """Most tracklet pairs the different-people range is estimated from when it uses all pairs."""
@@ -203,15 +203,15 @@ def appearance_ranges(desc: dict, crops: CropFeatures | None, cooccur: Iterable[
     """This video's same-person and different-people distance ranges (see the module doc).
 
     ``desc``: tracklet -> (colour descriptor or None, embedding or None), as ``group`` uses them.
-    Without enough samples, ``group``'s thresholds stand in: same around ``app_strong / 2``,
-    different around ``2 * app_strong``.
+    Without enough samples, ``group``'s thresholds stand in: same around ``app_strong`` (the
+    most ``group`` trusts to join without motion), different around ``2.5 * app_strong``.
     """
     from ptrack.persons.appearance import link_distances
     from ptrack.persons.group import _pair_vectors
 
     p = settings
-    same_fb = (p.app_strong * 0.25, p.app_strong * 0.5, p.app_strong)
-    diff_fb = (p.app_strong * 1.4, p.app_strong * 2.0, min(1.0, p.app_strong * 3.0))
+    same_fb = (p.app_strong * 0.5, p.app_strong, min(1.0, p.app_strong * 2.0))
+    diff_fb = (min(1.0, p.app_strong * 1.5), min(1.0, p.app_strong * 2.5), min(1.0, p.app_strong * 3.5))
     same = np.zeros(0)
     if crops is not None:
         vec = _half_vectors(crops)
