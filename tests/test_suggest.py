@@ -366,3 +366,19 @@ def test_pair_distances_are_groups_link_distances():
     np.testing.assert_allclose(got, want, atol=1e-9)
     for k in ("hsv", "embed"):
         np.testing.assert_allclose(parts[k], wparts[k], atol=1e-9)
+
+
+def test_a_person_seen_inside_anothers_gap_is_judged_at_both_ends():
+    # P1 = tracklets 1 and 3 (walking right, away in frames 21-39); 2 walks on its path in the
+    # gap, 4 stands far off at the same time; all four in the same colours
+    spec = {1: (0, 20, 100, 2), 3: (40, 60, 180, 2), 2: (23, 37, 146, 2), 4: (23, 37, 700, 0)}
+    tid, frame, xyxy, conf = _rows(spec)
+    ids = np.array([1, 2, 3, 4])
+    desc = {t: _hist(3, 0.05, t) for t in ids.tolist()}
+    r = suggest_merges(ids, np.array([1, 2, 1, 4]), tid, frame, xyxy, conf, fps=10.0,
+                       width=800, height=400, descriptors=desc, settings=G)
+    by = {(s.a, s.b): s for s in r.items}
+    assert [(s.a, s.b) for s in r.items] == [(1, 2), (1, 4)]  # 2 and 4 share frames
+    fill, far = by[(1, 2)], by[(1, 4)]
+    assert fill.motion < 1 and fill.near_miss and fill.gap_s == pytest.approx(0.3)
+    assert far.motion > 10 and far.key > fill.key + 0.35 > 0.5  # looks alike, but could not be there

@@ -339,6 +339,30 @@ def _where(xyxy: np.ndarray, width: float, height: float) -> tuple:
     return (side, cx / width, cy / height)
 
 
+def _fills_gap(ra: np.ndarray, rb: np.ndarray, frame, xyxy, fps: float, p) -> tuple:
+    """(longer gap s, motion ratio, scale ratio) of person b (rows ``rb``) seen inside a gap
+    of person a (rows ``ra``; both sorted by frame): a's last box before b against b's first,
+    b's last against a's first after b, each against ``group``'s gates at its gap (position
+    error in box heights over ``pos_tol + pos_tol_per_s * gap``, |log height ratio| over
+    ``scale_tol + scale_tol_per_s * gap``; no velocity: the worse end counts). NaN ratios
+    when a has no box on one side."""
+    fa, fb = frame[ra], frame[rb]
+    before, after = ra[fa < fb[0]], ra[fa > fb[-1]]
+    if not len(before) or not len(after):
+        return 0.0, np.nan, np.nan
+    worst_m = worst_s = 0.0
+    longest = 0.0
+    for x, y in ((before[-1], rb[0]), (rb[-1], after[0])):
+        gap = abs(float(frame[y] - frame[x])) / fps
+        bx, by = xyxy[x].astype(float), xyxy[y].astype(float)
+        hx, hy = max(bx[3] - bx[1], 1.0), max(by[3] - by[1], 1.0)
+        dist = np.hypot((bx[0] + bx[2] - by[0] - by[2]) / 2, bx[1] - by[1]) / np.sqrt(hx * hy)
+        worst_m = max(worst_m, dist / (p.pos_tol + p.pos_tol_per_s * gap))
+        worst_s = max(worst_s, abs(np.log(hx / hy)) / (p.scale_tol + p.scale_tol_per_s * gap))
+        longest = max(longest, gap)
+    return longest, worst_m, worst_s
+
+
 def suggest_merges(
     tracklet_ids: np.ndarray,
     person_of_tracklet: np.ndarray,
@@ -411,8 +435,8 @@ def suggest_merges(
     S = _states(unit, frame, xyxy, conf, rows, fps, p)
     U = len(S.units)
     members: dict[int, list[int]] = {}
-    for t, q in person_of.items():
-        members.setdefault(int(q), []).append(int(t))
+    for t, owner in person_of.items():
+        members.setdefault(int(owner), []).append(int(t))
 
     # person descriptors: the mean of its tracklets' (as group's _unit_appearance)
     desc_p: dict[int, tuple] = {}
@@ -490,12 +514,20 @@ def suggest_merges(
         return Suggestions([], same, diff, notes)
     ua, ub = S.units[ia], S.units[ib]
 
-    # motion across the gap, with group's own features; b inside a's span: no motion
+    # motion across the gap, with group's own features; b inside a gap of a: both ends of it
     inside = S.start[ib] < S.end[ia] - over
     feat = _link_features(S, ia, ib, fps, p)
     gap_s = np.where(inside, 0.0, feat["gap_s"])
     m = feat["motion"] / feat["motion_tol"]
     s = feat["scale"] / feat["scale_tol"]
+    dd = _dedupe(unit, frame, conf, rows)  # sorted by (unit, frame), as S.frames
+    bounds = np.flatnonzero(np.r_[True, unit[dd][1:] != unit[dd][:-1], True])
+    rows_of = dict(zip(unit[dd][bounds[:-1]].tolist(),
+                       (dd[x:y] for x, y in zip(bounds[:-1], bounds[1:]))))
+    for e in np.flatnonzero(inside):
+        gap_s[e], m[e], s[e] = _fills_gap(rows_of[int(S.units[ia[e]])], rows_of[int(S.units[ib[e]])],
+                                          frame, xyxy, fps, p)
+    inside &= ~np.isfinite(m)  # judged like a link when both ends of the gap are known
     q = np.maximum(m, s)
     # group judges motion up to its candidate window (longer with appearance), the bonus and
     # penalty only count on short gaps (over a long one a person can be anywhere)
@@ -522,7 +554,6 @@ def suggest_merges(
         rank = rank[key[rank] <= max_key]
 
     # last box of a, first box of b (most confident of the frame)
-    dd = _dedupe(unit, frame, conf, rows)
     first_row, last_row = {}, {}
     for r in dd.tolist():
         u = int(unit[r])
