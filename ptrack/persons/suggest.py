@@ -341,26 +341,30 @@ def _where(xyxy: np.ndarray, width: float, height: float) -> tuple:
 
 def _fills_gap(ra: np.ndarray, rb: np.ndarray, frame, xyxy, fps: float, p) -> tuple:
     """(longer gap s, motion ratio, scale ratio) of person b (rows ``rb``) seen inside a gap
-    of person a (rows ``ra``; both sorted by frame): a's last box before b against b's first,
-    b's last against a's first after b, each against ``group``'s gates at its gap (position
-    error in box heights over ``pos_tol + pos_tol_per_s * gap``, |log height ratio| over
-    ``scale_tol + scale_tol_per_s * gap``; no velocity: the worse end counts). NaN ratios
-    when a has no box on one side."""
+    of person a (rows ``ra``; both sorted by frame). a's boxes on either side of the gap,
+    interpolated to b's first and last frames, say where a would be: b's boxes there are
+    judged against ``group``'s gates at the time to the nearer side (position error in box
+    heights over ``pos_tol + pos_tol_per_s * t``, |log height ratio| over ``scale_tol +
+    scale_tol_per_s * t``); the worse of the two counts. NaN ratios when a has no box on one
+    side."""
     fa, fb = frame[ra], frame[rb]
     before, after = ra[fa < fb[0]], ra[fa > fb[-1]]
     if not len(before) or not len(after):
         return 0.0, np.nan, np.nan
+    x0, x1 = before[-1], after[0]
+    f0, f1 = float(frame[x0]), float(frame[x1])
+    b0, b1 = xyxy[x0].astype(float), xyxy[x1].astype(float)
     worst_m = worst_s = 0.0
-    longest = 0.0
-    for x, y in ((before[-1], rb[0]), (rb[-1], after[0])):
-        gap = abs(float(frame[y] - frame[x])) / fps
-        bx, by = xyxy[x].astype(float), xyxy[y].astype(float)
-        hx, hy = max(bx[3] - bx[1], 1.0), max(by[3] - by[1], 1.0)
-        dist = np.hypot((bx[0] + bx[2] - by[0] - by[2]) / 2, bx[1] - by[1]) / np.sqrt(hx * hy)
-        worst_m = max(worst_m, dist / (p.pos_tol + p.pos_tol_per_s * gap))
-        worst_s = max(worst_s, abs(np.log(hx / hy)) / (p.scale_tol + p.scale_tol_per_s * gap))
-        longest = max(longest, gap)
-    return longest, worst_m, worst_s
+    for y in (rb[0], rb[-1]):
+        fy = float(frame[y])
+        w = (fy - f0) / max(f1 - f0, 1.0)
+        pred, got = b0 * (1 - w) + b1 * w, xyxy[y].astype(float)
+        hp, hg = max(pred[3] - pred[1], 1.0), max(got[3] - got[1], 1.0)
+        t = min(fy - f0, f1 - fy) / fps
+        dist = np.hypot((pred[0] + pred[2] - got[0] - got[2]) / 2, pred[1] - got[1]) / np.sqrt(hp * hg)
+        worst_m = max(worst_m, dist / (p.pos_tol + p.pos_tol_per_s * t))
+        worst_s = max(worst_s, abs(np.log(hp / hg)) / (p.scale_tol + p.scale_tol_per_s * t))
+    return max(float(frame[rb[0]]) - f0, f1 - float(frame[rb[-1]])) / fps, worst_m, worst_s
 
 
 def suggest_merges(
