@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ptrack.cli import app
-from ptrack.persons.suggest import CropFeatures, Range, appearance_ranges, kept, suggest_merges
+from ptrack.persons.suggest import CropFeatures, appearance_ranges, kept, suggest_merges
 from ptrack.settings import defaults
 from ptrack.store import Store
 from tests.test_views import CLIP, FPS, GHOST, H, MAN, N, W, WOMAN, path_box, read_frames

@@ -19,11 +19,15 @@ pair's distance is placed against this video's own ranges, learned from its stru
 ``position = (distance - median same) / (median different - median same)``: 0 is a typical
 distance of one person here, 1 one of two people. The rank key is the position, less a bonus
 when the motion across a short gap agrees (``group``'s motion and scale gates, each
-``suggest_loosen`` times wider), plus a penalty when it clearly disagrees (one leaves at one
-place and the other appears far away a moment later), plus a little per doubling of the gap.
-Pairs outside ``group``'s gates made ``suggest_loosen`` times looser (appearance thresholds,
-gap limits, motion and scale tolerances) pay ``OUTSIDE_PENALTY``, so the near misses lead the
-list.
+``suggest_loosen`` times wider; a person seen inside another's gap is judged against the
+other's boxes interpolated across it), plus a penalty when it clearly disagrees (one leaves at
+one place and the other appears far away a moment later), plus a little per doubling of the
+gap beyond ``group.max_gap_s``. Pairs outside ``group``'s gates made ``suggest_loosen`` times
+looser (appearance thresholds, gap limits, motion and scale tolerances) pay
+``OUTSIDE_PENALTY``, so the near misses lead the list. Pairs whose key is above ``MAX_KEY``
+(they look nearer two people than one, all told) are not suggested: a short list of likely
+merges, not every pair (``bench/suggest.py``: the precision of the first 10 against human
+labels, and the accepts until every human is one person).
 """
 
 from __future__ import annotations
