@@ -395,7 +395,7 @@ def register(app: typer.Typer) -> None:
         video: VideoOpt = None,
         delete: Annotated[Optional[list[int]], typer.Option("--delete", metavar="ID", help="Remove the constraint with this id (repeatable).")] = None,
     ) -> Listing | None:
-        """List (or --delete) the merges, splits and unmerges recorded for a video.
+        """List (or --delete) the merges, splits, unmerges and rejected suggestions recorded for a video.
 
         Example: ptrack constraints --delete 3
         """
