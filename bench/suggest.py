@@ -14,7 +14,8 @@ and no corrections. Then, with the CLI's own code (``ptrack suggest --json``,
 ``--accept K``, ``--reject K``, in process):
 
 - each person gets the human whose ground-truth boxes its observed boxes match (IoU >= 0.5,
-  one-to-one per frame) in most frames; a person matching none has no human;
+  one-to-one per frame) in most frames; a person matching none has no human (the ``humans``
+  column counts the labelled humans some person matches: the ones ptrack found);
 - precision of the top 5 and top 10 suggestions of the first list: the share whose two persons
   have the same human (a pair with a person of no human is wrong);
 - a user who takes the first suggestion each time, accepts it when right and rejects it when
