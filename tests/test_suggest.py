@@ -209,7 +209,10 @@ def test_suggest_json_lists_only_pairs_never_on_screen_together(proj):
     assert (first["a_end"], first["b_start"]) == (14, 20)
     assert first["accept"] == "ptrack suggest --accept 1"
     assert first["merge"] == "ptrack merge 2 5"
-    assert first["tracklets"] == [2, 5]
+    assert first["tracklets"] == [2, 5] and first["rank"] == 1
+    assert first["position"] == pytest.approx(
+        (first["appearance"] - out["ranges"]["same"]["mid"])
+        / (out["ranges"]["different"]["mid"] - out["ranges"]["same"]["mid"]), abs=1e-3)
     assert first["evidence"][0].startswith(f"appearance distance {first['appearance']:.2f}")
     assert first["evidence"][1].startswith("gap 0.5 s: P2 last seen 0:01.2 (frame 14)")
     assert set(out["ranges"]) == {"same", "different"}

@@ -190,7 +190,7 @@ def register(app: typer.Typer) -> None:
             s["merge"] = f"ptrack merge {s['a']} {s['b']}{flag}"
             s["evidence"] = evidence(s, v.fps)
         if as_json:
-            keys = ("k", "a", "b", "appearance", "appearance_parts", "position", "gap_s",
+            keys = ("k", "rank", "a", "b", "appearance", "appearance_parts", "position", "gap_s",
                     "a_end", "b_start", "exit", "entry", "motion", "scale", "near_miss",
                     "in_group_gates", "key", "tracklets", "accept", "reject", "merge", "evidence")
             ranges = found[0]["ranges"] if found else None

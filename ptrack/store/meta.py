@@ -512,8 +512,9 @@ class MetaStore:
                 (pos, json.dumps(s), video_id, k))
 
     def suggestions(self, video_id: int, k: int | None = None) -> list[dict]:
-        """Open suggested merges, best first (their evidence dicts with ``k``); with ``k``, that
-        one whether open or not (``open`` False and no evidence once closed; [] if unknown)."""
+        """Open suggested merges, best first (their evidence dicts with ``k``, ``rank`` 1 = best,
+        ``tracklets`` a and b); with ``k``, that one whether open or not (``open`` False and no
+        evidence once closed; [] if unknown)."""
         if k is not None:
             rows = self.conn.execute(
                 "SELECT k, a, b, position, data FROM suggestions WHERE video_id = ? AND k = ?",
@@ -525,7 +526,7 @@ class MetaStore:
         out = []
         for k_, a, b, pos, data in rows:
             d = json.loads(data) if data else {}
-            out.append({**d, "k": int(k_), "tracklets": [int(a), int(b)], "position": pos,
+            out.append({**d, "k": int(k_), "tracklets": [int(a), int(b)], "rank": pos,
                         "open": pos is not None})
         return out
 
