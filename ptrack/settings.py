@@ -184,6 +184,8 @@ class GroupSettings(_Section):
     appearance_samples: int = _range(1, 1000)
     appearance: str = _range()
     embed_samples: int = _range(2, 1000)
+    suggest_loosen: float = _range(1.0)
+    suggest_max_gap_s: float = _range(0.0)
 
     APPEARANCES = ("hsv", "combo")
 

@@ -149,7 +149,7 @@ def test_80_columns_drop_columns_but_never_cut_ids_names_or_paths(proj, tmp_path
     monkeypatch.setenv("COLUMNS", "200")  # a wide terminal shows every column
     wide = run(proj, "list", "persons").stdout.splitlines()[1].split()
     assert wide == ["rank", "person", "frames", "first", "last", "from", "to", "detected",
-                    "tracklets", "height", "px", "conf", "score"]
+                    "tracklets", "height", "px", "conf", "score", "suggested"]
 
 
 @pytest.mark.parametrize("terminal", [False, True])

@@ -50,10 +50,10 @@ def run(proj, *args, code=0):
 def test_list_persons_plain(proj):
     out = run(proj, "list", "persons").stdout.splitlines()
     assert out == [
-        "rank  person  frames  first  last    from      to  detected  tracklets  height px  conf  score",
-        "   1       1      35      0    34  0:00.0  0:02.8       91%          2        178  0.89  0.900",
-        "   2       2      35      0    34  0:00.0  0:02.8      100%          1        155  0.80  0.750",
-        "   3       3       5      5     9  0:00.4  0:00.8      100%          1        160  0.30  0.050"]
+        "rank  person  frames  first  last    from      to  detected  tracklets  height px  conf  score  suggested",
+        "   1       1      35      0    34  0:00.0  0:02.8       91%          2        178  0.89  0.900          -",
+        "   2       2      35      0    34  0:00.0  0:02.8      100%          1        155  0.80  0.750          -",
+        "   3       3       5      5     9  0:00.4  0:00.8      100%          1        160  0.30  0.050          -"]
 
 
 def test_list_persons_json_csv_top_min_frames(proj):
@@ -61,12 +61,14 @@ def test_list_persons_json_csv_top_min_frames(proj):
     assert [r["person"] for r in rows] == [1, 2, 3]
     assert rows[0] == {"rank": 1, "person": 1, "frames": 35, "observed": 32, "first": 0,
                        "last": 34, "first_time": 0.0, "last_time": 2.833, "detected": 0.9143,
-                       "tracklets": 2, "mean_height": 178.2, "mean_conf": 0.8876, "score": 0.9}
+                       "tracklets": 2, "mean_height": 178.2, "mean_conf": 0.8876, "score": 0.9,
+                       "suggestions": 0}
     assert [r["person"] for r in json.loads(run(proj, "list", "persons", "--json", "--top", 2).stdout)] == [1, 2]
     text = run(proj, "list", "persons", "--csv", "--min-frames", 10).stdout
     table = list(csv.reader(io.StringIO(text)))
     assert table[0] == ["rank", "person", "frames", "observed", "first", "last", "first_time",
-                        "last_time", "detected", "tracklets", "mean_height", "mean_conf", "score"]
+                        "last_time", "detected", "tracklets", "mean_height", "mean_conf", "score",
+                        "suggestions"]
     assert [r[1] for r in table[1:]] == ["1", "2"]
     tsv = run(proj, "list", "persons", "--tsv", "--top", 1).stdout.splitlines()
     assert tsv[1].split("\t")[:3] == ["1", "1", "35"]

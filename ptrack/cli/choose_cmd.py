@@ -109,6 +109,49 @@ def _apply_hint(ctx: typer.Context, store, video) -> str:
     return f"applied: regrouped {video.name}, {plural(persons, 'person')} now"
 
 
+def merge_persons(ctx: typer.Context, store, v, ids, *, force: bool = False,
+                  verbose: bool = False) -> tuple[int, bool, list[int], str]:
+    """``merge``'s work, shared with ``suggest --accept``: the persons' tracklets recorded as one
+    person (refused for persons on screen together unless ``force``, and for a merge that
+    contradicts the recorded corrections) and applied at once. Returns (constraint id, whether
+    it was recorded already, the tracklets, what applying it did)."""
+    if len(set(ids)) < 2:
+        raise PtrackError("merge needs at least two different person ids", exit_code=2)
+    persons = require_persons(store, v, ctx)
+    owned = store.person_tracklets(v.id)
+    # an id printed before an earlier merge (a tracklet id of a person now) still names
+    # its person: repeating a merge finds it already recorded
+    current = {int(p["id"]) for p in persons}
+    alias = {t: pid for pid, ts in owned.items() for t in ts}
+    chosen = resolve_ids(persons, list(dict.fromkeys(
+        i if i in current else alias.get(i, i) for i in ids)))
+    if not force and len(chosen) > 1:
+        _refuse_shared_frames(ctx, store, v, chosen)
+    tracklets = sorted({t for p in chosen for t in owned.get(p["id"], [])})
+    cid, again = _record(store, v, {"kind": "merge", "ids": tracklets, "frame": None}, verbose)
+    apply = _apply_hint(ctx, store, v)
+    return cid, again, tracklets, apply
+
+
+def merged_id(store, v, tracklets: list[int]) -> int | None:
+    """The person the merged tracklets make now (None before group has run)."""
+    owner = {t: pid for pid, ts in store.person_tracklets(v.id).items() for t in ts}
+    return owner.get(int(tracklets[0])) if tracklets else None
+
+
+def say_merged(ids, cid: int, again: bool, tracklets: list[int], apply: str,
+               now: int | None = None) -> None:
+    """What ``merge`` prints (``now``: the merged person's id)."""
+    who = _ids_text(ids)
+    if again:
+        typer.echo(f"already recorded as merge #{cid}: persons {who} (tracklets "
+                   f"{_ids_text(tracklets)}) are one person; nothing new recorded")
+        return
+    typer.echo(f"recorded merge #{cid}: persons {who} (tracklets {_ids_text(tracklets)}) "
+               f"are one person" + (f": P{now}" if now is not None else ""))
+    typer.echo(apply)
+
+
 def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
     """``export --level tracklets``: the tracker's own ids, observed boxes only."""
     import numpy as np
@@ -302,32 +345,10 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx) as store:
             store.require_writable()
             v = store.video(video)
-            if len(set(ids)) < 2:
-                raise PtrackError("merge needs at least two different person ids", exit_code=2)
-            persons = require_persons(store, v, ctx)
-            owned = store.person_tracklets(v.id)
-            # an id printed before an earlier merge (a tracklet id of a person now) still names
-            # its person: repeating a merge finds it already recorded
-            current = {int(p["id"]) for p in persons}
-            alias = {t: pid for pid, ts in owned.items() for t in ts}
-            chosen = resolve_ids(persons, list(dict.fromkeys(
-                i if i in current else alias.get(i, i) for i in ids)))
-            if not force and len(chosen) > 1:
-                _refuse_shared_frames(ctx, store, v, chosen)
-            tracklets = sorted({t for p in chosen for t in owned.get(p["id"], [])})
-            cid, again = _record(store, v, {"kind": "merge", "ids": tracklets, "frame": None},
-                                 verbose)
-            apply = _apply_hint(ctx, store, v)
-            owner = {t: pid for pid, ts in store.person_tracklets(v.id).items() for t in ts}
-            now = owner.get(tracklets[0]) if tracklets else None
-        who = _ids_text(ids)
-        if again:
-            typer.echo(f"already recorded as merge #{cid}: persons {who} (tracklets "
-                       f"{_ids_text(tracklets)}) are one person; nothing new recorded")
-            return
-        typer.echo(f"recorded merge #{cid}: persons {who} (tracklets {_ids_text(tracklets)}) "
-                   f"are one person" + (f": P{now}" if now is not None else ""))
-        typer.echo(apply)
+            cid, again, tracklets, apply = merge_persons(ctx, store, v, ids, force=force,
+                                                         verbose=verbose)
+            now = merged_id(store, v, tracklets)
+        say_merged(ids, cid, again, tracklets, apply, now)
 
     @app.command()
     @handles_errors
@@ -425,7 +446,7 @@ def register(app: typer.Typer) -> None:
         video: VideoOpt = None,
         delete: Annotated[Optional[list[int]], typer.Option("--delete", metavar="ID", help="Remove the constraint with this id (repeatable).")] = None,
     ) -> Listing | None:
-        """List (or --delete) the merges, splits and unmerges recorded for a video.
+        """List (or --delete) the merges, splits, unmerges and rejected suggestions recorded for a video.
 
         Example: ptrack constraints --delete 3
         """

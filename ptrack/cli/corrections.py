@@ -44,7 +44,7 @@ def same_as(new: dict, recorded: Sequence[dict]) -> dict | None:
             continue
         if new["kind"] == "merge" and ids <= have:
             return c
-        if new["kind"] == "unmerge" and ids == have:
+        if new["kind"] in ("unmerge", "reject") and ids == have:
             return c
         if new["kind"] == "split" and ids == have and c.get("frame") == new.get("frame"):
             return c

@@ -13,9 +13,13 @@ import typer
 from ptrack.cli.common import (App, NobodyFound, hint, VideoOpt, fmt_time, fmtspec as _f,
                                handles_errors, open_store, require_persons, stale_notes)
 from ptrack.cli.output import Column, Listing, listing, plural
+from ptrack.cli.suggest_cmd import suggested_with
 
-def person_rows(persons: Sequence[dict], fps: float) -> list[dict]:
-    """The machine-readable row of each person (``list persons``)."""
+def person_rows(persons: Sequence[dict], fps: float,
+                suggested: dict[int, list] | None = None) -> list[dict]:
+    """The machine-readable row of each person (``list persons``); ``suggestions``: how many
+    open suggested merges name the person (``ptrack suggest``)."""
+    suggested = suggested or {}
     rows = []
     for p in persons:
         first, last = int(p["first"]), int(p["last"])
@@ -28,7 +32,8 @@ def person_rows(persons: Sequence[dict], fps: float) -> list[dict]:
             "detected": round(p["n_observed"] / span, 4) if span > 0 else 0.0,
             "tracklets": p["n_tracklets"], "mean_height": round(float(p["mean_height"]), 1),
             "mean_conf": round(float(p["mean_conf"]), 4),
-            "score": None if p["score"] is None else round(float(p["score"]), 4)})
+            "score": None if p["score"] is None else round(float(p["score"]), 4),
+            "suggestions": len(suggested.get(int(p["id"]), []))})
     return rows
 
 
@@ -107,11 +112,17 @@ def register(app: typer.Typer) -> None:
             else:
                 nobody = None
             notes = stale_notes(store, v)
+            suggested = suggested_with(store, v.id)
+            suggest_hint = hint(store, v, "suggest")
         total = len(persons)
         persons = [p for p in persons if p["n_frames"] >= min_frames]
         if top:
             persons = persons[:top]
-        rows = person_rows(persons, v.fps)
+        rows = person_rows(persons, v.fps, suggested)
+        open_total = sum(len(x) for x in suggested.values()) // 2
+        if open_total:
+            said = "1 suggested merge is" if open_total == 1 else f"{open_total} suggested merges are"
+            notes.append(f"note: {said} open (the suggested column); `{suggest_hint}` shows them")
         cols = [Column("rank", "rank", _f("d"), keep=True), Column("person", "person", keep=True),
                 Column("frames", "frames", priority=5),
                 Column("first", "first", priority=1), Column("last", "last", priority=1),
@@ -121,7 +132,8 @@ def register(app: typer.Typer) -> None:
                 Column("tracklets", "tracklets", priority=2),
                 Column("mean_height", "height px", _f(".0f"), priority=2),
                 Column("mean_conf", "conf", _f(".2f"), priority=1),
-                Column("score", "score", _f(".3f"), priority=4)]
+                Column("score", "score", _f(".3f"), priority=4),
+                Column("suggestions", "suggested", lambda n: str(n) if n else "-", priority=3)]
         title = f"{v.name}: {len(rows)} of {plural(total, 'person')}"
         return Listing(cols, rows, title=title, notes=notes,
                        empty=nobody or f"no person of {v.name} matches (of {total}; lower --min-frames)")

@@ -9,9 +9,30 @@ import typer
 
 from ptrack.cli.common import (IdsArg, PersonArg, VideoOpt, handles_errors,
                                open_store, require_persons, resolve_ids)
-from ptrack.cli.common import stale_notes
+from ptrack.cli.common import stale_notes, video_flag
 from ptrack.cli.output import Destination, is_stdout, out_format, plural
+from ptrack.cli.suggest_cmd import may_be_line, suggested_with
 from ptrack.errors import PtrackError
+
+
+def _say_suggested(ids: list[int], suggested: dict[int, list[dict]], flag: str) -> None:
+    """Under ``show``: the open suggested merges among the persons shown (with the command to
+    accept each), then, for one person, the others it may be."""
+    shown = set(ids)
+    among = []
+    for a in ids:
+        for e in suggested.get(a, []):
+            if e["other"] in shown and a < e["other"]:
+                among.append((a, e))
+    for a, e in among:
+        app = e.get("appearance")
+        dist = f", appearance distance {app:.2f}" if app is not None else ""
+        typer.echo(f"P{a} may be the same as P{e['other']} (suggestion #{e['k']}{dist}): "
+                   f"`ptrack suggest --accept {e['k']}{flag}` merges them, "
+                   f"`ptrack suggest --reject {e['k']}{flag}` keeps them apart")
+    if len(ids) == 1 and suggested.get(ids[0]):
+        typer.echo(may_be_line(ids[0], suggested[ids[0]]) + f"; compare with `ptrack show "
+                   f"{ids[0]} {suggested[ids[0]][0]['other']}{flag}`")
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +74,8 @@ def register(app: typer.Typer) -> None:
             chosen = resolve_ids(require_persons(store, v, ctx), ids)
             picks = sample_persons_from_store(store, v.id, [p["id"] for p in chosen], k, per_bin=3)
             crops = [load_crops(store, v.id, picks[int(p["id"])]) for p in chosen]
+            suggested = suggested_with(store, v.id)
+            flag = video_flag(store, v)
         if len(chosen) == 1:
             beside = console.width >= 2 * (height + 1) + 46
             console.print(person_view(chosen[0], crops[0], v.fps, width=console.width,
@@ -64,6 +87,7 @@ def register(app: typer.Typer) -> None:
             views = [person_view(p, c, v.fps, width=each, height=height, graphics=graphics,
                                  beside=False) for p, c in zip(chosen, crops)]
             console.print(compare_view(views, columns=columns))
+        _say_suggested([int(p["id"]) for p in chosen], suggested, flag)
 
     @app.command()
     @handles_errors

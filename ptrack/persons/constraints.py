@@ -17,7 +17,8 @@ def compile_constraints(constraints: Sequence[dict], tid: np.ndarray,
                         frame: np.ndarray) -> tuple[np.ndarray, list, list]:
     """User corrections as (tracklet ids, must-link pairs, cannot-link pairs).
 
-    ``merge`` links all its tracklets; ``unmerge`` keeps them pairwise apart; ``split`` keeps
+    ``merge`` links all its tracklets; ``unmerge`` keeps them pairwise apart, and so does
+    ``reject`` (a rejected suggested merge: the two persons' ids); ``split`` keeps
     the tracklets before its frame apart from those after, cutting a tracklet that spans the
     frame in two (the second part gets a new id above the tracker's). Ids the tracklets no
     longer have (after a re-track) are ignored.
@@ -40,7 +41,7 @@ def constraint_pairs(constraints: Sequence[dict], tid: np.ndarray,
         ids = [int(i) for i in c["ids"] if int(i) in known]
         if c["kind"] == "merge":
             must += [(ids[0], other, c) for other in ids[1:]]
-        elif c["kind"] == "unmerge":
+        elif c["kind"] in ("unmerge", "reject"):
             cannot += [(a, b, c) for i, a in enumerate(ids) for b in ids[i + 1:]]
         elif c["kind"] == "split" and c.get("frame") is not None:
             at = int(c["frame"])

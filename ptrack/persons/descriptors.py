@@ -110,8 +110,8 @@ class CropHists:
 
 
 def tracklet_descriptors(store: Store, video: Video, tid: np.ndarray, det,
-                         settings: GroupSettings, skipped: list[int] | None = None
-                         ) -> dict[int, np.ndarray] | None:
+                         settings: GroupSettings, skipped: list[int] | None = None,
+                         per_crop: dict | None = None) -> dict[int, np.ndarray] | None:
     """Colour descriptor per tracklet from ``settings.appearance_samples`` good crops of it,
     spread over its time (None without crops or tracklets).
 
@@ -120,6 +120,8 @@ def tracklet_descriptors(store: Store, video: Video, tid: np.ndarray, det,
     :data:`ptrack.persons.appearance.HIST_KEY`): a re-run, or a re-track that samples the same
     detections, reads them instead of decoding the crops again. A missing, undecodable or tiny
     crop is skipped, never fatal; how many were is appended to ``skipped`` when given.
+    ``per_crop`` (a dict), when given, gets each sampled crop's tracklet (``owner``), ``frame``
+    and histograms (``hsv``, NaN rows for unusable crops): ``ptrack suggest``'s same-person range.
     """
     if not video.has_crops or not len(tid):
         return None
@@ -130,6 +132,8 @@ def tracklet_descriptors(store: Store, video: Video, tid: np.ndarray, det,
     H, _ = stored_embeddings(store, video, det.frame[rows], det.det[rows], model=appearance.HIST_KEY,
                              embedder=CropHists, batch=HIST_BATCH, dtype="float32")
     usable = ~np.isnan(H).any(axis=1) if H.shape[1] else np.zeros(len(rows), bool)
+    if per_crop is not None and H.shape[1]:
+        per_crop.update(owner=owners, frame=det.frame[rows], hsv=H)
     out: dict[int, np.ndarray] = {}
     bounds = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True])  # owners are contiguous
     for start, end in zip(bounds[:-1], bounds[1:]):
@@ -174,7 +178,8 @@ def stored_embeddings(store: Store, video: Video, frame: np.ndarray, dets: np.nd
 
 def tracklet_embeddings(store: Store, video: Video, tid: np.ndarray, det, settings: GroupSettings,
                         *, progress: Progress | None = None, cache_dir: Path | None = None,
-                        counts: dict | None = None) -> dict[int, np.ndarray]:
+                        counts: dict | None = None, per_crop: dict | None = None
+                        ) -> dict[int, np.ndarray]:
     """Per tracklet, its mean embedding in the video's learned metric space (unit: the typical
     distance of two different people; see :func:`ptrack.persons.metric.tracklet_vectors`).
 
@@ -202,15 +207,21 @@ def tracklet_embeddings(store: Store, video: Video, tid: np.ndarray, det, settin
     co = cooccurring(tid, det.frame, xyxy=xyxy)
     metric = learn_kissme(X, owners, det.frame[rows], xyxy=xyxy[rows], cooccur=co)
     ids, V = tracklet_vectors(X, owners, metric)
+    if per_crop is not None:  # each crop in the same space (the tracklet vector is their mean)
+        per_crop.update(embed_owner=owners, embed_frame=det.frame[rows],
+                        embed=metric.transform(np.nan_to_num(X)) / metric.scale
+                        + np.where(np.isnan(X).any(1, keepdims=True), np.nan, 0.0))
     return {int(t): v for t, v in zip(ids.tolist(), V)}
 
 
 def tracklet_appearance(store: Store, video: Video, tid: np.ndarray, det, settings: GroupSettings,
                         *, skipped: list[int] | None = None, progress: Progress | None = None,
-                        cache_dir: Path | None = None) -> Appearance:
+                        cache_dir: Path | None = None, per_crop: dict | None = None) -> Appearance:
     """The appearance ``group`` uses, as ``settings.appearance`` asks (``hsv`` or ``combo``),
     falling back to the colour histograms alone with a note when the embedding cannot be had
-    (package absent, too few tracklets on screen together to learn the metric)."""
+    (package absent, too few tracklets on screen together to learn the metric). ``per_crop``
+    gets the sampled crops' features (see :func:`tracklet_descriptors`, ``embed*`` keys for the
+    embedding)."""
     out = Appearance()
     if not settings.use_appearance or not video.has_crops or not len(tid):
         return out
@@ -220,13 +231,14 @@ def tracklet_appearance(store: Store, video: Video, tid: np.ndarray, det, settin
 
         try:
             out.embed = tracklet_embeddings(store, video, tid, det, settings, progress=progress,
-                                            cache_dir=cache_dir, counts=out.counts) or None
+                                            cache_dir=cache_dir, counts=out.counts,
+                                            per_crop=per_crop) or None
         except EmbedderUnavailable as exc:
             out.notes.append(exc.message)
         except NotEnoughPairs:
             out.notes.append("too few tracklets are on screen together to learn an appearance "
                              "metric for this video; using colour histograms instead")
-    out.hsv = tracklet_descriptors(store, video, tid, det, settings, skipped)
+    out.hsv = tracklet_descriptors(store, video, tid, det, settings, skipped, per_crop=per_crop)
     out.used = ("combo" if out.hsv and out.embed else "embed" if out.embed
                 else "hsv" if out.hsv else "off")
     return out

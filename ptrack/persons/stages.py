@@ -157,10 +157,11 @@ def _run_track(store: Store, video: Video, cfg: dict, log: Log) -> StageSummary:
 
 def group_inputs(store: Store, video: Video, settings: Settings, *, appearance: bool = True,
                  skipped: list[int] | None = None, log: Log | None = None,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None,
+                 per_crop: dict | None = None):
     """Tracklet rows, appearance (:class:`ptrack.persons.descriptors.Appearance`) and constraints as
     ``group`` takes them. A fallback of the appearance is said through ``log``, once per
-    process and reason."""
+    process and reason. ``per_crop`` gets the sampled crops' features (for the suggestions)."""
     from ptrack.persons.descriptors import Appearance, tracklet_appearance
 
     tid, det = store.tracklet_boxes(video.id)
@@ -169,7 +170,7 @@ def group_inputs(store: Store, video: Video, settings: Settings, *, appearance: 
     if appearance:
         with _embed_progress(video.name, progress) as tick:
             app = tracklet_appearance(store, video, tid, det, settings.group, skipped=skipped,
-                                      progress=tick)
+                                      progress=tick, per_crop=per_crop)
     for note in app.notes:
         if log is not None and note not in _SAID:
             _SAID.add(note)
@@ -247,12 +248,14 @@ def _run_group(store: Store, video: Video, cfg: dict, log: Log,
     t0 = time.perf_counter()
     recorded = store.constraints(video.id)
     skipped: list[int] = []
+    per_crop: dict = {}
     tid, det, app, must, cannot = group_inputs(store, video, settings, skipped=skipped, log=log,
-                                               progress=progress)
+                                               progress=progress, per_crop=per_crop)
     with _stage_run(store, video, "group", cfg["group"], "track") as run:
         result = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=video.fps,
                                  descriptors=app.hsv, embeddings=app.embed, must_link=must,
                                  cannot_link=cannot, settings=settings.group)
+        suggested = _suggestions(result, tid, det, video, app, per_crop, cannot, settings)
         smoothed = smoothed_person_boxes(result.person, result.frame, result.xyxy, result.conf,
                                          result.source, fps=video.fps, width=video.width,
                                          height=video.height)
@@ -264,12 +267,31 @@ def _run_group(store: Store, video: Video, cfg: dict, log: Log,
         if sum(skipped):
             counts["bad_crops_skipped"] = int(sum(skipped))
         # results, run 'done' and later stages stale: one transaction
+        track_run = store.latest_run(video.id, "track")
         store.replace_persons(video.id, persons, boxes, links, run_id=run.id,
-                              stats={**counts, CONSTRAINTS_KEY: fingerprint(recorded)})
+                              stats={**counts, CONSTRAINTS_KEY: fingerprint(recorded)},
+                              suggestions=suggested,
+                              track_run=track_run.id if track_run else None)
     summary = StageSummary("group", video.name, time.perf_counter() - t0, counts)
     if not persons:
         summary.notes.append("nobody was found in this video (no tracked person boxes)")
     return summary
+
+
+def _suggestions(result, tid, det, video: Video, app, per_crop: dict, cannot,
+                 settings: Settings) -> list[dict]:
+    """The suggested merges of a grouping (:mod:`ptrack.persons.suggest`) as the store keeps
+    them: evidence dicts, best first, with the video's ranges in each."""
+    from ptrack.persons.suggest import MAX_KEY, CropFeatures, kept, suggest_merges
+
+    crops = CropFeatures(**per_crop) if per_crop else None
+    found = suggest_merges(result.tracklet_ids, result.person_of_tracklet, tid, det.frame,
+                           det.xyxy, det.conf, fps=video.fps, width=video.width,
+                           height=video.height, descriptors=app.hsv, embeddings=app.embed,
+                           crops=crops, cannot_link=cannot, settings=settings.group,
+                           max_key=MAX_KEY)
+    ranges = {"same": found.same.as_dict(), "different": found.different.as_dict()}
+    return [{**s.as_dict(), "ranges": ranges} for s in kept(found.items)]
 
 
 def _appearance_counts(app) -> dict:

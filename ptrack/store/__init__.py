@@ -439,6 +439,7 @@ class Store:
     person_boxes = _guarded("person_boxes")
     person_box_shortlist = _guarded("person_box_shortlist")
     person_tracklets = _guarded("person_tracklets")
+    suggestions = _guarded("suggestions")
 
     # ------------------------------------------------- constraints, selections
     project_settings = _guarded("project_settings")

@@ -20,7 +20,7 @@ import numpy as np
 from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STAGES = ("detect", "track", "group", "rank")
 
 SHORTLIST_LOOK = 16
@@ -34,6 +34,16 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 """Appearance embeddings of detections (``ptrack.persons.descriptors``): one float16 vector per
 (video, embedder, frame, det); ``model`` names the embedder (weights digest and input size)."""
+
+_SUGGESTIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS suggestions (
+    video_id INTEGER NOT NULL, k INTEGER NOT NULL, a INTEGER NOT NULL, b INTEGER NOT NULL,
+    track_run INTEGER, position INTEGER, data TEXT, PRIMARY KEY (video_id, k)) WITHOUT ROWID;
+"""
+"""Suggested merges (``ptrack suggest``): number ``k`` (per video, never reused) names the pair
+of persons whose ids were tracklets ``a`` and ``b`` when first suggested (from the tracking of
+``track_run``); ``position`` (1 = best) and ``data`` (the evidence, JSON) are set while the
+pair is open in the latest grouping, NULL once merged, rejected or no longer suggested."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,7 +84,7 @@ CREATE TABLE IF NOT EXISTS selections (
     id INTEGER PRIMARY KEY, video_id INTEGER NOT NULL, person_ids TEXT NOT NULL,
     person_id INTEGER NOT NULL, n_frames INTEGER NOT NULL, path TEXT NOT NULL,
     format TEXT NOT NULL, created TEXT NOT NULL);
-""" + _EMBEDDINGS_TABLE
+""" + _EMBEDDINGS_TABLE + _SUGGESTIONS_TABLE
 
 # Each entry upgrades a project from version (index + 1) to (index + 2).
 _UPGRADES: list[str] = [
@@ -91,8 +101,10 @@ _UPGRADES: list[str] = [
     """,
     # 2 -> 3: stored appearance embeddings (computed by group on first use; nothing to fill).
     _EMBEDDINGS_TABLE,
+    # 3 -> 4: suggested merges (filled by the next group run).
+    _SUGGESTIONS_TABLE,
 ]
-_TABLES_OF_VIDEO = ("embeddings", "detections", "tracklet_boxes", "persons", "person_boxes",
+_TABLES_OF_VIDEO = ("suggestions", "embeddings", "detections", "tracklet_boxes", "persons", "person_boxes",
                     "person_tracklets",
                     "constraints", "selections", "runs")
 
@@ -453,7 +465,8 @@ class MetaStore:
     # ------------------------------------------------------------------ persons
     def replace_persons(self, video_id: int, persons: Sequence[dict], boxes: Sequence[tuple],
                         links: Sequence[tuple[int, int]], run_id: int | None = None,
-                        stats: dict | None = None) -> None:
+                        stats: dict | None = None, suggestions: Sequence[dict] | None = None,
+                        track_run: int | None = None) -> None:
         """Replace the persons of a video.
 
         ``persons``: dicts with the ``persons`` table's columns (less video_id); ``boxes``:
@@ -461,7 +474,8 @@ class MetaStore:
         the raw box (the detector's, or the interpolated one), then the smoothed box (the last
         four may be left out: the smoothed box is then the raw one); ``links``:
         ``(person, tracklet)``. With ``run_id`` the run finishes ``done`` and later stages go
-        stale in the same transaction.
+        stale in the same transaction. ``suggestions`` (dicts with persons ``a``, ``b``, best
+        first) replace the open suggested merges (see :meth:`_put_suggestions`).
         """
         with self.conn:
             for table in ("persons", "person_boxes", "person_tracklets"):
@@ -476,8 +490,57 @@ class MetaStore:
                 ((video_id, *b, *(b[2:6] if len(b) == 10 else ())) for b in boxes))
             self.conn.executemany("INSERT INTO person_tracklets VALUES (?,?,?)",
                                   ((video_id, *l) for l in links))
+            if suggestions is not None:
+                self._put_suggestions(video_id, suggestions, links, track_run)
             if run_id is not None:
                 self._finish(run_id, "done", stats)
+
+    def _put_suggestions(self, video_id: int, suggestions: Sequence[dict],
+                         links: Sequence[tuple[int, int]], track_run: int | None) -> None:
+        """Open ``suggestions`` (best first), keeping each pair's number: a stored suggestion of
+        the same tracking whose tracklets ``a`` and ``b`` now lie in the suggested pair of
+        persons keeps its ``k``; a new pair gets the next number; every other is closed."""
+        person_of = {int(t): int(p) for p, t in links}
+        old = self.conn.execute(
+            "SELECT k, a, b, track_run FROM suggestions WHERE video_id = ?", (video_id,)).fetchall()
+        by_pair: dict[tuple[int, int], int] = {}
+        for k, a, b, run in old:
+            if run == track_run and a in person_of and b in person_of:
+                pair = tuple(sorted((person_of[a], person_of[b])))
+                by_pair.setdefault(pair, k)  # type: ignore[arg-type]
+        next_k = max((r[0] for r in old), default=0) + 1
+        self.conn.execute("UPDATE suggestions SET position = NULL, data = NULL WHERE video_id = ?",
+                          (video_id,))
+        for pos, s in enumerate(suggestions, 1):
+            pair = tuple(sorted((int(s["a"]), int(s["b"]))))
+            k = by_pair.get(pair)  # type: ignore[arg-type]
+            if k is None:
+                k, next_k = next_k, next_k + 1
+                self.conn.execute(
+                    "INSERT INTO suggestions (video_id, k, a, b, track_run) VALUES (?,?,?,?,?)",
+                    (video_id, k, int(s["a"]), int(s["b"]), track_run))
+            self.conn.execute(
+                "UPDATE suggestions SET position = ?, data = ? WHERE video_id = ? AND k = ?",
+                (pos, json.dumps(s), video_id, k))
+
+    def suggestions(self, video_id: int, k: int | None = None) -> list[dict]:
+        """Open suggested merges, best first (their evidence dicts with ``k``, ``rank`` 1 = best,
+        ``tracklets`` a and b); with ``k``, that one whether open or not (``open`` False and no
+        evidence once closed; [] if unknown)."""
+        if k is not None:
+            rows = self.conn.execute(
+                "SELECT k, a, b, position, data FROM suggestions WHERE video_id = ? AND k = ?",
+                (video_id, int(k))).fetchall()
+        else:
+            rows = self.conn.execute(
+                "SELECT k, a, b, position, data FROM suggestions WHERE video_id = ? AND "
+                "position IS NOT NULL ORDER BY position", (video_id,)).fetchall()
+        out = []
+        for k_, a, b, pos, data in rows:
+            d = json.loads(data) if data else {}
+            out.append({**d, "k": int(k_), "tracklets": [int(a), int(b)], "rank": pos,
+                        "open": pos is not None})
+        return out
 
     def set_ranking(self, video_id: int, ranking: Sequence[tuple[int, int, float, dict]],
                     run_id: int | None = None, stats: dict | None = None) -> None:

