@@ -48,7 +48,7 @@ def test_class_names_and_ids(spec, ids):
 
 
 def test_unknown_class_is_an_error():
-    with pytest.raises(PtrackError, match="unknown class 'dog'"):
+    with pytest.raises(PtrackError, match="--classes: unknown class 'dog'"):
         choose_classes(FALL, "dog")
 
 

@@ -69,10 +69,9 @@ def open_store(ctx: typer.Context, *, create: bool = False):
 
 def fail(message: str, code: int = 1) -> None:
     """Print ``Error: message`` on one stderr line and exit with ``code``."""
-    from ptrack.cli.output import safe
+    from ptrack.cli.output import say
 
-    text = "\n".join(safe(line) for line in str(message).split("\n"))  # names are data
-    typer.echo(f"Error: {text}", err=True)
+    say(f"Error: {message}", err=True)  # names are data: escaped
     raise typer.Exit(code)
 
 
@@ -279,6 +278,11 @@ def require_persons(store: Any, video: Any, ctx: typer.Context | None = None) ->
     persons = store.persons(video.id)
     if persons:
         return persons
+    from ptrack.persons.stages import detect_unfinished
+
+    unfinished = detect_unfinished(store, video)
+    if unfinished is not None:
+        raise PtrackError(unfinished)
     n = store.count_detections(video.id)
     if n == 0 and store.stage_state(video.id, "detect") == "done":
         raise NobodyFound(f"nobody was found in {video.name} (no detections in "

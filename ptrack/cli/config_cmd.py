@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ptrack.cli.common import App, handles_errors, open_store, settings, state
+from ptrack.cli.output import say
 from ptrack.errors import PtrackError
 
 
@@ -38,14 +39,14 @@ def register(app: typer.Typer) -> None:
         if run is None:
             cfg = settings(ctx)
             source = state(ctx).config
-            typer.echo(f"# effective settings: defaults"
+            say(f"# effective settings: defaults"
                        f"{' + ' + str(source) if source else ''}")
-            typer.echo(_yaml(dict(cfg)).rstrip())
+            say(_yaml(dict(cfg)).rstrip())
             return
         with open_store(ctx) as store:
             r = store.run(run)
             name = next((v.name for v in store.videos() if v.id == r.video_id), r.video_id)
         if not isinstance(r.settings, dict):
             raise PtrackError(f"run {run} has no recorded settings")
-        typer.echo(f"# run {r.id}: {r.stage} of {name} ({r.status})")
-        typer.echo(_yaml({r.stage: r.settings}).rstrip())
+        say(f"# run {r.id}: {r.stage} of {name} ({r.status})")
+        say(_yaml({r.stage: r.settings}).rstrip())

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ptrack.cli.common import handles_errors, open_store
+from ptrack.cli.output import say
 
 
 def register(app: typer.Typer) -> None:
@@ -39,4 +40,4 @@ def register(app: typer.Typer) -> None:
         for key, word in (("constraints", "constraints"), ("selections", "selection records")):
             if removed.get(key):
                 parts.append(f"{removed[key]} {word}")
-        typer.echo(f"removed {v.name} (id {v.id}): {', '.join(parts)}")
+        say(f"removed {v.name} (id {v.id}): {', '.join(parts)}")

@@ -10,7 +10,7 @@ import typer
 from ptrack.cli.common import (IdsArg, PersonArg, VideoOpt, handles_errors,
                                open_store, require_persons, resolve_ids)
 from ptrack.cli.common import stale_notes
-from ptrack.cli.output import Destination, is_stdout, out_format
+from ptrack.cli.output import Destination, is_stdout, out_format, say, write_new_file
 from ptrack.errors import PtrackError
 
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         console = Console(highlight=False)
         if graphics == "auto" and not console.is_terminal:
             graphics = "none"
-            typer.echo("note: output is not a terminal, so crops are not drawn "
+            say("note: output is not a terminal, so crops are not drawn "
                        "(--graphics blocks draws them anyway)", err=True)
         with open_store(ctx) as store:
             v = store.video(video)
@@ -85,14 +85,14 @@ def register(app: typer.Typer) -> None:
             dets = store.detections(v.id, frames=boxes["frame"]) if k else None
             picks = sample_person(boxes, dets, k or 0, per_bin=3 if k else 1)
             got = load_crops(store, v.id, picks, decode=False)
-            target = out if out is not None else store.output_dir(v) / f"crops_p{p['id']}"
+            target = out if out is not None else store.output_dir(v, f"crops_p{p['id']}")
         target.mkdir(parents=True, exist_ok=True)
         for sample, jpeg in got:
-            (target / f"p{p['id']}_f{sample.frame:06d}.jpg").write_bytes(jpeg)
+            write_new_file(target / f"p{p['id']}_f{sample.frame:06d}.jpg", jpeg)
         missing = (len(picks)) - len(got)
-        typer.echo(f"wrote {len(got)} crops of P{p['id']} to {target}")
+        say(f"wrote {len(got)} crops of P{p['id']} to {target}")
         if missing > 0:
-            typer.echo(f"note: {missing} crops were not stored", err=True)
+            say(f"note: {missing} crops were not stored", err=True)
 
     @app.command()
     @handles_errors
@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
             folder = store.output_dir(v) if out is None else store.output_path(v)
             dest = Destination(out, folder / f"selection_table.{fmt}")
         for note in notes:
-            typer.echo(note, err=True)
+            say(note, err=True)
         writer = write_html if fmt == "html" else write_png
         writer(rows, v, dest.path, k, total_persons=len(persons))
         dest.done()
@@ -188,5 +188,5 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("render", total=v.frame_count or None)
             result = render_video(v, chosen, boxes, path, encoder=encoder, which=boxes_kind,
                                   progress=lambda d, t: bar.update(task, completed=d, total=t))
-        typer.echo(f"wrote {result.path} ({result.frames} frames, {len(chosen)} persons, "
+        say(f"wrote {result.path} ({result.frames} frames, {len(chosen)} persons, "
                    f"{result.encoder})")

@@ -217,7 +217,8 @@ def choose_classes(names: dict[int, str], spec: str | Sequence[str] | None) -> l
         elif p.lower() in by_name:
             out.append(by_name[p.lower()])
         else:
-            raise PtrackError(f"unknown class '{p}'; the model's classes are: {listing}")
+            raise PtrackError(f"--classes: unknown class '{p}'; the model's classes are: {listing}",
+                              exit_code=2)
     return sorted(set(out))
 
 
@@ -251,8 +252,8 @@ def check_precision(settings: dict) -> None:
     from ptrack.detect.openvino_backend import HINTS, PRECISIONS
 
     if settings.get("precision", "auto") not in PRECISIONS:
-        raise PtrackError(f"unknown precision '{settings.get('precision')}' (use "
-                          f"{', '.join(PRECISIONS)})")
+        raise PtrackError(f"--precision: unknown precision '{settings.get('precision')}' (use "
+                          f"{', '.join(PRECISIONS)})", exit_code=2)
     if str(settings.get("ov_hint", "throughput")).lower() not in HINTS:
         raise PtrackError(f"unknown detect.ov_hint '{settings.get('ov_hint')}' (use "
                           f"{' or '.join(HINTS)})")
