@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import struct
 import subprocess
@@ -292,7 +293,7 @@ def _whole(store: Store, v) -> tuple[str, bool]:
     return kind, keys == pairs and all(x is not None for x in data)
 
 
-@pytest.mark.parametrize("crash_at", ["sqlite", "after_sqlite"])
+@pytest.mark.parametrize("crash_at", ["sqlite", "after_sqlite", "after_swap"])
 def test_detect_force_first_commit_crash_leaves_old_or_new_whole(proj, monkeypatch, crash_at):
     from ptrack.store import meta
 
@@ -303,11 +304,22 @@ def test_detect_force_first_commit_crash_leaves_old_or_new_whole(proj, monkeypat
         v = store.video(None)
         before = _whole(store, v)
         assert before == ("old", True)
+        n_before = len(store.detections(v.id))
         if crash_at == "sqlite":
             monkeypatch.setattr(meta.MetaStore, "commit_detections",
                                 lambda *a, **k: (_ for _ in ()).throw(Crash()))
-        else:
+        elif crash_at == "after_sqlite":
             monkeypatch.setattr(Store, "_finish_replace", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+        else:  # the crops are swapped in, the note saying so is not yet gone
+            from ptrack.store.crops_db import CropStore
+
+            real = CropStore.promote_staged
+
+            def swap_then_crash(self, *a, **k):
+                real(self, *a, **k)
+                raise Crash()
+
+            monkeypatch.setattr(CropStore, "promote_staged", swap_then_crash)
         with pytest.raises(Crash):
             _force_commit(store, v)
     monkeypatch.undo()
@@ -315,6 +327,7 @@ def test_detect_force_first_commit_crash_leaves_old_or_new_whole(proj, monkeypat
         kind, whole = _whole(store, v)
         assert whole, kind
         assert kind == ("old" if crash_at == "sqlite" else "new")
+        assert len(store.detections(v.id)) == (n_before if kind == "old" else 2)
         if kind == "old":
             assert store.crops([(v.id, 0, 0)])[0] == before_crop(proj)
         assert store.integrity().ok
@@ -390,14 +403,15 @@ def test_backward_tracking_worker_dies_with_its_parent(tmp_path, sig):
     script.write_text(
         "import numpy as np\n"
         "import ptrack.persons.track as t\n"
-        "t.PARALLEL_MIN_ROWS = 0\n"
-        "n = 400_000\n"
-        "frame = np.repeat(np.arange(n // 4), 4)\n"
-        "x = (np.tile(np.arange(4) * 200.0, n // 4) + (frame % 50))\n"
-        "xyxy = np.stack([x, x * 0 + 10, x + 50, x * 0 + 150], 1)\n"
         "from ptrack.settings import defaults\n"
-        "print('go', flush=True)\n"
-        "t.track_detections(frame, xyxy, np.full(n, 0.9), fps=25.0, settings=defaults().track)\n")
+        "if __name__ == '__main__':\n"
+        "    t.PARALLEL_MIN_ROWS = 0\n"
+        "    n = 400_000\n"
+        "    frame = np.repeat(np.arange(n // 4), 4)\n"
+        "    x = (np.tile(np.arange(4) * 200.0, n // 4) + (frame % 50))\n"
+        "    xyxy = np.stack([x, x * 0 + 10, x + 50, x * 0 + 150], 1)\n"
+        "    print('go', flush=True)\n"
+        "    t.track_detections(frame, xyxy, np.full(n, 0.9), fps=25.0, settings=defaults().track)\n")
     proc = subprocess.Popen([sys.executable, str(script)], env={**env(), "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -448,7 +462,7 @@ def test_run_of_a_dead_process_is_closed(proj):
     conn = sqlite3.connect(proj / "ptrack.db")
     with conn:
         conn.execute("UPDATE meta SET value = ? WHERE key = ?",
-                     (json.dumps({"pid": dead.pid, "host": os.uname().nodename, "start": 1}),
+                     (json.dumps({"pid": dead.pid, "host": socket.gethostname(), "start": 1}),
                       f"run_process:{run.id}"))
     conn.close()
     result = cli(proj, "integrity")

@@ -154,7 +154,8 @@ class Store:
             raise StoreError(f"project directory {root} is not writable")
         private = None
         try:
-            safety.refuse_symlink(db_path, "the project database")
+            for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+                safety.refuse_symlink(root / name, "the project database file")
             if writable:
                 conn = sqlite3.connect(str(db_path), timeout=30, check_same_thread=False)
                 _untrusted(conn, db_path)
@@ -257,7 +258,7 @@ class Store:
         ``outputs/`` and stale ``models/.export-*`` folders. Returns what was removed."""
         removed: list[Path] = []
         outputs = self.root / "outputs"
-        if outputs.is_dir():
+        if outputs.is_dir() and not outputs.is_symlink():
             for path in outputs.rglob(".*.part*"):
                 m = _PART.match(path.name)
                 if m and path.is_file() and not _alive(int(m.group(1))):
@@ -265,7 +266,7 @@ class Store:
                         path.unlink()
                         removed.append(path)
         models = self.root / "models"
-        if models.is_dir():
+        if models.is_dir() and not models.is_symlink():
             cutoff = time.time() - EXPORT_LEFTOVER_AGE_S
             for path in models.glob(".export-*"):
                 with contextlib.suppress(OSError):
@@ -426,7 +427,7 @@ class Store:
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                          (key, json.dumps({"from": int(replace_from), "committed": False})))
-        self._crops().put_staged(crops)
+        self._crops().put_staged(video_id, crops)
         with self.guard(), self.conn:
             self.meta.commit_detections(video_id, run_id, frames_done, rows, replace_from)
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",

@@ -273,46 +273,39 @@ class CropStore:
         return self._read(body)
 
     # ------------------------------------------------------------- staged crops
-    def staged_count(self, video_id: int) -> int:
-        """How many crops of the video are staged (see :data:`STAGED`)."""
-        if not self.exists:
-            return 0
-        prefix = STAGED + _prefix(video_id)
+    def put_staged(self, video_id: int, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Write the video's (key, jpeg) pairs under :data:`STAGED` (no crop key is touched),
+        with a sentinel that says a swap is pending, in one transaction."""
+        sentinel = STAGED + _prefix(video_id) + b"~"
 
-        def body(txn: lmdb.Transaction) -> int:
-            n, cur = 0, txn.cursor()
-            if cur.set_range(prefix):
-                for key in cur.iternext(keys=True, values=False):
-                    if not key.startswith(prefix):
-                        break
-                    n += 1
-            return n
+        def body(txn: lmdb.Transaction) -> None:
+            for key, value in items:
+                txn.put(STAGED + key, value)
+            txn.put(sentinel, b"")
 
-        return self._read(body)
-
-    def put_staged(self, items: Sequence[tuple[bytes, bytes]]) -> None:
-        """Write (key, jpeg) pairs under :data:`STAGED` (no crop key is touched)."""
-        self.put([(STAGED + k, v) for k, v in items])
+        self._write(body)
 
     def promote_staged(self, video_id: int, from_frame: int) -> int:
         """In one transaction: delete the video's crops at frames >= ``from_frame``, then move
-        its staged crops to their real keys. Returns how many moved. Running it twice is
-        harmless (the second finds nothing staged and deletes nothing of a later batch only if
-        called with the same ``from_frame`` before any later batch: callers ensure that)."""
+        its staged crops to their real keys. Returns how many moved. Only a pending swap (its
+        sentinel present) is done, so a second call (after a crash between this and forgetting
+        the swap) changes nothing."""
         start = crop_key(video_id, from_frame, 0)
         prefix, staged = _prefix(video_id), STAGED + _prefix(video_id)
+        sentinel = staged + b"~"
 
         def body(txn: lmdb.Transaction) -> int:
+            if txn.get(sentinel) is None:
+                return 0
             moved = []
             cur = txn.cursor()
             if cur.set_range(staged):
                 while cur.key().startswith(staged):
-                    moved.append((cur.key()[len(STAGED):], cur.value()))
+                    if cur.key() != sentinel:
+                        moved.append((cur.key()[len(STAGED):], cur.value()))
                     cur.delete()
                     if not cur.key():
                         break
-            if not moved:
-                return 0
             cur = txn.cursor()
             if cur.set_range(start):
                 while cur.key().startswith(prefix):
