@@ -135,6 +135,11 @@ def test_planted_outputs_symlink_is_refused(proj, tmp_path):
     (proj / "outputs" / "walking-pair" / "crops_p1").symlink_to(outside)
     one_line_error(cli(proj, "crops", "1"), "symbolic link")
     assert files_under(outside) == set()
+    (proj / "outputs" / "walking-pair" / "crops_p1").unlink()
+    link = tmp_path / "via-link"  # the project folder itself may be a link the user made
+    link.symlink_to(proj)
+    assert cli(link, "crops", "1").exit_code == 0
+    assert len(list((proj / "outputs" / "walking-pair" / "crops_p1").glob("*.jpg"))) > 0
 
 
 # ------------------------------------------------------------------ 3. names become paths

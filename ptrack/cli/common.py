@@ -254,8 +254,10 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
         typer.echo(safe(message), err=True)
 
     if store.replacing(video.id):
-        log(f"note: the latest `ptrack detect` of {video.name} has not finished (it is running, "
-            f"or was interrupted): its boxes are being replaced; showing the persons found before")
+        if store.persons(video.id):  # else require_persons says that detect is running
+            log(f"note: the latest `ptrack detect` of {video.name} has not finished (it is "
+                f"running, or was interrupted): its boxes are being replaced; showing the "
+                f"persons found before")
         return
     if store.stage_state(video.id, "group") == "missing":
         return

@@ -82,13 +82,13 @@ def output_name(name: str, video_id: int) -> str:
 
 
 def confined(path: Path, folder: Path, what: str) -> Path:
-    """``path`` when it (resolved) lies under ``folder`` (resolved) and no part between them is
-    a symbolic link; else a StoreError."""
+    """``path`` when it (resolved) lies under ``folder`` (resolved) and no part below
+    ``folder`` is a symbolic link (``folder`` itself may be one: the user chose it); else a
+    StoreError."""
     rel = path.relative_to(folder) if path.is_relative_to(folder) else None
     if rel is None:
         raise StoreError(f"{what} {path} is outside {folder}")
     cur = folder
-    refuse_symlink(cur, what)
     for part in rel.parts:
         cur = cur / part
         refuse_symlink(cur, what)
