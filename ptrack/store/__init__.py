@@ -135,7 +135,9 @@ class Store:
             raise StoreError(f"project path {root} exists and is not a directory")
         db_path, crops_data = root / DB_NAME, root / CROPS_NAME / "data.mdb"
         has_crops = crops_data.exists()
-        empty_db = db_path.exists() and db_path.stat().st_size == 0
+        wal = root / (DB_NAME + "-wal")
+        empty_db = (db_path.exists() and db_path.stat().st_size == 0
+                    and not (wal.is_file() and wal.stat().st_size > 0))  # all of it in the log
         if has_crops and (empty_db or not db_path.exists()):
             what = "is empty (0 bytes)" if empty_db else "is missing"
             raise StoreError(
