@@ -41,6 +41,13 @@ import yaml
 from ptrack.errors import PtrackError
 
 INF = math.inf
+MAX_SECONDS = 1e6
+"""Largest duration a setting may hold (11.6 days): durations become frame counts and the
+rank's exponentials, where 1e300 overflowed."""
+MAX_COUNT = 10**9
+"""Largest count (frames, strides) a setting may hold."""
+MAX_VALUE = 1e6
+"""Largest value of an unbounded weight, tolerance or cost."""
 
 
 def _range(lo: float = -INF, hi: float = INF, *, lo_open: bool = False, multiple: int = 0):
@@ -117,12 +124,12 @@ class DetectSettings(_Section):
     backend: str = _range()
     device: str = _range()
     batch: int = _range(0, 4096)  # 0 = auto (detector.batch_size)
-    stride: int = _range(1)
-    max_frames: int = _range(0)
+    stride: int = _range(1, MAX_COUNT)
+    max_frames: int = _range(0, MAX_COUNT)
     max_det: int = _range(1, 100_000)
     precision: str = _range()
     ov_hint: str = _range()
-    int8_min_frames: int = _range(0)
+    int8_min_frames: int = _range(0, MAX_COUNT)
     int8_calib_frames: int = _range(1, 100_000)
     int8_gate_frames: int = _range(1, 100_000)
     int8_min_agree: float = _range(0.0, 1.0)
@@ -150,10 +157,10 @@ class TrackSettings(_Section):
     track_high_thresh: float = _range(0.0, 1.0)
     track_low_thresh: float = _range(0.0, 1.0)
     new_track_thresh: float = _range(0.0, 1.0)
-    track_buffer_s: float = _range(0.0)
+    track_buffer_s: float = _range(0.0, MAX_SECONDS)
     match_thresh: float = _range(0.0, 1.0)
     fuse_score: bool = _range()
-    split_gap_s: float = _range(0.0)
+    split_gap_s: float = _range(0.0, MAX_SECONDS)
     conf_reference_q: float = _range(0.0, 1.0)
     bidirectional: bool = _range()
 
@@ -163,29 +170,29 @@ class GroupSettings(_Section):
     """``group:`` — joining tracklets into persons (``ptrack.persons.group``)."""
 
     SECTION = "group"
-    motion_max_gap_s: float = _range(0.0)
-    max_gap_s: float = _range(0.0)
-    handover_s: float = _range(0.0)
-    vel_window_s: float = _range(0.0)
-    max_speed: float = _range(0.0, lo_open=True)
-    pos_noise: float = _range(0.0)
-    pos_tol: float = _range(0.0)
-    pos_tol_per_s: float = _range(0.0)
-    scale_tol: float = _range(0.0)
-    scale_tol_per_s: float = _range(0.0)
-    gap_cost_per_s: float = _range(0.0)
-    no_link_cost: float = _range(0.0)
+    motion_max_gap_s: float = _range(0.0, MAX_SECONDS)
+    max_gap_s: float = _range(0.0, MAX_SECONDS)
+    handover_s: float = _range(0.0, MAX_SECONDS)
+    vel_window_s: float = _range(0.0, MAX_SECONDS)
+    max_speed: float = _range(0.0, MAX_VALUE, lo_open=True)
+    pos_noise: float = _range(0.0, MAX_VALUE)
+    pos_tol: float = _range(0.0, MAX_VALUE)
+    pos_tol_per_s: float = _range(0.0, MAX_VALUE)
+    scale_tol: float = _range(0.0, MAX_VALUE)
+    scale_tol_per_s: float = _range(0.0, MAX_VALUE)
+    gap_cost_per_s: float = _range(0.0, MAX_VALUE)
+    no_link_cost: float = _range(0.0, MAX_VALUE)
     app_max: float = _range(0.0, 1.0)
     app_strong: float = _range(0.0, 1.0)
-    app_weight: float = _range(0.0)
-    interp_max_s: float = _range(0.0)
+    app_weight: float = _range(0.0, MAX_VALUE)
+    interp_max_s: float = _range(0.0, MAX_SECONDS)
     n_rounds: int = _range(1, 100)
     use_appearance: bool = _range()
     appearance_samples: int = _range(1, 1000)
     appearance: str = _range()
     embed_samples: int = _range(2, 1000)
-    suggest_loosen: float = _range(1.0)
-    suggest_max_gap_s: float = _range(0.0)
+    suggest_loosen: float = _range(1.0, 10.0)
+    suggest_max_gap_s: float = _range(0.0, MAX_SECONDS)
 
     APPEARANCES = ("hsv", "combo")
 
@@ -201,11 +208,11 @@ class RankSettings(_Section):
     """``rank:`` — the person score's weights."""
 
     SECTION = "rank"
-    w_duration: float = _range(0.0)
-    w_coverage: float = _range(0.0)
-    w_size: float = _range(0.0)
-    w_centrality: float = _range(0.0)
-    w_confidence: float = _range(0.0)
+    w_duration: float = _range(0.0, MAX_VALUE)
+    w_coverage: float = _range(0.0, MAX_VALUE)
+    w_size: float = _range(0.0, MAX_VALUE)
+    w_centrality: float = _range(0.0, MAX_VALUE)
+    w_confidence: float = _range(0.0, MAX_VALUE)
     size_full: float = _range(0.0, 1.0, lo_open=True)
     quality_share: float = _range(0.0, 1.0)
 
@@ -325,11 +332,21 @@ def _parse(text: str, where: str) -> Any:
 
 
 def _read_yaml(path: Path) -> Any:
+    import stat
+
     try:
-        if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            raise PtrackError(f"config file {path} is not a regular file (a pipe, device or "
+                              f"socket); give a file")
+        if st.st_size > MAX_CONFIG_BYTES:
             raise PtrackError(f"config file {path} is larger than {MAX_CONFIG_BYTES >> 20} MB; "
                               f"a ptrack config is a few KB")
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:  # at most the limit, whatever the file grows to meanwhile
+            text = f.read(MAX_CONFIG_BYTES + 1).decode("utf-8")
+        if len(text) > MAX_CONFIG_BYTES:
+            raise PtrackError(f"config file {path} is larger than {MAX_CONFIG_BYTES >> 20} MB; "
+                              f"a ptrack config is a few KB")
     except FileNotFoundError:
         raise PtrackError(f"config file not found: {path}") from None
     except IsADirectoryError:

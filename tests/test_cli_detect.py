@@ -234,9 +234,9 @@ def test_force_failing_before_its_first_batch_keeps_old_results(tmp_path, walkin
     result = detect(proj, *args, "--force")
     assert result.exit_code == 1 and "out of memory" in result.output
     assert project_state(proj) == before  # no failed run left, persons still 'done'
-    new = detect(tmp_path / "fresh", *args)  # a first detect failing: nothing registered
+    new = detect(tmp_path / "fresh", *args)  # a first detect failing: nothing created
     assert new.exit_code == 1
-    assert project_state(tmp_path / "fresh") == []
+    assert project_state(tmp_path / "fresh") is None and not (tmp_path / "fresh").exists()
 
 
 def test_crop_store_grows_past_its_initial_map_through_force_and_resume(tmp_path, walking_pair,

@@ -48,7 +48,7 @@ def test_class_names_and_ids(spec, ids):
 
 
 def test_unknown_class_is_an_error():
-    with pytest.raises(PtrackError, match="unknown class 'dog'"):
+    with pytest.raises(PtrackError, match="--classes: unknown class 'dog'"):
         choose_classes(FALL, "dog")
 
 
@@ -58,7 +58,8 @@ def test_missing_model_says_where_it_looked(tmp_path: Path, monkeypatch):
         find_model("mine-v3.pt", tmp_path / "proj")
     text = str(info.value)
     assert text.startswith("model file 'mine-v3.pt' not found; pass --model PATH")
-    assert str(tmp_path / "proj" / "models" / "mine-v3.pt") in text
+    assert str(tmp_path / "mine-v3.pt") in text
+    assert str(tmp_path / "proj") not in text  # never looked up inside the project
     assert "fetch" not in text  # not a name Ultralytics knows: nothing to fetch
     assert "--model pkg:PACKAGE/path/to/weights.pt" in text
 
@@ -75,7 +76,7 @@ def test_official_weights_offline_for_real(tmp_path: Path, monkeypatch):
     assert text.startswith("model file 'yolov8s.pt' not found and fetching Ultralytics' "
                            "official yolov8s.pt failed: this machine is offline; pass --model PATH")
     assert str(tmp_path / "yolov8s.pt") in text
-    assert str(tmp_path / "proj" / "models" / "yolov8s.pt") in text
+    assert str(tmp_path / "proj") not in text
     assert "pkg:PACKAGE/path/to/weights.pt" in text
     assert not (tmp_path / "yolov8s.pt").exists()
 
@@ -108,12 +109,25 @@ def test_fetch_plan_offline_or_unknown_name():
     assert kind == "error" and text.startswith("model file 'mine.pt' not found; pass --model PATH")
 
 
-def test_model_found_in_project_models(tmp_path: Path, monkeypatch):
+def test_model_never_resolved_inside_the_project(tmp_path: Path, monkeypatch):
+    """A received project holding ``models/yolov8s.pt`` (Ultralytics unpickles weights: it could
+    run code) is never where a bare --model name is found, nor the working directory when that
+    lies inside the project; a name the user gives as a path is used as given."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "proj" / "models").mkdir(parents=True)
-    weights = tmp_path / "proj" / "models" / "mine.pt"
-    weights.write_bytes(b"x")
-    assert find_model("mine.pt", tmp_path / "proj") == weights.resolve()
+    planted = tmp_path / "proj" / "models" / "mine.pt"
+    planted.write_bytes(b"x")
+    with pytest.raises(PtrackError, match="model file 'mine.pt' not found"):
+        find_model("mine.pt", tmp_path / "proj")
+    monkeypatch.chdir(tmp_path / "proj")
+    (tmp_path / "proj" / "mine.pt").write_bytes(b"x")
+    with pytest.raises(PtrackError, match="model file 'mine.pt' not found"):
+        find_model("mine.pt", tmp_path / "proj")
+    assert find_model("models/mine.pt", tmp_path / "proj") == planted.resolve()  # user-named path
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(b"y")
+    monkeypatch.chdir(tmp_path)
+    assert find_model("mine.pt", tmp_path / "proj") == mine.resolve()
 
 
 def test_package_model_spec(person_model):

@@ -170,8 +170,8 @@ def test_cli_precision_errors(person_model, tmp_path):
                                         "--backend", "openvino", *args])
 
     bad = detect("--precision", "fp8")
-    assert bad.exit_code == 1
-    assert "Error: unknown precision 'fp8' (use auto, f32, fp16, bf16, int8)" in bad.output
+    assert bad.exit_code == 2
+    assert "Error: --precision: unknown precision 'fp8' (use auto, f32, fp16, bf16, int8)" in bad.output
     if "BF16" in ob.cpu_capabilities():
         pytest.skip("this CPU runs bf16")
     no = detect("--precision", "bf16")

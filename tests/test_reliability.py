@@ -96,7 +96,8 @@ def reference(tmp_path_factory, person_model):
 
 @pytest.mark.parametrize("kill_at", [0, 2, 6, 10, 16])
 def test_kill_9_while_detecting_resumes_to_identical_detections(tmp_path, reference, kill_at):
-    """kill -9 once the run is recorded (0) or once ``kill_at`` of 20 frames are committed."""
+    """kill -9 once the run is recorded (0) or once ``kill_at`` of 20 frames are committed; the
+    next open closes the dead process's run as interrupted."""
     ref_proj, args, _ = reference
     ref_det, _, _, _ = state(ref_proj)
     proj = tmp_path / "p"
@@ -106,7 +107,7 @@ def test_kill_9_while_detecting_resumes_to_identical_detections(tmp_path, refere
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     d, keys, ok, run = state(proj)
-    assert ok and run.status == "running" and run.frames_done >= kill_at
+    assert ok and run.status == "interrupted" and run.frames_done >= kill_at
     assert keys[:len(d)] == list(zip(d.frame.tolist(), d.det.tolist()))  # every detection has its crop
     done = subprocess.run(ptrack_cmd(proj, *args), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -349,7 +350,7 @@ def test_fuzz_random_bytes_as_video(tmp_path, data):
     result = cli(example / "p", "detect", video, "--model", MODEL, "--classes", "all",
                  "--backend", "torch")
     one_line_error(result, "random.mp4 is ", "not a video", code=2)  # the video check
-    assert not (example / "p" / "ptrack.db").exists()  # refused before the project is made
+    assert not (example / "p").exists()  # refused before the project is made: nothing left
 
 
 @FUZZ

@@ -16,7 +16,7 @@ import typer
 from ptrack.cli.common import (IdsArg, OptionalIdsArg, PersonArg, VideoOpt, handles_errors,
                                ids_text as _ids_text, open_store, require_persons, resolve_ids)
 from ptrack.cli.common import hint, stale_notes, video_flag, view_settings
-from ptrack.cli.output import Column, Destination, Listing, listing, out_format, plural
+from ptrack.cli.output import Column, Destination, Listing, listing, out_format, plural, say
 from ptrack.errors import PtrackError
 
 
@@ -95,14 +95,13 @@ def _record(store, video, new: dict, verbose: bool = False) -> tuple[int, bool]:
 def _apply_hint(ctx: typer.Context, store, video) -> str:
     """Apply a recorded correction at once (grouping takes well under a second from stored
     tracklets) and say what it did; a read-only project only records nothing (refused earlier)."""
-    from ptrack.cli.output import safe
     from ptrack.persons.stages import ensure_current
 
     if store.stage_state(video.id, "group") == "missing":
         return f"`{hint(store, video, 'group', 'rank')}` applies it"
     # the stages it re-runs are said once, by the line returned (not a "running group first")
     done = ensure_current(store, video, view_settings(ctx, store), "rank",
-                          log=lambda m: None if "; running " in m else typer.echo(safe(m), err=True))
+                          log=lambda m: None if "; running " in m else say(safe(m), err=True))
     persons = len(store.persons(video.id))
     if not done:
         return f"applied: {video.name} has {plural(persons, 'person')}"
@@ -144,12 +143,12 @@ def say_merged(ids, cid: int, again: bool, tracklets: list[int], apply: str,
     """What ``merge`` prints (``now``: the merged person's id)."""
     who = _ids_text(ids)
     if again:
-        typer.echo(f"already recorded as merge #{cid}: persons {who} (tracklets "
+        say(f"already recorded as merge #{cid}: persons {who} (tracklets "
                    f"{_ids_text(tracklets)}) are one person; nothing new recorded")
         return
-    typer.echo(f"recorded merge #{cid}: persons {who} (tracklets {_ids_text(tracklets)}) "
+    say(f"recorded merge #{cid}: persons {who} (tracklets {_ids_text(tracklets)}) "
                f"are one person" + (f": P{now}" if now is not None else ""))
-    typer.echo(apply)
+    say(apply)
 
 
 def _export_tracklets(ctx: typer.Context, fmt: str, ids, out, video) -> None:
@@ -244,7 +243,7 @@ def register(app: typer.Typer) -> None:
             recorded = "(standard output)" if dest.to_stdout else str(dest.path.resolve())
             store.add_selection(v.id, pids, track.person_id, len(track), recorded, fmt)
         for note in notes:
-            typer.echo(note, err=True)
+            say(note, err=True)
         n_obs = int((track.source == 0).sum())
         what = f"P{track.person_id}" if len(chosen) == 1 else \
             f"P{track.person_id} (persons {_ids_text(pids)} joined)"
@@ -316,7 +315,7 @@ def register(app: typer.Typer) -> None:
             folder = store.output_dir(v) if out is None else store.output_path(v)
             dest = Destination(out, folder / f"persons{EXPORT_SUFFIX[fmt]}")
         for note in notes:
-            typer.echo(note, err=True)
+            say(note, err=True)
         ranks = {int(p["id"]): p["rank"] for p in chosen}
         _, rows = write_export(dest.path, fmt, tracks, v, ranks)
         dest.done()
@@ -371,7 +370,7 @@ def register(app: typer.Typer) -> None:
             mine = set(store.person_tracklets(v.id).get(p["id"], []))
             for c in store.constraints(v.id):  # the same split again (it was applied at once)
                 if c["kind"] == "split" and c["frame"] == at and mine & set(c["ids"]):
-                    typer.echo(f"already recorded as split #{c['id']}; nothing new recorded")
+                    say(f"already recorded as split #{c['id']}; nothing new recorded")
                     return
             if not int(p["first"]) < at <= int(p["last"]):
                 raise PtrackError(f"--at {at} is outside P{p['id']}'s frames after its first "
@@ -384,15 +383,15 @@ def register(app: typer.Typer) -> None:
                                  verbose)
             apply = _apply_hint(ctx, store, v)
         if again:
-            typer.echo(f"already recorded as split #{cid}; nothing new recorded")
+            say(f"already recorded as split #{cid}; nothing new recorded")
             return
         fps = v.fps or 1.0
-        typer.echo(f"recorded split #{cid}: P{p['id']} (tracklets {_ids_text(tracklets)}) is two "
+        say(f"recorded split #{cid}: P{p['id']} (tracklets {_ids_text(tracklets)}) is two "
                    f"people from frame {at} ({at / fps:.2f} s) on")
         both = sorted(set(before) & set(after))
-        typer.echo(f"  before: tracklets {_ids_text(before) or '-'}; from {at}: tracklets "
+        say(f"  before: tracklets {_ids_text(before) or '-'}; from {at}: tracklets "
                    f"{_ids_text(after) or '-'}" + (f"; {_ids_text(both)} cut at {at}" if both else ""))
-        typer.echo(apply)
+        say(apply)
 
     @app.command()
     @handles_errors
@@ -424,19 +423,19 @@ def register(app: typer.Typer) -> None:
                 apply = _apply_hint(ctx, store, v)
                 names = ", ".join("merge #%d" % c["id"] for c in mine)
                 joined = "; ".join(_ids_text(c["ids"]) for c in mine)
-                typer.echo(f"removed {names} (tracklets {joined}): P{p['id']} is no longer "
+                say(f"removed {names} (tracklets {joined}): P{p['id']} is no longer "
                            f"joined by your merge")
-                typer.echo(apply)
+                say(apply)
                 return
             cid, again = _record(store, v, {"kind": "unmerge", "ids": list(tracklets), "frame": None},
                                  verbose)
             apply = _apply_hint(ctx, store, v)
         if again:
-            typer.echo(f"already recorded as unmerge #{cid}; nothing new recorded")
+            say(f"already recorded as unmerge #{cid}; nothing new recorded")
             return
-        typer.echo(f"recorded unmerge #{cid}: tracklets {_ids_text(tracklets)} of P{p['id']} "
+        say(f"recorded unmerge #{cid}: tracklets {_ids_text(tracklets)} of P{p['id']} "
                    f"are kept apart")
-        typer.echo(apply)
+        say(apply)
 
     @app.command()
     @handles_errors
@@ -459,7 +458,7 @@ def register(app: typer.Typer) -> None:
                     raise PtrackError(f"unknown constraint {_ids_text(unknown)}; {v.name} has "
                                       f"{_ids_text(sorted(have)) or 'none'}", exit_code=2)
                 store.delete_constraints(delete)
-                typer.echo(f"removed constraint {_ids_text(delete)}; "
+                say(f"removed constraint {_ids_text(delete)}; "
                            f"{_apply_hint(ctx, store, v)}")
                 return None
             rows = [{"id": c["id"], "kind": c["kind"], "tracklets": c["ids"], "frame": c["frame"],

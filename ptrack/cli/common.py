@@ -151,10 +151,9 @@ def open_store(ctx: typer.Context, *, create: bool = False):
 
 def fail(message: str, code: int = 1) -> None:
     """Print ``Error: message`` on one stderr line and exit with ``code``."""
-    from ptrack.cli.output import safe
+    from ptrack.cli.output import say
 
-    text = "\n".join(safe(line) for line in str(message).split("\n"))  # names are data
-    typer.echo(f"Error: {text}", err=True)
+    say(f"Error: {message}", err=True)  # names are data: escaped
     raise typer.Exit(code)
 
 
@@ -362,8 +361,10 @@ def bring_up_to_date(ctx: typer.Context | None, store: Any, video: Any) -> None:
         typer.echo(safe(message), err=True)
 
     if store.replacing(video.id):
-        log(f"note: the latest `ptrack detect` of {video.name} has not finished (it is running, "
-            f"or was interrupted): its boxes are being replaced; showing the persons found before")
+        if store.persons(video.id):  # else require_persons says that detect is running
+            log(f"note: the latest `ptrack detect` of {video.name} has not finished (it is "
+                f"running, or was interrupted): its boxes are being replaced; showing the "
+                f"persons found before")
         return
     if store.stage_state(video.id, "group") == "missing":
         return
@@ -395,6 +396,11 @@ def require_persons(store: Any, video: Any, ctx: typer.Context | None = None) ->
         persons.owner_of = lambda: {int(t): int(pid) for pid, ts in
                                     store.person_tracklets(video.id).items() for t in ts}
         return persons
+    from ptrack.persons.stages import detect_unfinished
+
+    unfinished = detect_unfinished(store, video)
+    if unfinished is not None:
+        raise PtrackError(unfinished)
     n = store.count_detections(video.id)
     if n == 0 and store.stage_state(video.id, "detect") == "done":
         raise NobodyFound(f"nobody was found in {video.name} (no detections in "
@@ -426,8 +432,10 @@ def resolve_ids(persons: Sequence[dict], ids: Sequence[int]) -> list[dict]:
     if unknown and isinstance(persons, Persons):  # ids of persons merged into others
         owner = persons.owner_of()
         moved = {int(i): owner[int(i)] for i in unknown if owner.get(int(i)) in by_id}
+        from ptrack.cli.output import say
+
         for old, new in moved.items():
-            typer.echo(f"note: P{old} was merged into P{new} (person ids are their smallest "
+            say(f"note: P{old} was merged into P{new} (person ids are their smallest "
                        f"tracklet id); using P{new}", err=True)
         ids = [moved.get(int(i), i) for i in ids]
         unknown = [i for i in ids if int(i) not in by_id]

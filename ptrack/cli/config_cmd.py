@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from ptrack.cli.common import App, handles_errors, open_store, project_overlay, settings, state
+from ptrack.cli.output import say
 from ptrack.errors import PtrackError
 
 
@@ -71,10 +72,10 @@ def register(app: typer.Typer) -> None:
             cfg = settings(ctx)
             own = set(flat(project_overlay(ctx)))
             source = state(ctx).config
-            typer.echo(f"# effective settings: defaults"
+            say(f"# effective settings: defaults"
                        f"{' + the project (' + str(len(own)) + ' keys, marked)' if own else ''}"
                        f"{' + ' + str(source) if source else ''}")
-            typer.echo(_marked(_yaml(dict(cfg)).rstrip(), own, "project"))
+            say(_marked(_yaml(dict(cfg)).rstrip(), own, "project"))
             return
         with open_store(ctx) as store:
             r = store.run(run)
@@ -95,10 +96,10 @@ def register(app: typer.Typer) -> None:
                     doc.setdefault(section, {})[k] = v
                 else:
                     facts[f"{section}.{k}"] = v
-        typer.echo(f"# run {r.id}: {r.stage} of {name} ({r.status})")
+        say(f"# run {r.id}: {r.stage} of {name} ({r.status})")
         for key, value in facts.items():
-            typer.echo(f"# {key}: {value} (recorded with the run, not a setting)")
-        typer.echo(_yaml(doc).rstrip())
+            say(f"# {key}: {value} (recorded with the run, not a setting)")
+        say(_yaml(doc).rstrip())
 
     @config_app.command("set")
     @handles_errors
@@ -130,7 +131,7 @@ def register(app: typer.Typer) -> None:
                 raise PtrackError(exc.message.replace(f"config key '{key}'", key), exit_code=2) \
                     from None
             store.set_project_settings(new)
-        typer.echo(f"project setting {key} = {parsed!r}"
+        say(f"project setting {key} = {parsed!r}"
                    + (" (the default)" if section not in new or name not in new[section] else ""))
 
     @config_app.command("unset")
@@ -153,7 +154,7 @@ def register(app: typer.Typer) -> None:
                 current.get(section, {}).pop(name, None)
             store.set_project_settings({s: v for s, v in current.items() if v})
         for (section, name), key in zip(parts, keys):
-            typer.echo(f"project setting {key} = {default_value(section, name)!r} (the default)")
+            say(f"project setting {key} = {default_value(section, name)!r} (the default)")
 
     @config_app.command("reset")
     @handles_errors
@@ -167,5 +168,5 @@ def register(app: typer.Typer) -> None:
         with _writable_store(ctx) as store:
             had = flat(project_overlay(None, store))
             store.set_project_settings({})
-        typer.echo(f"project settings reset to the defaults ({len(had)} keys were set"
+        say(f"project settings reset to the defaults ({len(had)} keys were set"
                    + (f": {', '.join(sorted(had))})" if had else ")"))

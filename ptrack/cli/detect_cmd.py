@@ -30,8 +30,8 @@ def _default(key: str) -> str:
 def detect_options() -> list[inspect.Parameter]:
     """The ``detect`` options, as parameters a command function can take."""
     spec: list[tuple[str, Any, dict]] = [
-        ("model", Optional[str], dict(help="YOLO weights: a .pt path, a name looked up in ., the "
-                                           "project and Ultralytics' weights dir, or "
+        ("model", Optional[str], dict(help="YOLO weights: a .pt path, a name looked up in . and "
+                                           "Ultralytics' weights dir (never in the project), or "
                                            "pkg:PACKAGE/PATH." + _default("model"))),
         ("conf", Optional[float], dict(help="Minimum confidence." + _default("conf"))),
         ("imgsz", Optional[int], dict(help="Inference size, long side." + _default("imgsz"))),
@@ -202,8 +202,10 @@ def register(app: typer.Typer) -> None:
 
         before = project_overlay(ctx)
         cfg = settings(ctx, detect_overrides)
+        check_detect_options(cfg)
         refuse_non_videos(videos)  # before the project is created: a refused command leaves nothing
         out = console()
+        fresh = _fresh_project(ctx)
         store: Store = open_store(ctx, create=True)
         try:
             with DetectProgress() as progress:
@@ -221,5 +223,50 @@ def register(app: typer.Typer) -> None:
                             progress.log(f"{summary.video}: {note}")
                     if summary.status == "interrupted":
                         raise typer.Exit(summary.exit_code or 130)
+        except BaseException:
+            store.close()
+            if fresh is not None:
+                _remove_if_unused(fresh)
+            raise
         finally:
             store.close()
+
+
+def check_detect_options(cfg: dict) -> None:
+    """The checks of detect options that need no model, before the project is touched."""
+    from ptrack.detect.detector import check_precision
+
+    check_precision(cfg["detect"])
+
+
+def _fresh_project(ctx: typer.Context):
+    """The project folder when this command is about to create it (None when it exists)."""
+    from ptrack.cli.common import state
+    from ptrack.store import DB_NAME
+
+    root = state(ctx).project
+    return None if (root / DB_NAME).exists() else root
+
+
+def _remove_if_unused(root: Path) -> None:
+    """A project this command created but registered nothing in (a bad --classes found once
+    the model is loaded, a video that does not decode) is removed again: nothing is created."""
+    import shutil
+
+    from ptrack.store import DB_NAME, Store
+
+    try:
+        with Store.open(root, create=False) as store:
+            if store.videos():
+                return
+    except Exception:
+        return
+    for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+        (root / name).unlink(missing_ok=True)
+    for name in ("crops.lmdb", "locks"):
+        if (root / name).is_dir() and not (root / name).is_symlink():
+            shutil.rmtree(root / name, ignore_errors=True)
+    try:
+        root.rmdir()  # only when empty
+    except OSError:
+        pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ptrack.cli.common import handles_errors, open_store
+from ptrack.cli.output import say
 
 
 def report_lines(report) -> list[str]:
@@ -45,6 +46,6 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx) as store:
             report = store.integrity()
         for line in report_lines(report):
-            typer.echo(line)
+            say(line)
         if not report.ok:
             raise typer.Exit(1)

@@ -47,6 +47,11 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     ('1 person', '2 runs', '0 boxes')
     """
     return f"{n} {word if n == 1 else (many or word + 's')}"
+def say(message: Any, err: bool = False) -> None:
+    """Print a message for the user, every line through :func:`safe`: the one way commands
+    print text that holds names (videos, paths, settings read from a project), so a name from
+    a project someone sent cannot retitle or clear the terminal."""
+    typer.echo("\n".join(safe(line) for line in str(message).split("\n")), err=err)
 
 
 def console(stderr: bool = False, width: int | None = None):
@@ -304,8 +309,20 @@ class Destination:
 
     def say(self, message: str) -> None:
         """A message for the user: stdout normally, stderr when stdout carries the file."""
-        typer.echo(safe(message), err=self.to_stdout)
+        say(message, err=self.to_stdout)
 
     @property
     def shown(self) -> str:
         return "to standard output" if self.to_stdout else str(self.path)
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` without following a symbolic link there (a received project
+    could plant one pointing at a user's file)."""
+    import os
+
+    from ptrack.store.safety import open_nofollow
+
+    fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "the output file")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

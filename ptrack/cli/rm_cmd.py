@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ptrack.cli.common import handles_errors, open_store
-from ptrack.cli.output import plural
+from ptrack.cli.output import plural, say
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
             if removed.get(key):
                 parts.append(plural(removed[key], word))
         if dry_run:
-            typer.echo(f"would remove {v.name} (id {v.id}): {', '.join(parts)}; nothing removed "
+            say(f"would remove {v.name} (id {v.id}): {', '.join(parts)}; nothing removed "
                        f"(--dry-run)")
         else:
-            typer.echo(f"removed {v.name} (id {v.id}): {', '.join(parts)}")
+            say(f"removed {v.name} (id {v.id}): {', '.join(parts)}")

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from ptrack.cli.common import VideoOpt, fmt_time, handles_errors, open_store, require_persons, video_flag
-from ptrack.cli.output import safe
+from ptrack.cli.output import safe, say
 from ptrack.errors import PtrackError
 
 
@@ -121,7 +121,7 @@ def _accept(ctx, video: str | None, k: int) -> None:
         now = merged_id(store, v, tracklets)
     say_merged(ids, cid, again, tracklets, apply, now)
     if now is not None:
-        typer.echo(f"accepted suggestion #{k}: P{ids[0]} and P{ids[1]} are now P{now}")
+        say(f"accepted suggestion #{k}: P{ids[0]} and P{ids[1]} are now P{now}")
 
 
 def _reject(ctx, video: str | None, k: int) -> None:
@@ -136,11 +136,11 @@ def _reject(ctx, video: str | None, k: int) -> None:
         cid, again = _record(store, v, {"kind": "reject", "ids": [a, b], "frame": None})
         apply = _apply_hint(ctx, store, v)
     if again:
-        typer.echo(f"already recorded as reject #{cid}; nothing new recorded")
+        say(f"already recorded as reject #{cid}; nothing new recorded")
         return
-    typer.echo(f"recorded reject #{cid}: P{a} and P{b} are different people; suggestion #{k} "
+    say(f"recorded reject #{cid}: P{a} and P{b} are different people; suggestion #{k} "
                f"is not shown again (`ptrack constraints --delete {cid}` undoes it)")
-    typer.echo(apply)
+    say(apply)
 
 
 def register(app: typer.Typer) -> None:
@@ -193,19 +193,19 @@ def register(app: typer.Typer) -> None:
                     "a_end", "b_start", "exit", "entry", "motion", "scale", "near_miss",
                     "in_group_gates", "key", "tracklets", "accept", "reject", "merge", "evidence")
             ranges = found[0]["ranges"] if found else None
-            typer.echo(json.dumps({"video": v.name, "open": len(found), "ranges": ranges,
+            say(json.dumps({"video": v.name, "open": len(found), "ranges": ranges,
                                    "suggestions": [{k: s.get(k) for k in keys} for s in shown]},
                                   indent=2))
             return
         if not found:
-            typer.echo(safe(f"{v.name}: no suggested merges (no two persons that are never on "
+            say(safe(f"{v.name}: no suggested merges (no two persons that are never on "
                             f"screen together look alike)"))
             return
-        typer.echo(safe(f"{v.name}: {len(shown)} of {len(found)} suggested merges, most likely "
+        say(safe(f"{v.name}: {len(shown)} of {len(found)} suggested merges, most likely "
                         f"first (persons never on screen together)"))
         for s in shown:
-            typer.echo(f"#{s['k']}  P{s['a']} + P{s['b']}")
+            say(f"#{s['k']}  P{s['a']} + P{s['b']}")
             for line in s["evidence"]:
-                typer.echo(f"    {line}")
-            typer.echo(f"    accept: {s['accept']}  (the same as `{s['merge']}`)")
-            typer.echo(f"    reject: {s['reject']}")
+                say(f"    {line}")
+            say(f"    accept: {s['accept']}  (the same as `{s['merge']}`)")
+            say(f"    reject: {s['reject']}")

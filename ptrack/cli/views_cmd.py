@@ -10,7 +10,7 @@ import typer
 from ptrack.cli.common import (IdsArg, PersonArg, VideoOpt, handles_errors,
                                open_store, require_persons, resolve_ids)
 from ptrack.cli.common import stale_notes, video_flag
-from ptrack.cli.output import Destination, is_stdout, out_format, plural
+from ptrack.cli.output import Destination, is_stdout, out_format, plural, say, write_new_file
 from ptrack.cli.suggest_cmd import may_be_line, suggested_with
 from ptrack.errors import PtrackError
 
@@ -27,11 +27,11 @@ def _say_suggested(ids: list[int], suggested: dict[int, list[dict]], flag: str) 
     for a, e in among:
         app = e.get("appearance")
         dist = f", appearance distance {app:.2f}" if app is not None else ""
-        typer.echo(f"P{a} may be the same as P{e['other']} (suggestion #{e['k']}{dist}): "
+        say(f"P{a} may be the same as P{e['other']} (suggestion #{e['k']}{dist}): "
                    f"`ptrack suggest --accept {e['k']}{flag}` merges them, "
                    f"`ptrack suggest --reject {e['k']}{flag}` keeps them apart")
     if len(ids) == 1 and suggested.get(ids[0]):
-        typer.echo(may_be_line(ids[0], suggested[ids[0]]) + f"; compare with `ptrack show "
+        say(may_be_line(ids[0], suggested[ids[0]]) + f"; compare with `ptrack show "
                    f"{ids[0]} {suggested[ids[0]][0]['other']}{flag}`")
 
 
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         console = Console(highlight=False)
         if graphics == "auto" and not console.is_terminal:
             graphics = "none"
-            typer.echo("note: output is not a terminal, so crops are not drawn "
+            say("note: output is not a terminal, so crops are not drawn "
                        "(--graphics blocks draws them anyway)", err=True)
         with open_store(ctx) as store:
             v = store.video(video)
@@ -112,14 +112,14 @@ def register(app: typer.Typer) -> None:
             dets = store.detections(v.id, frames=boxes["frame"]) if k else None
             picks = sample_person(boxes, dets, k or 0, per_bin=3 if k else 1)
             got = load_crops(store, v.id, picks, decode=False)
-            target = out if out is not None else store.output_dir(v) / f"crops_p{p['id']}"
+            target = out if out is not None else store.output_dir(v, f"crops_p{p['id']}")
         target.mkdir(parents=True, exist_ok=True)
         for sample, jpeg in got:
-            (target / f"p{p['id']}_f{sample.frame:06d}.jpg").write_bytes(jpeg)
+            write_new_file(target / f"p{p['id']}_f{sample.frame:06d}.jpg", jpeg)
         missing = (len(picks)) - len(got)
-        typer.echo(f"wrote {plural(len(got), 'crop')} of P{p['id']} to {target}")
+        say(f"wrote {plural(len(got), 'crop')} of P{p['id']} to {target}")
         if missing > 0:
-            typer.echo(f"note: {missing} crops were not stored", err=True)
+            say(f"note: {missing} crops were not stored", err=True)
 
     @app.command()
     @handles_errors
@@ -156,7 +156,7 @@ def register(app: typer.Typer) -> None:
             folder = store.output_dir(v) if out is None else store.output_path(v)
             dest = Destination(out, folder / f"selection_table.{fmt}")
         for note in notes:
-            typer.echo(note, err=True)
+            say(note, err=True)
         writer = write_html if fmt == "html" else write_png
         writer(rows, v, dest.path, k, total_persons=len(persons))
         dest.done()
@@ -215,6 +215,6 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("render", total=v.frame_count or None)
             result = render_video(v, chosen, boxes, path, encoder=encoder, which=boxes_kind,
                                   progress=lambda d, t: bar.update(task, completed=d, total=t))
-        typer.echo(f"wrote {result.path} ({plural(result.frames, 'frame')}, "
-                   f"{plural(len(chosen), 'person')}, "
+        say(f"wrote {result.path} ({plural(result.frames, 'frame')}, "
+            f"{plural(len(chosen), 'person')}, "
                    f"{result.encoder})")

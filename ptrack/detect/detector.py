@@ -28,10 +28,23 @@ def quiet_ultralytics() -> None:
     os.environ.setdefault("YOLO_VERBOSE", "false")
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Is ``path`` (resolved) ``folder`` or under it?"""
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def _weights_dirs(project: Path | None) -> list[Path]:
-    dirs = [Path.cwd()]
-    if project is not None:
-        dirs.append(project / "models")
+    """Where a bare model name is looked up: the working directory (unless it lies inside the
+    project) and Ultralytics' weights directory. Never the project: a project is a thing people
+    send each other, and Ultralytics unpickles weights, so a planted ``PROJECT/models/x.pt``
+    would run its code."""
+    dirs = []
+    if project is None or not _inside(Path.cwd(), project):
+        dirs.append(Path.cwd())
     settings_file = Path(os.environ.get("YOLO_CONFIG_DIR", Path.home() / ".config" / "Ultralytics"))
     settings_file = settings_file / "settings.json"
     try:
@@ -65,18 +78,20 @@ def _package_file(name: str) -> Path:
 def find_model(name: str, project: Path | None = None) -> Path:
     """Resolve ``--model`` to an existing weights file, or explain where ptrack looked.
 
-    ``name`` is a path, a bare file name (looked up in ``.``, the project's ``models/`` and
-    Ultralytics' weights directory), or ``pkg:PACKAGE/path`` for weights shipped in a package.
+    ``name`` is a path, a bare file name (looked up in ``.`` and Ultralytics' weights
+    directory, never inside the project ``project``), or ``pkg:PACKAGE/path`` for weights
+    shipped in a package. The run records the file's SHA-256 (``model_sha256``).
     """
     if name.startswith("pkg:"):
         return _package_file(name)
     path = Path(name).expanduser()
-    if path.is_file():
+    named = path.is_absolute() or len(path.parts) > 1  # a path the user wrote, used as given
+    if named and path.is_file():
         return path.resolve()
-    if path.exists():
+    if path.exists() and not path.is_file():
         raise PtrackError(f"model path {path} is not a file")
-    looked = [path.resolve()] if path.is_absolute() or len(path.parts) > 1 else []
-    if not looked:
+    looked = [path.resolve()] if named else []
+    if not named:
         for d in _weights_dirs(project):
             candidate = d / path.name
             looked.append(candidate)
@@ -202,7 +217,8 @@ def choose_classes(names: dict[int, str], spec: str | Sequence[str] | None) -> l
         elif p.lower() in by_name:
             out.append(by_name[p.lower()])
         else:
-            raise PtrackError(f"unknown class '{p}'; the model's classes are: {listing}")
+            raise PtrackError(f"--classes: unknown class '{p}'; the model's classes are: {listing}",
+                              exit_code=2)
     return sorted(set(out))
 
 
@@ -236,8 +252,8 @@ def check_precision(settings: dict) -> None:
     from ptrack.detect.openvino_backend import HINTS, PRECISIONS
 
     if settings.get("precision", "auto") not in PRECISIONS:
-        raise PtrackError(f"unknown precision '{settings.get('precision')}' (use "
-                          f"{', '.join(PRECISIONS)})")
+        raise PtrackError(f"--precision: unknown precision '{settings.get('precision')}' (use "
+                          f"{', '.join(PRECISIONS)})", exit_code=2)
     if str(settings.get("ov_hint", "throughput")).lower() not in HINTS:
         raise PtrackError(f"unknown detect.ov_hint '{settings.get('ov_hint')}' (use "
                           f"{' or '.join(HINTS)})")

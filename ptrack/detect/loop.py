@@ -8,8 +8,6 @@ marker together). A run interrupted by Ctrl-C or a kill resumes from its last co
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import queue
 import re
@@ -26,6 +24,7 @@ import numpy as np
 from ptrack.detect import crops
 from ptrack.errors import PtrackError
 from ptrack.store import Run, Store, Video, crop_key
+from ptrack.store.locks import video_lock as _video_lock
 from ptrack.detect.video import FrameReader, probe
 from ptrack.detect.register import register_video
 
@@ -85,21 +84,10 @@ def run_settings(settings: dict, model_digest: str | None) -> dict:
 
 @contextlib.contextmanager
 def video_lock(store: Store, video_id: int) -> Iterator[None]:
-    """Hold an exclusive lock on one video's detection; refuse when another process holds it."""
-    lock_dir = store.path("locks")
-    lock_dir.mkdir(exist_ok=True)
-    with open(lock_dir / f"detect-{video_id}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise PtrackError("another `ptrack detect` is already working on this video in "
-                                  "this project; wait for it to finish") from None
-            raise
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Hold an exclusive lock on one video's detection; refuse when another process holds it
+    (:func:`ptrack.store.locks.video_lock`: a planted symbolic link is refused)."""
+    with _video_lock(store.root, video_id):
+        yield
 
 
 def _diff(old: dict, new: dict) -> str:
@@ -335,6 +323,7 @@ def detect_video(store: Store, path: Path, settings: dict, *, force: bool = Fals
             return _skipped(store, video, last)
         if plan == "resume":
             run, start, replace_from = last, last.frames_done, None
+            store.claim_run(run.id)  # running again, by this process
             store.discard_detections(video.id, start)  # crops a kill left beyond the marker
             summary.resumed_from = start
             summary.detections_before = store.count_detections(video.id)

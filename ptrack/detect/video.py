@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from ptrack.errors import PtrackError
+from ptrack.store.safety import regular_file
 
 _FINGERPRINT_CHUNKS = 16
 _CHUNK = 64 * 1024
@@ -57,6 +58,7 @@ def check_path(path: Path) -> None:
         raise PtrackError(f"video not found: {path}", exit_code=2)
     if path.is_dir():
         raise PtrackError(f"{path} is a directory, not a video file", exit_code=2)
+    regular_file(path, "video")  # a FIFO blocks, a device never ends
     if path.stat().st_size == 0:
         raise PtrackError(f"{path} is empty (0 bytes)", exit_code=2)
     if not os.access(path, os.R_OK):

@@ -207,9 +207,11 @@ def decode_jpegs(jpegs: Sequence[bytes | None]) -> list[np.ndarray | None]:
     """JPEG bytes -> BGR images (None where the bytes are missing or undecodable)."""
     import cv2
 
+    from ptrack.detect.crops import decodable
+
     out: list[np.ndarray | None] = []
     for b in jpegs:
-        img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) if b else None
+        img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) if decodable(b) else None
         out.append(img)
     return out
 

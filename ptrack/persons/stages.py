@@ -65,13 +65,29 @@ def _video_flag(store: Store, video: Video) -> str:
     return f" --video {video.name}" if len(store.videos()) > 1 else ""
 
 
+def detect_unfinished(store: Store, video: Video) -> str | None:
+    """What to tell a user while the video's latest ``detect`` has not finished (None when it
+    has): that it is running (its process is alive: runs of dead processes are closed when the
+    project opens), or that it stopped and how to resume. Every command says the same."""
+    run = store.latest_run(video.id, "detect")
+    if run is None or run.status in ("done", "stale"):
+        return None
+    done = f"{run.frames_done} of {video.frame_count} frames done"
+    if run.status == "running":
+        return (f"`ptrack detect` of {video.name} is running ({done}); wait for it to finish, "
+                f"then try again")
+    return (f"`ptrack detect` of {video.name} stopped before the end ({done}); run `ptrack "
+            f"detect {video.path}` again to finish it")
+
+
 def _need_detections(store: Store, video: Video) -> None:
     state = store.stage_state(video.id, "detect")
     if state not in ("done", "stale"):
-        hint = (f"its `ptrack detect` was interrupted: run `ptrack detect {video.path}` again to "
-                f"finish" if state in ("running", "interrupted")
-                else f"run `ptrack detect {video.path}` or `ptrack import` first")
-        raise PtrackError(f"{video.name} has no finished detections; {hint}")
+        unfinished = detect_unfinished(store, video)
+        if unfinished is not None:
+            raise PtrackError(unfinished)
+        raise PtrackError(f"{video.name} has no finished detections; run `ptrack detect "
+                          f"{video.path}` or `ptrack import` first")
 
 
 def stale_reason(store: Store, video: Video, stage: str, cfg: dict) -> str | None:

@@ -147,16 +147,27 @@ forward run (a Python process takes ~0.5 s to start; on a 30-minute video each r
 
 def _both_ways(forward: tuple, backward: tuple, params: dict) -> tuple[np.ndarray, np.ndarray]:
     """ByteTrack's forward and backward runs (``(bounds, xyxy, conf)`` each): side by side in
-    two processes on a machine of 2+ cores for a long video, else one after the other."""
+    two processes on a machine of 2+ cores for a long video, else one after the other.
+
+    The backward run goes to a worker process (:mod:`ptrack.persons.track_worker`) that dies
+    with this one: a plain child over pipes (no pool, no resource tracker), which asks the
+    kernel to kill it when its parent dies (Linux) and watches its parent otherwise, so a
+    ``kill``, ``timeout`` or kill -9 of ``ptrack track`` leaves nothing running."""
     if len(forward[1]) >= PARALLEL_MIN_ROWS and (os.cpu_count() or 1) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        from concurrent.futures.process import BrokenProcessPool
+        from ptrack.persons import track_worker
 
         try:
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                job = pool.submit(bytetrack, *backward, **params)
-                return bytetrack(*forward, **params), job.result()
-        except (BrokenProcessPool, OSError):  # no second process here: one after the other
-            pass
+            worker = track_worker.start(bytetrack, backward, params)
+        except OSError:  # no second process here: one after the other
+            worker = None
+        if worker is not None:
+            try:
+                ahead = bytetrack(*forward, **params)
+            except BaseException:
+                worker.kill()
+                raise
+            result = worker.result()
+            if result is not None:
+                return ahead, result
+            return ahead, bytetrack(*backward, **params)
     return bytetrack(*forward, **params), bytetrack(*backward, **params)

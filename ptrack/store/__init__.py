@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError, StoreError
 from ptrack.store.crops_db import DEFAULT_MAP_SIZE, CropStore, crop_key, disk_full, parse_crop_key
 from ptrack.store.meta import SCHEMA_VERSION, STAGES, MetaStore, Run, Video, now
+from ptrack.store import safety
 
 __all__ = ["Store", "StoreError", "Video", "Run", "IntegrityReport", "crop_key", "parse_crop_key",
            "project_dir", "now", "SCHEMA_VERSION", "STAGES", "DB_NAME", "CROPS_NAME",
@@ -108,6 +110,7 @@ class Store:
         self.crop_store = CropStore(root / CROPS_NAME, map_size=map_size, read_only=read_only)
         self._crops_checked = False
         self._may_create_crops = False
+        self._private_copy: Path | None = None  # a read-only project's db + WAL, copied
 
     @functools.cached_property
     def db(self):
@@ -132,7 +135,9 @@ class Store:
             raise StoreError(f"project path {root} exists and is not a directory")
         db_path, crops_data = root / DB_NAME, root / CROPS_NAME / "data.mdb"
         has_crops = crops_data.exists()
-        empty_db = db_path.exists() and db_path.stat().st_size == 0
+        wal = root / (DB_NAME + "-wal")
+        empty_db = (db_path.exists() and db_path.stat().st_size == 0
+                    and not (wal.is_file() and wal.stat().st_size > 0))  # all of it in the log
         if has_crops and (empty_db or not db_path.exists()):
             what = "is empty (0 bytes)" if empty_db else "is missing"
             raise StoreError(
@@ -149,15 +154,19 @@ class Store:
         writable = os.access(root, os.W_OK)
         if not writable and (create or empty_db) and (not db_path.exists() or empty_db):
             raise StoreError(f"project directory {root} is not writable")
+        private = None
         try:
+            for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+                safety.refuse_symlink(root / name, "the project database file")
             if writable:
                 conn = sqlite3.connect(str(db_path), timeout=30, check_same_thread=False)
+                _untrusted(conn, db_path)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
             else:  # an archive or a read-only mount: no -wal/-shm files can be made
-                uri = f"file:{db_path.resolve()}?mode=ro&immutable=1"
-                conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                conn, private = _open_read_only(root, db_path)
             store = cls(root, conn, map_size=map_size, read_only=not writable)
+            store._private_copy = private
             if store.read_only:
                 if store.meta.schema_version() == 0:
                     raise StoreError(f"project database {db_path} holds no ptrack project "
@@ -168,15 +177,39 @@ class Store:
             else:
                 store.meta.migrate(str(root))
         except sqlite3.Error as exc:
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)
             raise _sql_error(root, exc) from None
+        except BaseException:
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)
+            raise
         if writable:
             store.clean_leftovers()
+            store.close_dead_runs()
+            store.finish_replacements()
         return store
 
     def close(self) -> None:
         """Close both files."""
         self.crop_store.close()
         self.meta.conn.close()
+        if self._private_copy is not None:
+            shutil.rmtree(self._private_copy, ignore_errors=True)
+            self._private_copy = None
+
+    def close_dead_runs(self) -> list[int]:
+        """Runs left ``running`` by a process that is gone (killed before it could say so)
+        become ``interrupted`` (a ``detect`` keeps its progress marker and resumes). Returns
+        their ids."""
+        closed = []
+        with self.guard():
+            for rid in self.meta.run_ids_in_state("running"):
+                tag = self.meta.run_process(rid)
+                if tag is not None and safety.process_gone(tag):
+                    self.meta.set_run_status(rid, "interrupted")
+                    closed.append(rid)
+        return closed
 
     def __enter__(self) -> "Store":
         return self
@@ -207,23 +240,27 @@ class Store:
         return self.root.joinpath(*parts)
 
     def output_path(self, video: Video) -> Path:
-        """Where files for a user of ``video`` go, without creating it (for names only)."""
-        return self.root / "outputs" / video.name
+        """Where files for a user of ``video`` go, without creating it (for names only): a
+        folder under ``outputs/`` named safely after the video (:func:`safety.output_name`)."""
+        return self.root / "outputs" / safety.output_name(video.name, video.id)
 
-    def output_dir(self, video: Video) -> Path:
-        """Where files for a user (tables, selections, renders) of ``video`` go (created)."""
+    def output_dir(self, video: Video, *sub: str) -> Path:
+        """Where files for a user (tables, selections, renders) of ``video`` go (created),
+        or the folder ``sub`` inside it. Confined to ``outputs/``: no part may be a symbolic
+        link (a received project could point one at a user's folder)."""
         if self.read_only:
             raise StoreError(f"project {self.root} is read-only; write elsewhere with --out PATH")
-        out = self.root / "outputs" / video.name
+        out = self.output_path(video).joinpath(*sub)
+        safety.confined(out, self.root, "the output folder")
         out.mkdir(parents=True, exist_ok=True)
-        return out
+        return safety.confined(out, self.root, "the output folder")
 
     def clean_leftovers(self) -> list[Path]:
         """Remove what killed commands left behind: ``.part`` files of dead processes under
         ``outputs/`` and stale ``models/.export-*`` folders. Returns what was removed."""
         removed: list[Path] = []
         outputs = self.root / "outputs"
-        if outputs.is_dir():
+        if outputs.is_dir() and not outputs.is_symlink():
             for path in outputs.rglob(".*.part*"):
                 m = _PART.match(path.name)
                 if m and path.is_file() and not _alive(int(m.group(1))):
@@ -231,7 +268,7 @@ class Store:
                         path.unlink()
                         removed.append(path)
         models = self.root / "models"
-        if models.is_dir():
+        if models.is_dir() and not models.is_symlink():
             cutoff = time.time() - EXPORT_LEFTOVER_AGE_S
             for path in models.glob(".export-*"):
                 with contextlib.suppress(OSError):
@@ -302,7 +339,15 @@ class Store:
     def start_run(self, video_id: int, stage: str, settings: dict, input_run: int | None = None) -> Run:
         """Record the start of a stage run."""
         with self.guard():
-            return self.meta.run(self.meta.start_run(video_id, stage, settings, input_run))
+            return self.meta.run(self.meta.start_run(video_id, stage, settings, input_run,
+                                                     process=safety.process_tag()))
+
+    def claim_run(self, run_id: int) -> None:
+        """A resumed run: ``running`` again, by this process."""
+        with self.guard(), self.conn:
+            self.conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                              (f"run_process:{run_id}", json.dumps(safety.process_tag())))
 
     run = _guarded("run")
     latest_run = _guarded("latest_run")
@@ -376,11 +421,66 @@ class Store:
         frame on are removed by the same two transactions, so the old results stay whole until
         the new run has its first batch to commit.
         """
-        if replace_from is not None:
-            self._crops().delete(video_id, replace_from)
-        self.put_crops(crops)
-        with self.guard():
+        if replace_from is None:
+            self.put_crops(crops)
+            with self.guard():
+                self.meta.commit_detections(video_id, run_id, frames_done, rows, None)
+            return
+        # the first batch of a replacement: the old results stay whole until SQLite commits the
+        # new ones, and the new crops are whole from then on, whatever step a crash stops at.
+        # 1. note the replacement; 2. stage the new crops under other keys; 3. the new
+        # detections, the marker and the note "committed" in one SQLite transaction; 4. old
+        # crops out, staged crops in (one LMDB transaction), note gone. A crash before 3 leaves
+        # the old results (the staged crops are dropped at the next open); after 3, the next
+        # open finishes step 4 (:meth:`finish_replacements`).
+        key = f"{_REPLACE_KEY}{int(video_id)}"
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                         (key, json.dumps({"from": int(replace_from), "committed": False})))
+        self._crops().put_staged(video_id, crops)
+        with self.guard(), self.conn:
             self.meta.commit_detections(video_id, run_id, frames_done, rows, replace_from)
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                              (key, json.dumps({"from": int(replace_from), "committed": True})))
+        self._finish_replace(video_id)
+
+    def _finish_replace(self, video_id: int) -> None:
+        """Step 4 of a replacement's first batch (or its undoing when SQLite never committed)."""
+        key = f"{_REPLACE_KEY}{int(video_id)}"
+        with self.guard():
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return
+        try:
+            note = json.loads(row[0])
+            committed, start = bool(note["committed"]), int(note["from"])
+        except (ValueError, KeyError, TypeError, RecursionError):
+            committed, start = False, 0
+        if committed:
+            self._crops().promote_staged(video_id, start)
+        else:
+            self._crops().drop_staged(video_id)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    def finish_replacements(self) -> list[int]:
+        """Finish (or undo) the first batch of a ``detect --force`` that a crash interrupted
+        between its SQLite and LMDB steps, for each video nobody is detecting now."""
+        from ptrack.store.locks import video_unlocked
+
+        with self.guard():
+            rows = self.conn.execute("SELECT key FROM meta WHERE key LIKE ?",
+                                     (f"{_REPLACE_KEY}%",)).fetchall()
+        done = []
+        for (key,) in rows:
+            try:
+                vid = int(key[len(_REPLACE_KEY):])
+            except ValueError:
+                continue
+            if video_unlocked(self.root, vid):
+                self._finish_replace(vid)
+                done.append(vid)
+        return done
 
     def discard_detections(self, video_id: int, from_frame: int = 0) -> None:
         """Remove detections (and crops) at frames >= ``from_frame``: a clean restart point."""
@@ -475,6 +575,7 @@ class Store:
         report = IntegrityReport()
         try:
             report.database = self.meta.integrity_problems()
+            report.database += self.meta.unreadable_runs()
         except sqlite3.Error as exc:
             report.database = [str(exc)]
             return report
@@ -490,6 +591,10 @@ class Store:
             names = {v.id: v.name for v in videos}
             all_keys = self.crop_store.keys()
             report.counts["crops"] = len(all_keys)
+            foreign = self.crop_store.foreign_keys()
+            if foreign:
+                report.crops = (f"{foreign} keys that are not crop keys (another program's "
+                                f"data, or damage)")
             by_video: dict[int, set] = {}
             for v, f, d in all_keys:
                 by_video.setdefault(v, set()).add((f, d))
@@ -499,17 +604,79 @@ class Store:
                 if v.has_crops and dets - crops:
                     report.detections_without_crops[v.name] = len(dets - crops)
                 orphans = crops - dets
-                if self.replacing(v.id):  # crops past an unfinished run's marker go on resume
-                    marker = self.latest_run(v.id, "detect").frames_done
+                if self._replacing_quietly(v.id):  # crops past an unfinished run's marker go on resume
+                    marker = self._frames_done(v.id)
                     orphans = {k for k in orphans if k[0] < marker}
                 if orphans:
                     report.crops_without_detections[v.name] = len(orphans)
             for vid, crops in by_video.items():  # crops of a video the database does not know
                 report.crops_without_detections[names.get(vid, f"video id {vid}")] = len(crops)
-        for run in self.meta.runs_in_state("running"):
-            name = next((v.name for v in videos if v.id == run.video_id), f"video id {run.video_id}")
-            report.running.append(f"{name}: {run.stage} (run {run.id})")
+        for rid, vid, stage in self.conn.execute(
+                "SELECT id, video_id, stage FROM runs WHERE status = 'running' ORDER BY id"):
+            name = next((v.name for v in videos if v.id == vid), f"video id {vid}")
+            report.running.append(f"{name}: {stage} (run {rid})")
         return report
+
+    def _frames_done(self, video_id: int) -> int:
+        row = self.conn.execute("SELECT frames_done FROM runs WHERE video_id = ? AND stage = "
+                                "'detect' ORDER BY id DESC LIMIT 1", (video_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _replacing_quietly(self, video_id: int) -> bool:
+        """:meth:`replacing` without reading the run's JSON (integrity reads damaged projects)."""
+        row = self.conn.execute("SELECT status FROM runs WHERE video_id = ? AND stage = 'detect' "
+                                "ORDER BY id DESC LIMIT 1", (video_id,)).fetchone()
+        return row is not None and row[0] in ("running", "interrupted", "failed")
+
+
+_REPLACE_KEY = "replace_pending:"
+"""``meta`` key prefix: a video whose ``detect --force`` first batch is between its steps."""
+
+
+def _untrusted(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Treat the schema as untrusted and refuse what ptrack never creates (triggers, views):
+    a received database could run SQL of its own (a recursive CTE that never ends) on
+    ptrack's queries."""
+    conn.execute("PRAGMA trusted_schema=OFF")
+    foreign = safety.foreign_schema(conn)
+    if foreign:
+        raise StoreError(f"project database {db_path} holds {', '.join(foreign[:3])}"
+                         f"{' and more' if len(foreign) > 3 else ''}, which ptrack never creates; "
+                         f"it is not opened (a database someone sent could run its own SQL that "
+                         f"way). Remove them with the sqlite3 tool if you trust the project")
+
+
+def _open_read_only(root: Path, db_path: Path) -> tuple[sqlite3.Connection, Path | None]:
+    """A read-only project's database. Without a write-ahead log it is opened immutable; with
+    a non-empty ``ptrack.db-wal`` (rows committed but not yet copied into ``ptrack.db``), the
+    database and its log are copied to a private temporary folder and read there, so nothing
+    committed is hidden. Returns the connection and that folder (None when not copied)."""
+    import tempfile
+
+    wal = db_path.with_name(db_path.name + "-wal")
+    if wal.is_symlink() or not wal.exists() or wal.stat().st_size == 0:
+        uri = f"file:{db_path.resolve()}?mode=ro&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        _untrusted(conn, db_path)
+        return conn, None
+    private = Path(tempfile.mkdtemp(prefix="ptrack-ro-"))
+    try:
+        shutil.copyfile(db_path, private / db_path.name)
+        shutil.copyfile(wal, private / wal.name)
+    except OSError as exc:
+        shutil.rmtree(private, ignore_errors=True)
+        raise StoreError(f"project {root} is read-only and its database has committed changes "
+                         f"in {wal.name} that could not be copied to read them ({exc.strerror}); "
+                         f"copy the project to a writable place") from None
+    conn = sqlite3.connect(str(private / db_path.name), check_same_thread=False)
+    try:
+        _untrusted(conn, db_path)
+        conn.execute("PRAGMA query_only=ON")
+    except BaseException:
+        conn.close()
+        shutil.rmtree(private, ignore_errors=True)
+        raise
+    return conn, private
 
 
 def _alive(pid: int) -> bool:

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import lmdb
 
 from ptrack.errors import StoreError
+from ptrack.store.safety import lmdb_truncation, refuse_symlink
 
 T = TypeVar("T")
 DEFAULT_MAP_SIZE = 64 << 20
@@ -29,9 +30,24 @@ def crop_key(video_id: int, frame: int, det: int) -> bytes:
 
 
 def parse_crop_key(key: bytes) -> tuple[int, int, int]:
-    """Inverse of :func:`crop_key`."""
+    """Inverse of :func:`crop_key` (ValueError for a key it did not make)."""
     v, f, d = key.split(b"/")
     return int(v), int(f), int(d)
+
+
+def _parsed(key: bytes) -> tuple[int, int, int] | None:
+    """:func:`parse_crop_key`, or None for a foreign key (another program's, or damage)."""
+    if len(key) != 22:
+        return None
+    try:
+        return parse_crop_key(key)
+    except ValueError:
+        return None
+
+
+STAGED = b"~staged/"
+"""Prefix of crops written ahead of the SQLite commit that makes them current (the first batch
+of a ``detect --force``): ``~staged/`` + the crop key. They sort after every crop key."""
 
 
 def _prefix(video_id: int) -> bytes:
@@ -70,8 +86,21 @@ class CropStore:
         return (self.path / "data.mdb").exists()
 
     def env(self) -> lmdb.Environment:
-        """The LMDB environment, opened (and created when writable) on first use."""
+        """The LMDB environment, opened (and created when writable) on first use.
+
+        The folder and its files are checked first: no symbolic links (LMDB would write its lock
+        data through one), and a ``data.mdb`` as long as LMDB's own header says (a shorter one
+        kills the process with SIGBUS when a page past its end is read)."""
         if self._env is None:
+            refuse_symlink(self.path, "the crop store")
+            for name in ("data.mdb", "lock.mdb"):
+                refuse_symlink(self.path / name, "the crop store's file")
+                if (self.path / name).exists() and not (self.path / name).is_file():
+                    raise self.damaged(ValueError(f"{name} is not a regular file"))
+            if self.exists:
+                problem = lmdb_truncation(self.path / "data.mdb")
+                if problem:
+                    raise self.damaged(ValueError(f"data.mdb {problem}"))
             try:
                 if self.read_only:
                     self._env = lmdb.open(str(self.path), subdir=True, readonly=True, lock=False,
@@ -225,10 +254,87 @@ class CropStore:
                 for key in cur.iternext(keys=True, values=False):
                     if not key.startswith(prefix):
                         break
-                    out.append(parse_crop_key(key))
+                    parsed = _parsed(key)
+                    if parsed is not None:
+                        out.append(parsed)
             return out
 
         return self._read(body)
+
+    def foreign_keys(self) -> int:
+        """How many keys are neither crop keys nor staged crops (damage, or another program's)."""
+        if not self.exists:
+            return 0
+
+        def body(txn: lmdb.Transaction) -> int:
+            return sum(1 for key in txn.cursor().iternext(keys=True, values=False)
+                       if _parsed(key) is None and not key.startswith(STAGED))
+
+        return self._read(body)
+
+    # ------------------------------------------------------------- staged crops
+    def put_staged(self, video_id: int, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Write the video's (key, jpeg) pairs under :data:`STAGED` (no crop key is touched),
+        with a sentinel that says a swap is pending, in one transaction."""
+        sentinel = STAGED + _prefix(video_id) + b"~"
+
+        def body(txn: lmdb.Transaction) -> None:
+            for key, value in items:
+                txn.put(STAGED + key, value)
+            txn.put(sentinel, b"")
+
+        self._write(body)
+
+    def promote_staged(self, video_id: int, from_frame: int) -> int:
+        """In one transaction: delete the video's crops at frames >= ``from_frame``, then move
+        its staged crops to their real keys. Returns how many moved. Only a pending swap (its
+        sentinel present) is done, so a second call (after a crash between this and forgetting
+        the swap) changes nothing."""
+        start = crop_key(video_id, from_frame, 0)
+        prefix, staged = _prefix(video_id), STAGED + _prefix(video_id)
+        sentinel = staged + b"~"
+
+        def body(txn: lmdb.Transaction) -> int:
+            if txn.get(sentinel) is None:
+                return 0
+            moved = []
+            cur = txn.cursor()
+            if cur.set_range(staged):
+                while cur.key().startswith(staged):
+                    if cur.key() != sentinel:
+                        moved.append((cur.key()[len(STAGED):], cur.value()))
+                    cur.delete()
+                    if not cur.key():
+                        break
+            cur = txn.cursor()
+            if cur.set_range(start):
+                while cur.key().startswith(prefix):
+                    cur.delete()
+                    if not cur.key():
+                        break
+            for key, value in moved:
+                txn.put(key, value)
+            return len(moved)
+
+        return self._write(body)
+
+    def drop_staged(self, video_id: int) -> int:
+        """Delete the video's staged crops (a first batch whose SQLite commit never came)."""
+        if not self.exists:
+            return 0
+        staged = STAGED + _prefix(video_id)
+
+        def body(txn: lmdb.Transaction) -> int:
+            n, cur = 0, txn.cursor()
+            if cur.set_range(staged):
+                while cur.key().startswith(staged):
+                    cur.delete()
+                    n += 1
+                    if not cur.key():
+                        break
+            return n
+
+        return self._write(body)
 
     def stats(self, video_id: int) -> tuple[int, int]:
         """(number of crops, total JPEG bytes) of a video."""

@@ -109,6 +109,25 @@ _TABLES_OF_VIDEO = ("suggestions", "embeddings", "detections", "tracklet_boxes",
                     "constraints", "selections", "runs")
 
 
+_PROCESS_KEY = "run_process:"
+"""``meta`` key prefix: the process (pid, host, start time) of a run while it is ``running``."""
+
+
+def _json(text: Any, run_id: int, what: str) -> Any:
+    """A run's recorded JSON object, or a one-line error naming the damage."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else \
+            (str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__)
+        raise PtrackError(f"run {run_id}'s recorded {what} are unreadable ({reason}); the project "
+                          f"database is damaged") from None
+    if not isinstance(value, dict):
+        raise PtrackError(f"run {run_id}'s recorded {what} are unreadable (not a JSON object); "
+                          f"the project database is damaged")
+    return value
+
+
 def now() -> str:
     """Current UTC time as ISO text, seconds precision."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -236,24 +255,52 @@ class MetaStore:
         return counts
 
     # --------------------------------------------------------------------- runs
-    def start_run(self, video_id: int, stage: str, settings: dict, input_run: int | None = None) -> int:
-        """Record the start of a stage run; returns its id."""
+    def start_run(self, video_id: int, stage: str, settings: dict, input_run: int | None = None,
+                  process: dict | None = None) -> int:
+        """Record the start of a stage run; returns its id. ``process`` (pid, host, start time)
+        is kept beside it while it runs, so a run whose process died can be closed."""
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO runs (video_id, stage, settings, status, input_run, started) "
                 "VALUES (?,?,?,?,?,?)",
                 (video_id, stage, json.dumps(settings, sort_keys=True), "running", input_run, now()))
+            if process is not None:
+                self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                  (f"{_PROCESS_KEY}{cur.lastrowid}", json.dumps(process)))
         return int(cur.lastrowid)
 
+    def run_process(self, run_id: int) -> dict | None:
+        """The process recorded as running ``run_id`` (None when unknown)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?",
+                                (f"{_PROCESS_KEY}{run_id}",)).fetchone()
+        try:
+            tag = json.loads(row[0]) if row else None
+        except (ValueError, RecursionError):
+            return None
+        return tag if isinstance(tag, dict) else None
+
     def run(self, run_id: int) -> Run:
-        """One run by id."""
+        """One run by id (a one-line error when its recorded JSON is unreadable)."""
         row = self.conn.execute(
             "SELECT id, video_id, stage, settings, status, frames_done, input_run, stats "
             "FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise PtrackError(f"no run {run_id} (run ids: `ptrack list runs`)", exit_code=2)
-        return Run(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6],
-                   json.loads(row[7]) if row[7] else {})
+        return Run(row[0], row[1], row[2], _json(row[3], run_id, "settings"), row[4], row[5],
+                   row[6], _json(row[7], run_id, "stats") if row[7] else {})
+
+    def unreadable_runs(self) -> list[str]:
+        """Runs whose recorded settings or stats are not readable JSON objects (damage)."""
+        out = []
+        for rid, settings, stats in self.conn.execute("SELECT id, settings, stats FROM runs ORDER BY id"):
+            for what, text in (("settings", settings), ("stats", stats)):
+                if what == "stats" and not text:
+                    continue
+                try:
+                    _json(text, rid, what)
+                except PtrackError as exc:
+                    out.append(exc.message)
+        return out
 
     def run_times(self, run_id: int) -> tuple[str | None, str | None]:
         """When a run started and finished (UTC ISO text; finished None while it runs)."""
@@ -272,16 +319,20 @@ class MetaStore:
         """Forget a run that never stored anything."""
         with self.conn:
             self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            self.conn.execute("DELETE FROM meta WHERE key = ?", (f"{_PROCESS_KEY}{run_id}",))
 
     def set_run_status(self, run_id: int, status: str) -> None:
         """Change a run's status only (e.g. ``interrupted``), keeping its progress marker."""
         with self.conn:
             self.conn.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
+            if status != "running":
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (f"{_PROCESS_KEY}{run_id}",))
 
     def _finish(self, run_id: int, status: str, stats: dict | None) -> None:
         """Within the caller's transaction: finish the run; ``done`` makes later stages stale."""
         self.conn.execute("UPDATE runs SET status = ?, stats = ?, finished = ? WHERE id = ?",
                           (status, json.dumps(stats or {}), now(), run_id))
+        self.conn.execute("DELETE FROM meta WHERE key = ?", (f"{_PROCESS_KEY}{run_id}",))
         if status == "done":
             row = self.conn.execute("SELECT video_id, stage FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is not None and row[1] in STAGES:
@@ -307,9 +358,12 @@ class MetaStore:
 
     def runs_in_state(self, status: str) -> list[Run]:
         """Every run with this status, oldest first."""
-        ids = [r[0] for r in self.conn.execute("SELECT id FROM runs WHERE status = ? ORDER BY id",
-                                               (status,))]
-        return [self.run(i) for i in ids]
+        return [self.run(i) for i in self.run_ids_in_state(status)]
+
+    def run_ids_in_state(self, status: str) -> list[int]:
+        """Ids of every run with this status, oldest first (no JSON read)."""
+        return [r[0] for r in self.conn.execute("SELECT id FROM runs WHERE status = ? ORDER BY id",
+                                                (status,))]
 
     # --------------------------------------------------------------- detections
     def commit_detections(self, video_id: int, run_id: int, frames_done: int, rows: Sequence[tuple],

@@ -177,9 +177,12 @@ def render_video(video: Any, persons: Sequence[dict], boxes: Boxes, out: Path, *
     """
     import cv2
 
+    from ptrack.store.safety import regular_file
+
     src = Path(video.path)
     if not src.exists():
         raise PtrackError(f"video file {src} not found (moved? the project remembers this path)")
+    regular_file(src, "video file")  # a FIFO or device named by a received project blocks
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():
         raise PtrackError(f"{src} cannot be decoded")

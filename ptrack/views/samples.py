@@ -168,7 +168,7 @@ def load_crops(store: Any, video_id: int, picks: Sequence[Sample] | Sequence[Seq
     for g in groups:
         for s in g:
             jpeg = found.get((s.frame, s.det))
-            if jpeg:
+            if jpeg and not _oversized(jpeg):
                 if decode:
                     from ptrack.detect.crops import decode as _decode
 
@@ -180,3 +180,11 @@ def load_crops(store: Any, video_id: int, picks: Sequence[Sample] | Sequence[Seq
                     out.append((s, jpeg))
                 break
     return out
+
+
+def _oversized(jpeg: bytes) -> bool:
+    """A JPEG whose header claims more pixels than any stored crop has (never decoded)."""
+    from ptrack.detect.crops import MAX_SIDE, jpeg_size
+
+    size = jpeg_size(jpeg)
+    return size is not None and max(size) > MAX_SIDE

@@ -94,6 +94,10 @@ def _tile(jpeg: bytes):
     """A TILE_W x TILE_H PIL tile with the crop fitted inside, centred."""
     from PIL import Image
 
+    from ptrack.detect.crops import decodable
+
+    if not decodable(jpeg):  # checked before decoding: a header may claim 16000x16000
+        raise OSError("not a crop-sized JPEG")
     img = Image.open(io.BytesIO(jpeg))
     img.draft("RGB", (TILE_W * 2, TILE_H * 2))
     img = img.convert("RGB")
