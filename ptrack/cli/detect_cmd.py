@@ -13,6 +13,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from ptrack.cli import many
 from ptrack.cli.common import handles_errors, open_store, settings
 from ptrack.cli.output import console, safe
 
@@ -151,6 +152,49 @@ class DetectProgress:
             self.task = None
 
 
+def _detect_job(store, path: Path, cfg: dict, force: bool, top: int, progress) -> dict:
+    """One video's detect as a many-video job (:mod:`ptrack.batch`): its summary row."""
+    from ptrack.detect.loop import detect_video
+
+    progress.start(path.name)
+    try:
+        summary = detect_video(store, path, cfg, force=force, progress=progress.tick,
+                               log=progress.log)
+    finally:
+        progress.stop()
+    if summary.status == "interrupted":
+        raise KeyboardInterrupt
+    for note in summary.notes:
+        if summary.status != "skipped":
+            progress.log(f"{summary.video}: {note}")
+    return {"video": summary.video, "error": "", "lines": summary_lines(summary)}
+
+
+def _detect_describe(store, video) -> dict:
+    """The row of a video already detected with these settings."""
+    return {"video": video.name, "error": "",
+            "lines": [f"{video.name}: already detected with these settings "
+                      f"({store.count_detections(video.id)} detections); nothing to do"]}
+
+
+def _many_summary(rows: list[dict], interrupted: bool) -> None:
+    out = console()
+    failed = [r for r in rows if r["error"]]
+    out.print(f"ptrack detect: {len(rows) - len(failed)} of {len(rows)} videos done"
+              + (f", {len(failed)} failed" if failed else ""), soft_wrap=True)
+    for r in rows:
+        if r["error"]:
+            out.print(safe(f"{r['video']}: failed: {r['error']}"), soft_wrap=True)
+            if r.get("retry"):
+                out.print(safe(f"  retry: {r['retry']}"), soft_wrap=True)
+        for line in r.get("lines", []):
+            out.print(safe(line), soft_wrap=True)
+    if interrupted:
+        raise typer.Exit(130)
+    if failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
 
@@ -159,13 +203,19 @@ def register(app: typer.Typer) -> None:
     @with_detect_options
     def detect(
         ctx: typer.Context,
-        videos: Annotated[list[Path], typer.Argument(help="Video files to process.",
-                                                     show_default=False, metavar="VIDEO")],
+        videos: many.VideosArg = None,
         force: Annotated[bool, typer.Option("--force", help="Redo videos already detected.")] = False,
+        recursive: many.RecursiveOpt = False,
+        from_file: many.FromFileOpt = None,
+        workers: many.WorkersOpt = None,
+        ray: many.RayOpt = None,
         *,
         detect_overrides: dict,
     ) -> None:
         """Detect people in each VIDEO once: boxes and crops go into the project.
+
+        VIDEO may be a folder or a glob pattern (see `ptrack run`); --workers N or --ray
+        detect several videos at once.
 
         Example: ptrack detect match.mp4 --model yolov8s.pt
         """
@@ -174,6 +224,14 @@ def register(app: typer.Typer) -> None:
 
         cfg = settings(ctx, detect_overrides)
         out = console()
+        err = console(stderr=True)
+        videos = many.gather(videos, recursive, from_file, lambda m: err.print(safe(m), soft_wrap=True))
+        workers = many.workers_for(workers, ray, cfg)
+        if many.parallel(workers, ray, len(videos)):
+            outcome = many.drive(ctx, videos, cfg, fn=_detect_job, describe=_detect_describe,
+                                 command="detect", force=force, top=0, workers=workers, ray=ray)
+            _many_summary(outcome.rows, outcome.interrupted)
+            return
         store: Store = open_store(ctx, create=True)
         try:
             with DetectProgress() as progress:
