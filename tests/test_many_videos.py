@@ -203,6 +203,14 @@ def test_combine_equals_one_project_that_ran_both(tmp_path: Path, clips, referen
     healthy(target)
     assert invoke(target, "combine", str(target)).exit_code == 2  # itself
     assert invoke(target, "combine", str(tmp_path / "nothing")).exit_code == 2
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom ptrack.cli import app\n"
+            f"res = CliRunner().invoke(app, ['-p', {str(tmp_path / 'fresh')!r}, 'combine', "
+            f"{str(parts[0])!r}, {str(parts[1])!r}])\n"
+            "assert res.exit_code == 0, res.output\n"
+            "print(sorted(m for m in ('torch', 'ultralytics', 'openvino', 'ray') if m in sys.modules))\n")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "[]"  # combine needs no model
 
 
 # ----------------------------------------------------------------------------- workers

@@ -39,10 +39,15 @@ def gpu_list() -> list[str]:
         return []
 
 
+def pins_gpus(device: str) -> bool:
+    """Does each worker get a GPU of its own? Yes unless the device names one (or the CPU)."""
+    return str(device) in ("auto", "cuda", "cuda:0", "0")
+
+
 def default_workers(device: str = "auto") -> int:
     """What the machine can feed: one worker per GPU; on the CPU one per 4 cores (OpenVINO
     keeps 4 cores busy with one video), so 1 on 2 cores."""
-    if str(device) != "cpu":
+    if pins_gpus(device):
         gpus = gpu_list()
         if gpus:
             return len(gpus)
@@ -113,7 +118,7 @@ def run_local(tasks: list[Task], spec: JobSpec, workers: int, *, handle, finish:
     events: mp.Queue = ctx.Queue()
     n = max(1, min(workers, len(tasks)))
     shares = core_shares(n)
-    gpus = gpu_list() if str(device) != "cpu" else []
+    gpus = gpu_list() if pins_gpus(device) else []
     gpu_of = [gpus[i % len(gpus)] if gpus else None for i in range(n)]
     pending = list(tasks)
     by_index = {t.index: t for t in tasks}
