@@ -293,3 +293,30 @@ def test_ray_missing_says_how_to_install(tmp_path, clips, monkeypatch):
     assert res.exit_code == 1
     assert res.stderr.strip() == ("Error: --ray needs the Ray package, which is not installed: "
                                   "pip install 'ptrack[ray]' (ray==2.60.*)")
+
+
+def test_a_worker_keeps_its_model_only_where_one_process_would_load_the_same():
+    from types import SimpleNamespace
+
+    from ptrack.batch.job import ModelCache
+
+    loads = []
+
+    def load(settings, *, width, height, **kw):
+        loads.append((settings["precision"], width))
+        gate = {"agreement": 0.99} if settings.get("int8_ready") else None
+        return SimpleNamespace(backend="openvino", gate=gate)
+
+    cache = ModelCache(load)
+    f32 = {"precision": "f32"}
+    first = cache(f32, width=640, height=480, video="a.mp4")
+    assert cache(f32, width=640, height=480, video="b.mp4") is first  # loaded once
+    assert cache(f32, width=1920, height=1080) is not first  # another input size
+    auto = {"precision": "auto"}  # no INT8 model yet: a later video may build one
+    cache(auto, width=640, height=480)
+    cache(auto, width=640, height=480)
+    ready = {"precision": "auto", "int8_ready": True}  # its INT8 model and gate exist
+    cache(ready, width=640, height=480)
+    cache(ready, width=640, height=480)
+    assert loads == [("f32", 640), ("f32", 1920), ("auto", 640), ("auto", 640), ("auto", 640)]
+    assert cache.hits == 2

@@ -51,6 +51,47 @@ def run_in_shard(spec: JobSpec, task: Task, shard: Path, progress: Any) -> dict:
         return spec.fn(store, Path(task.path), spec.cfg, False, spec.top, progress)
 
 
+def reusable(settings: dict, detector: Any) -> bool:
+    """May a worker use this detector again for its next video of the same size? Yes, unless
+    its precision came from an INT8 model missing at load time (``precision`` auto or int8
+    with no gate figures): one process would build or find one for a later video."""
+    asked = str(settings.get("precision", "auto"))
+    return asked not in ("auto", "int8") or getattr(detector, "gate", None) is not None \
+        or getattr(detector, "backend", "") == "torch"
+
+
+class ModelCache:
+    """A worker's detectors, loaded once and taken video after video (same settings and frame
+    size); installed over :func:`ptrack.detect.detector.load_detector` in the worker process
+    only. A detector the next video might get differently (:func:`reusable`) is not kept."""
+
+    def __init__(self, load: Callable[..., Any]) -> None:
+        self.load = load
+        self.kept: dict[str, Any] = {}
+        self.hits = 0
+
+    def __call__(self, settings: dict, *, width: int, height: int, **kwargs: Any) -> Any:
+        import json
+
+        key = json.dumps([settings, width, height], sort_keys=True, default=str)
+        if key in self.kept:
+            self.hits += 1
+            return self.kept[key]
+        detector = self.load(settings, width=width, height=height, **kwargs)
+        if reusable(settings, detector):
+            self.kept = {key: detector}  # one model in memory at a time
+        return detector
+
+
+def keep_models() -> ModelCache:
+    """Make this (worker) process load each detector once (see :class:`ModelCache`)."""
+    from ptrack.detect import detector as det
+
+    if not isinstance(det.load_detector, ModelCache):
+        det.load_detector = ModelCache(det.load_detector)
+    return det.load_detector
+
+
 def thread_env(cores: int) -> dict[str, str]:
     """Environment that keeps a worker's libraries to its share of the cores (set before
     torch or OpenVINO load)."""

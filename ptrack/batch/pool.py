@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ptrack.batch.job import JobSpec, Task, run_in_shard, thread_env
+from ptrack.batch.job import JobSpec, Task, keep_models, run_in_shard, thread_env
 from ptrack.batch.progress import RemoteProgress
 
 Finish = Callable[[Task, dict | None, str | None], None]  # (task, row, error); in the driver
@@ -77,6 +77,7 @@ def _worker_main(wid: int, cores: list[int], gpu: str | None, spec: JobSpec, tas
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, cores)
+    keep_models()
     try:
         while True:
             task = tasks.get()

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from ptrack.batch.job import JobSpec, Task, run_in_shard, thread_env
+from ptrack.batch.job import JobSpec, Task, keep_models, run_in_shard, thread_env
 from ptrack.batch.progress import RemoteProgress
 from ptrack.errors import PtrackError
 
@@ -75,6 +75,7 @@ class ShardWorker:
     def __init__(self, spec: JobSpec, project_key: str, events, cpus: int) -> None:
         os.environ.update(thread_env(cpus))
         self.spec, self.root, self.events = spec, shard_root(project_key), events
+        keep_models()  # the model is loaded once and taken video after video
 
     def node(self) -> str:
         import ray

@@ -125,7 +125,9 @@ def run_many(project: Path, paths: list[Path], cfg: dict, *, fn, describe: Descr
 
     check_settings(cfg)
     job_cfg = job_model(cfg, project)
-    wanted = run_settings(job_cfg, file_hash(find_model(job_cfg["detect"]["model"], project)))
+    digest = file_hash(find_model(job_cfg["detect"]["model"], project))
+    wanted = run_settings(job_cfg, digest)  # a shard's detect
+    wanted_here = run_settings(cfg, digest)  # the project's
     out = Outcome(rows=[{} for _ in paths])
     spec = JobSpec(fn=fn, cfg=job_cfg, top=top)
     with Store.open(project, create=True) as store, \
@@ -139,7 +141,7 @@ def run_many(project: Path, paths: list[Path], cfg: dict, *, fn, describe: Descr
             retry = _retry(project, command, str(path))
             try:
                 info = probe(path)
-                state = _state(store, info, cfg, wanted, force, command)
+                state = _state(store, info, cfg, wanted_here, force, command)
             except PtrackError as exc:
                 out.rows[i] = _failed(path.stem, exc.message, retry)
                 display.log(f"{path.name}: Error: {exc.message}")
