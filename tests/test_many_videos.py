@@ -320,3 +320,19 @@ def test_a_worker_keeps_its_model_only_where_one_process_would_load_the_same():
     cache(ready, width=640, height=480)
     assert loads == [("f32", 640), ("f32", 1920), ("auto", 640), ("auto", 640), ("auto", 640)]
     assert cache.hits == 2
+
+
+def test_summary_says_what_finished_failed_and_was_interrupted():
+    from ptrack.batch.runner import INTERRUPTED
+    from ptrack.cli.run_cmd import summary_text
+
+    rows = [{"video": "a", "persons": 2, "top": "P1 (35 frames, 2.9 s)", "table": "/p/a.png",
+             "error": "", "note": "already done"},
+            {"video": "b", "persons": "-", "top": None, "table": None, "error": "b.mp4 is empty",
+             "retry": "ptrack -p /p run b.mp4 (with the same options)"},
+            {"video": "c", "persons": "-", "top": None, "table": None, "error": INTERRUPTED}]
+    assert summary_text(rows) == [
+        "ptrack run: 1 of 3 videos done, 1 failed, 1 interrupted",
+        "a: 2 persons; top P1 (35 frames, 2.9 s) (already done)", "  table: /p/a.png",
+        "b: failed: b.mp4 is empty", "  retry: ptrack -p /p run b.mp4 (with the same options)",
+        "c: interrupted; run the same command again to resume"]

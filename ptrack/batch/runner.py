@@ -26,6 +26,7 @@ from ptrack.batch.progress import ManyProgress, RemoteProgress
 from ptrack.errors import PtrackError
 
 SHARDS = "shards"
+INTERRUPTED = "interrupted; run the same command again to resume"
 Describe = Callable[[Any, Any], dict]  # (store, video) -> the row of a video already done
 
 
@@ -221,8 +222,7 @@ def run_many(project: Path, paths: list[Path], cfg: dict, *, fn, describe: Descr
             out.interrupted = True
             for i, path in enumerate(paths):
                 if not out.rows[i]:
-                    out.rows[i] = _failed(path.stem, "interrupted; run the same command again "
-                                                     "to resume", "")
+                    out.rows[i] = _failed(path.stem, INTERRUPTED, "")
         for i, j in dupes:
             out.rows[i] = dict(out.rows[j])
             display.finished(not out.rows[i].get("error"))

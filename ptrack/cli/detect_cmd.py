@@ -179,11 +179,15 @@ def _detect_describe(store, video) -> dict:
 
 def _many_summary(rows: list[dict], interrupted: bool) -> None:
     out = console()
-    failed = [r for r in rows if r["error"]]
-    out.print(f"ptrack detect: {len(rows) - len(failed)} of {len(rows)} videos done"
-              + (f", {len(failed)} failed" if failed else ""), soft_wrap=True)
+    stopped = [r for r in rows if r["error"].startswith("interrupted;")]
+    failed = [r for r in rows if r["error"] and r not in stopped]
+    out.print(f"ptrack detect: {len(rows) - len(failed) - len(stopped)} of {len(rows)} videos "
+              f"done" + (f", {len(failed)} failed" if failed else "")
+              + (f", {len(stopped)} interrupted" if stopped else ""), soft_wrap=True)
     for r in rows:
-        if r["error"]:
+        if r in stopped:
+            out.print(safe(f"{r['video']}: {r['error']}"), soft_wrap=True)
+        elif r["error"]:
             out.print(safe(f"{r['video']}: failed: {r['error']}"), soft_wrap=True)
             if r.get("retry"):
                 out.print(safe(f"  retry: {r['retry']}"), soft_wrap=True)

@@ -72,10 +72,15 @@ def _describe(store, video) -> dict:
 def summary_text(rows: list[dict]) -> list[str]:
     """The end-of-run summary: a line per video, its files on lines of their own (a path is
     never wrapped or cut inside the text)."""
-    failed = sum(1 for r in rows if r["error"] and r["error"] != "nobody was found")
-    lines = [f"ptrack run: {len(rows) - failed} of {len(rows)} videos done"
-             + (f", {failed} failed" if failed else "")]
+    stopped = sum(1 for r in rows if r["error"].startswith("interrupted;"))
+    failed = sum(1 for r in rows if r["error"] and r["error"] != "nobody was found") - stopped
+    lines = [f"ptrack run: {len(rows) - failed - stopped} of {len(rows)} videos done"
+             + (f", {failed} failed" if failed else "")
+             + (f", {stopped} interrupted" if stopped else "")]
     for r in rows:
+        if r["error"].startswith("interrupted;"):
+            lines.append(f"{r['video']}: {r['error']}")
+            continue
         if r["error"] and r["error"] != "nobody was found":
             lines.append(f"{r['video']}: failed: {r['error']}")
             if r.get("retry"):
