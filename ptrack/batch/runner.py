@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -124,6 +125,10 @@ def run_many(project: Path, paths: list[Path], cfg: dict, *, fn, describe: Descr
     from ptrack.store import Store
     from ptrack.store.combine import combine
 
+    if ray is not None:
+        from ptrack.batch.ray_pool import import_ray
+
+        import_ray()  # missing: say how to install it before the project is touched
     check_settings(cfg)
     job_cfg = job_model(cfg, project)
     digest = file_hash(find_model(job_cfg["detect"]["model"], project))
@@ -164,12 +169,8 @@ def run_many(project: Path, paths: list[Path], cfg: dict, *, fn, describe: Descr
                     shutil.rmtree(shard)
                 tasks.append(Task(index=i, path=str(Path(path).resolve()), name=info.name,
                                   fingerprint=info.fingerprint, shard=str(shard)))
-        finished: set[int] = set()
 
         def finish(task: Task, row: dict | None, error: str | None) -> None:
-            import time
-
-            finished.add(task.index)
             retry = _retry(project, command, task.path)
             if error is not None:
                 out.rows[task.index] = _failed(task.name, error, retry)
@@ -217,7 +218,6 @@ def run_many(project: Path, paths: list[Path], cfg: dict, *, fn, describe: Descr
                     out.rows[i] = _failed(path.stem, exc.message, _retry(project, command, str(path)))
                     display.log(f"{path.name}: Error: {exc.message}")
                     display.finished(False)
-                finished.add(i)
         except KeyboardInterrupt:
             out.interrupted = True
             for i, path in enumerate(paths):
