@@ -72,7 +72,7 @@ def test_help_shows_every_default():
         text = " ".join(runner.invoke(app, [*command, "--help"], terminal_width=200).output.split())
         assert default in text, (command, text)
     usage = runner.invoke(app, ["detect", "--help"]).output.splitlines()[0]
-    assert usage.endswith("detect [OPTIONS] VIDEO...")
+    assert usage.endswith("detect [OPTIONS] [VIDEO...]")  # optional: --from-file LIST
     flags = runner.invoke(app, ["detect", "--help"], terminal_width=200).output
     assert "--force " in flags and "--force <" not in flags
 

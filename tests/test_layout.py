@@ -107,7 +107,7 @@ def test_few_loose_modules_at_the_top():
     assert len(loose) <= 10, loose
 
 
-@pytest.mark.parametrize("package", ["detect", "persons", "formats", "store", "views", "cli"])
+@pytest.mark.parametrize("package", ["detect", "persons", "formats", "store", "views", "cli", "batch"])
 def test_packages_exist_and_say_what_they_hold(package):
     init = PKG / package / "__init__.py"
     assert init.is_file()

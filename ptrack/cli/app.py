@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ptrack import __version__
-from ptrack.cli import (choose_cmd, config_cmd, detect_cmd, integrity_cmd, list_cmd, persons_cmd, rm_cmd, run_cmd,
-                        suggest_cmd, views_cmd)
+from ptrack.cli import (choose_cmd, combine_cmd, config_cmd, detect_cmd, integrity_cmd, list_cmd,
+                        persons_cmd, rm_cmd, run_cmd, suggest_cmd, views_cmd)
 from ptrack.cli.common import App, Group, State
 
 app = App(
@@ -84,6 +84,7 @@ suggest_cmd.register(app)
 integrity_cmd.register(app)
 rm_cmd.register(app)
 config_cmd.register(app)
+combine_cmd.register(app)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,7 +250,8 @@ class Group(TyperGroup):
     after the command (``ptrack list persons --project p``), as git and docker do."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, renamed_options(hoist_global_options(args, set(self.commands))))
+        return super().parse_args(ctx, ray_address(renamed_options(
+            hoist_global_options(args, set(self.commands)))))
 
 
 RENAMED = {"show": {"--k": "--crops"}, "table": {"--k": "--crops"}, "crops": {"--k": "--count"}}
@@ -274,6 +276,24 @@ def renamed_options(args: list[str]) -> list[str]:
         if name in names:
             a = names[name] + eq + value
         out.append(a)
+    return out
+
+
+_RAY_ADDRESS = re.compile(r"^(auto|local|ray://\S+|[A-Za-z0-9_.-]+:\d+)$")
+
+
+def ray_address(args: list[str]) -> list[str]:
+    """``--ray`` takes an optional address: given alone (last, or before an option, a video
+    or anything that is not ``auto``, ``local``, ``ray://...`` or ``HOST:PORT``) it means
+    ``local``, a Ray cluster on this machine."""
+    out = list(args)
+    i = 0
+    while i < len(out):
+        if out[i] == "--":
+            break
+        if out[i] == "--ray" and (i + 1 == len(out) or not _RAY_ADDRESS.match(out[i + 1])):
+            out.insert(i + 1, "local")
+        i += 1
     return out
 
 

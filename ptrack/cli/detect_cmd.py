@@ -13,6 +13,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from ptrack.cli import many
 from ptrack.cli.common import handles_errors, keep_settings, open_store, project_overlay, settings
 from ptrack.cli.output import console, safe
 
@@ -178,6 +179,53 @@ class DetectProgress:
             self.task = None
 
 
+def _detect_job(store, path: Path, cfg: dict, force: bool, top: int, progress) -> dict:
+    """One video's detect as a many-video job (:mod:`ptrack.batch`): its summary row."""
+    from ptrack.detect.loop import detect_video
+
+    progress.start(path.name)
+    try:
+        summary = detect_video(store, path, cfg, force=force, progress=progress.tick,
+                               log=progress.log)
+    finally:
+        progress.stop()
+    if summary.status == "interrupted":
+        raise KeyboardInterrupt
+    for note in summary.notes:
+        if summary.status != "skipped":
+            progress.log(f"{summary.video}: {note}")
+    return {"video": summary.video, "error": "", "lines": summary_lines(summary)}
+
+
+def _detect_describe(store, video) -> dict:
+    """The row of a video already detected with these settings."""
+    return {"video": video.name, "error": "",
+            "lines": [f"{video.name}: already detected with these settings "
+                      f"({store.count_detections(video.id)} detections); nothing to do"]}
+
+
+def _many_summary(rows: list[dict], interrupted: bool) -> None:
+    out = console()
+    stopped = [r for r in rows if r["error"].startswith("interrupted;")]
+    failed = [r for r in rows if r["error"] and r not in stopped]
+    out.print(f"ptrack detect: {len(rows) - len(failed) - len(stopped)} of {len(rows)} videos "
+              f"done" + (f", {len(failed)} failed" if failed else "")
+              + (f", {len(stopped)} interrupted" if stopped else ""), soft_wrap=True)
+    for r in rows:
+        if r in stopped:
+            out.print(safe(f"{r['video']}: {r['error']}"), soft_wrap=True)
+        elif r["error"]:
+            out.print(safe(f"{r['video']}: failed: {r['error']}"), soft_wrap=True)
+            if r.get("retry"):
+                out.print(safe(f"  retry: {r['retry']}"), soft_wrap=True)
+        for line in r.get("lines", []):
+            out.print(safe(line), soft_wrap=True)
+    if interrupted:
+        raise typer.Exit(130)
+    if failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
 
@@ -186,13 +234,19 @@ def register(app: typer.Typer) -> None:
     @with_detect_options
     def detect(
         ctx: typer.Context,
-        videos: Annotated[list[Path], typer.Argument(help="Video files to process.",
-                                                     show_default=False, metavar="VIDEO")],
+        videos: many.VideosArg = None,
         force: Annotated[bool, typer.Option("--force", help="Redo videos already detected.")] = False,
+        recursive: many.RecursiveOpt = False,
+        from_file: many.FromFileOpt = None,
+        workers: many.WorkersOpt = None,
+        ray: many.RayOpt = None,
         *,
         detect_overrides: dict,
     ) -> None:
         """Detect people in each VIDEO once: boxes and crops go into the project.
+
+        VIDEO may be a folder or a glob pattern (see `ptrack run`); --workers N or --ray
+        detect several videos at once.
 
         Example: ptrack detect match.mp4 --model yolov8s.pt
         """
@@ -203,8 +257,16 @@ def register(app: typer.Typer) -> None:
         before = project_overlay(ctx)
         cfg = settings(ctx, detect_overrides)
         check_detect_options(cfg)
-        refuse_non_videos(videos)  # before the project is created: a refused command leaves nothing
         out = console()
+        err = console(stderr=True)
+        videos = many.gather(videos, recursive, from_file, lambda m: err.print(safe(m), soft_wrap=True))
+        refuse_non_videos(videos)  # before the project is created: a refused command leaves nothing
+        workers = many.workers_for(workers, ray, cfg)
+        if many.parallel(workers, ray, len(videos)):
+            outcome = many.drive(ctx, videos, cfg, fn=_detect_job, describe=_detect_describe,
+                                 command="detect", force=force, top=0, workers=workers, ray=ray)
+            _many_summary(outcome.rows, outcome.interrupted)
+            return
         fresh = _fresh_project(ctx)
         store: Store = open_store(ctx, create=True)
         try:

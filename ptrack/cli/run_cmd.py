@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ptrack.cli import many
 from ptrack.cli.common import handles_errors, keep_settings, open_store, project_overlay, settings
 from ptrack.cli.detect_cmd import DetectProgress, time_lines, with_detect_options
 from ptrack.cli.output import console, plural, safe
@@ -47,16 +48,24 @@ def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) ->
         for note in s.notes:
             log(f"{video.name}: {note}")
     persons = store.persons(video.id)
+    if persons:
+        out = store.output_dir(video) / "selection_table.png"
+        write_png(sheet_rows(store, video, persons[:top], 8), video, out, 8,
+                  total_persons=len(persons))
+        log(f"{video.name}: table done")
+    return _describe(store, video)
+
+
+def _describe(store, video) -> dict:
+    """The summary row of a video whose every stage is done."""
+    persons = store.persons(video.id)
     row = {"video": video.name, "persons": len(persons), "top": None, "table": None, "error": ""}
     if persons:
         best = persons[0]
         row["top"] = (f"P{best['id']} ({best['n_frames']} frames, "
                       f"{best['n_frames'] / video.fps:.1f} s)")
-        out = store.output_dir(video) / "selection_table.png"
-        write_png(sheet_rows(store, video, persons[:top], 8), video, out, 8,
-                  total_persons=len(persons))
-        log(f"{video.name}: table done")
-        row["table"] = str(out)
+        out = store.output_path(video) / "selection_table.png"
+        row["table"] = str(out) if out.is_file() else None
     else:
         row["error"] = "nobody was found"
     return row
@@ -65,12 +74,19 @@ def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) ->
 def summary_text(rows: list[dict]) -> list[str]:
     """The end-of-run summary: a line per video, its files on lines of their own (a path is
     never wrapped or cut inside the text)."""
-    failed = sum(1 for r in rows if r["error"] and r["error"] != "nobody was found")
-    lines = [f"ptrack run: {len(rows) - failed} of {plural(len(rows), 'video')} done"
-             + (f", {failed} failed" if failed else "")]
+    stopped = sum(1 for r in rows if r["error"].startswith("interrupted;"))
+    failed = sum(1 for r in rows if r["error"] and r["error"] != "nobody was found") - stopped
+    lines = [f"ptrack run: {len(rows) - failed - stopped} of {plural(len(rows), 'video')} done"
+             + (f", {failed} failed" if failed else "")
+             + (f", {stopped} interrupted" if stopped else "")]
     for r in rows:
+        if r["error"].startswith("interrupted;"):
+            lines.append(f"{r['video']}: {r['error']}")
+            continue
         if r["error"] and r["error"] != "nobody was found":
             lines.append(f"{r['video']}: failed: {r['error']}")
+            if r.get("retry"):
+                lines.append(f"  retry: {r['retry']}")
             continue
         head = f"{r['video']}: " + (plural(r["persons"], "person")
                                     if isinstance(r["persons"], int) else f"{r['persons']} persons")
@@ -78,6 +94,8 @@ def summary_text(rows: list[dict]) -> list[str]:
             head += f"; top {r['top']}"
         if r["error"]:
             head += f"; {r['error']}"
+        if r.get("note"):
+            head += f" ({r['note']})"
         lines.append(head)
         if r["table"]:
             lines.append(f"  table: {r['table']}")
@@ -92,10 +110,13 @@ def register(app: typer.Typer) -> None:
     @with_detect_options
     def run(
         ctx: typer.Context,
-        videos: Annotated[list[Path], typer.Argument(help="Video files to process.",
-                                                     show_default=False, metavar="VIDEO")],
+        videos: many.VideosArg = None,
         top: Annotated[int, typer.Option("--top", "-n", min=1, help="Persons in each table.")] = 20,
         force: Annotated[bool, typer.Option("--force", help="Redo detection of videos already done.")] = False,
+        recursive: many.RecursiveOpt = False,
+        from_file: many.FromFileOpt = None,
+        workers: many.WorkersOpt = None,
+        ray: many.RayOpt = None,
         *,
         detect_overrides: dict,
     ) -> None:
@@ -105,17 +126,30 @@ def register(app: typer.Typer) -> None:
         bar with frames/s and ETA, then a line per stage). A failing video does not stop the
         others; a summary ends the run (exit code 1 when any video failed).
 
+        VIDEO may be a folder (its videos; sub-folders too with --recursive) or a glob pattern;
+        --from-file takes a list. With --workers N (or --ray) the videos run in parallel, each
+        in a shard project of its own that is combined into this one as it finishes; running
+        the same command again does only what is not done.
+
         Example: ptrack run match.mp4 training.mp4 --model yolov8n.pt
         """
         from ptrack.detect.video import refuse_non_videos
 
         before = project_overlay(ctx)
         cfg = settings(ctx, detect_overrides)
-        if len(videos) == 1:  # nothing to do: refused before the project is created
-            refuse_non_videos(videos)
+        err = console(stderr=True)
+        paths = many.gather(videos, recursive, from_file, lambda m: err.print(safe(m), soft_wrap=True))
+        if len(paths) == 1:  # nothing to do: refused before the project is created
+            refuse_non_videos(paths)
+        workers = many.workers_for(workers, ray, cfg)
+        if many.parallel(workers, ray, len(paths)):
+            outcome = many.drive(ctx, paths, cfg, fn=_one_video, describe=_describe,
+                                 command="run", force=force, top=top, workers=workers, ray=ray)
+            _print_summary(outcome.rows, outcome.interrupted)
+            return
         rows = []
         with open_store(ctx, create=True) as store, DetectProgress() as progress:
-            for path in videos:
+            for path in paths:
                 try:
                     rows.append(_one_video(store, path, cfg, force, top, progress))
                     keep_settings(store, cfg, before, progress.log)
@@ -123,8 +157,14 @@ def register(app: typer.Typer) -> None:
                     rows.append({"video": path.stem, "persons": "-", "top": None, "table": None,
                                  "error": exc.message})
                     progress.log(f"{path.name}: Error: {exc.message}")
-        out = console()
-        for line in summary_text(rows):
-            out.print(safe(line), soft_wrap=True)
-        if any(r["error"] and r["error"] != "nobody was found" for r in rows):
-            raise typer.Exit(1)  # scripts see that something failed; the others are done
+        _print_summary(rows)
+
+
+def _print_summary(rows: list[dict], interrupted: bool = False) -> None:
+    out = console()
+    for line in summary_text(rows):
+        out.print(safe(line), soft_wrap=True)
+    if interrupted:
+        raise typer.Exit(130)
+    if any(r["error"] and r["error"] != "nobody was found" for r in rows):
+        raise typer.Exit(1)  # scripts see that something failed; the others are done

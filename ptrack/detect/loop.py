@@ -277,6 +277,12 @@ def _plan(store: Store, video: Video, wanted: dict, force: bool) -> tuple[str, R
     return "new", last
 
 
+def detect_plan(store: Store, video: Video, wanted: dict, force: bool = False) -> str:
+    """``skip`` (done with these settings), ``resume`` or ``new`` for a registered video;
+    raises when it was detected with other settings (``wanted`` is :func:`run_settings`)."""
+    return _plan(store, video, wanted, force)[0]
+
+
 def _skipped(store: Store, video: Video, last: Run) -> DetectSummary:
     summary = DetectSummary(video=video.name, status="skipped")
     if video.has_crops:
