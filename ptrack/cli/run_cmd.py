@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -13,7 +13,8 @@ from ptrack.cli.output import console, safe
 from ptrack.errors import PtrackError
 
 
-def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) -> dict:
+def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress,
+               pose: bool = False) -> dict:
     """Every stage for one video; returns its summary row (errors caught by the caller)."""
     from ptrack.cli.persons_cmd import summary_counts
     from ptrack.detect.loop import detect_video
@@ -55,6 +56,15 @@ def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) ->
                   total_persons=len(persons))
         log(f"{video.name}: table done")
         row["table"] = str(out)
+        if pose:
+            from ptrack.cli.pose_cmd import summary_lines
+            from ptrack.pose.stage import run_pose
+
+            s = run_pose(store, video, cfg, [best["id"]], log=log)
+            for line in summary_lines(s):
+                log(line)
+            if s.status == "interrupted":
+                raise KeyboardInterrupt
     else:
         row["error"] = "nobody was found"
     return row
@@ -93,6 +103,11 @@ def register(app: typer.Typer) -> None:
                                                      show_default=False, metavar="VIDEO")],
         top: Annotated[int, typer.Option("--top", "-n", min=1, help="Persons in each table.")] = 20,
         force: Annotated[bool, typer.Option("--force", help="Redo detection of videos already done.")] = False,
+        pose: Annotated[bool, typer.Option("--pose", help="Also compute the top person's keypoints "
+                                                          "after rank (`ptrack pose`).")] = False,
+        pose_model: Annotated[Optional[str], typer.Option(
+            "--pose-model", show_default=False, help="Pose weights for --pose (like `ptrack pose "
+                                                     "--model`). [default: yolo11n-pose.pt]")] = None,
         *,
         detect_overrides: dict,
     ) -> None:
@@ -102,14 +117,16 @@ def register(app: typer.Typer) -> None:
         bar with frames/s and ETA, then a line per stage). A failing video does not stop the
         others; a summary ends the run (exit code 1 when any video failed).
 
-        Example: ptrack run match.mp4 training.mp4 --model yolov8n.pt
+        With --pose, the top person's keypoints follow (`ptrack pose`).
+
+        Example: ptrack run match.mp4 training.mp4 --model yolov8n.pt --pose
         """
-        cfg = settings(ctx, detect_overrides)
+        cfg = settings(ctx, {**detect_overrides, "pose": {"model": pose_model}})
         rows = []
         with open_store(ctx, create=True) as store, DetectProgress() as progress:
             for path in videos:
                 try:
-                    rows.append(_one_video(store, path, cfg, force, top, progress))
+                    rows.append(_one_video(store, path, cfg, force, top, progress, pose))
                 except PtrackError as exc:
                     rows.append({"video": path.stem, "persons": "-", "top": None, "table": None,
                                  "error": exc.message})
