@@ -500,7 +500,7 @@ def _schema1_project(root: Path) -> None:
 def test_schema1_project_is_upgraded_and_its_persons_marked_stale(tmp_path: Path):
     _schema1_project(tmp_path / "old")
     with Store.open(tmp_path / "old", create=False) as store:
-        assert store.meta.schema_version() == SCHEMA_VERSION == 3
+        assert store.meta.schema_version() == SCHEMA_VERSION == 4
         pb = store.person_boxes(1, 3)
         assert pb["xyxy"].tolist() == [[1, 0, 6, 20], [2, 0, 7, 20]]
         assert pb["smoothed"].tolist() == pb["xyxy"].tolist()  # filled until group re-runs

@@ -118,7 +118,7 @@ class PoseModel:
         out = []
         extra = {"half": True} if self.half else {}
         results = self.yolo.predict(list(crops), imgsz=list(self.imgsz), conf=self.conf,
-                                    iou=self.iou, device=self.device, max_det=MAX_POSES,
+                                    iou=self.iou, device=self.device, max_det=MAX_POSES, rect=False,
                                     verbose=False, **extra)
         for r in results:
             if r.keypoints is None or not len(r.boxes):
