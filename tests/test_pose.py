@@ -250,3 +250,26 @@ def test_pose_refuses_a_detection_model_and_bad_flags(project: Path):
     assert r.exit_code == 2 and "--backend" in r.output
     r = cli(project, "pose", "999", "--model", POSE)
     assert r.exit_code == 2 and "unknown person 999" in r.output
+
+
+def test_hand_off_commands_never_import_the_model(project: Path):
+    """`select`, `export --format coco|csv` and `render` read stored keypoints only."""
+    import subprocess
+    import sys
+
+    pids = _persons(project)
+    assert cli(project, "pose", pids[0], "--model", POSE).exit_code == 0
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from ptrack.cli import app\n"
+        f"p = {str(project)!r}\n"
+        f"for args in (['select', '{pids[0]}'], ['export', '--format', 'coco'], "
+        "['export', '--out', p + '/x.csv'], ['render', '--out', p + '/r.mp4']):\n"
+        "    res = CliRunner().invoke(app, ['--project', p, *args])\n"
+        "    assert res.exit_code == 0, (args, res.output)\n"
+        "print(sorted(m for m in ('torch', 'ultralytics', 'openvino') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
