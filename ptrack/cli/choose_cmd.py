@@ -281,7 +281,8 @@ def register(app: typer.Typer) -> None:
         ranks = {int(p["id"]): p["rank"] for p in chosen}
         _, rows = write_export(dest.path, fmt, tracks, v, ranks)
         dest.done()
-        dest.say(f"wrote {dest.shown} ({len(tracks)} persons, {rows} boxes, {fmt})")
+        dest.say(f"wrote {dest.shown} ({len(tracks)} persons, {rows} "
+                 f"{'poses' if fmt == 'coco' else 'boxes'}, {fmt})")
 
     @app.command()
     @handles_errors

@@ -68,8 +68,7 @@ def run_pose(store: Store, video: Video, cfg: dict, person_ids: Sequence[int], *
              progress: Progress | None = None) -> PoseSummary:
     """Keypoints for ``person_ids`` of ``video`` (persons must be current: the caller brings
     them up to date). See the module docstring."""
-    from ptrack.detect.loop import _fault_after, _sigterm_as_interrupt, Terminated
-    from ptrack.pose.model import check_settings, load_pose_model, model_identity
+    from ptrack.pose.model import check_settings, model_identity
 
     ids = sorted({int(p) for p in person_ids})
     summary = PoseSummary(video=video.name, status="done", persons=ids)
@@ -96,6 +95,15 @@ def run_pose(store: Store, video: Video, cfg: dict, person_ids: Sequence[int], *
         raise PtrackError(f"video file {src} not found (moved? the project remembers this path); "
                           f"pose needs the video's frames")
     store.require_writable()
+    with _pose_lock(store, video):
+        return _run_locked(store, video, cfg, ids, wanted, group, summary, force, log, progress)
+
+
+def _run_locked(store: Store, video: Video, cfg: dict, ids: list[int], wanted: dict, group,
+                summary: PoseSummary, force: bool, log, progress) -> PoseSummary:
+    from ptrack.detect.loop import _fault_after, _sigterm_as_interrupt, Terminated
+    from ptrack.pose.model import load_pose_model
+
     last = store.latest_run(video.id, POSE_STAGE)
     run_cfg = {**wanted, "persons": ids}
     resume = (not force and last is not None and last.status in ("running", "interrupted", "failed")
@@ -139,6 +147,28 @@ def run_pose(store: Store, video: Video, cfg: dict, person_ids: Sequence[int], *
              "coverage_8": {str(p): round(c, 4) for p, c in summary.coverage.items()}}
     store.finish_run(run.id, "done", stats)
     return summary
+
+
+@contextlib.contextmanager
+def _pose_lock(store: Store, video: Video):
+    """One ``ptrack pose`` of a video at a time in a project."""
+    import errno
+    import fcntl
+
+    folder = store.path("locks")
+    folder.mkdir(exist_ok=True)
+    with open(folder / f"pose-{video.id}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise PtrackError("another `ptrack pose` is already working on this video in "
+                                  "this project; wait for it to finish") from None
+            raise
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _loop(store: Store, video: Video, pose: dict, ids: list[int], model, run_id: int,
