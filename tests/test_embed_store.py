@@ -87,7 +87,7 @@ def test_schema2_project_gets_the_embeddings_table(tmp_path: Path):
     assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'embeddings'").fetchone()
     conn.close()
     with Store.open(root, create=False) as store:
-        assert store.meta.schema_version() == SCHEMA_VERSION == 3
+        assert store.meta.schema_version() == SCHEMA_VERSION == 4
         v = _video(store)
         store.put_embeddings(v.id, "m", [0], [0], np.zeros((1, 4)))
         assert store.count_embeddings(v.id) == 1

@@ -273,3 +273,23 @@ def test_hand_off_commands_never_import_the_model(project: Path):
                          cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_schema3_project_gets_the_keypoints_table(tmp_path: Path):
+    import sqlite3
+
+    from ptrack.store import SCHEMA_VERSION
+    from ptrack.store import meta as _meta
+
+    root = tmp_path / "old"
+    root.mkdir()
+    conn = sqlite3.connect(root / "ptrack.db")
+    conn.executescript(_meta._SCHEMA.replace(_meta._KEYPOINTS_TABLE, ""))
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    conn.commit()
+    assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keypoints'").fetchone()
+    conn.close()
+    with Store.open(root, create=False) as store:
+        assert store.meta.schema_version() == SCHEMA_VERSION >= 4
+        assert store.keypoint_runs(1) == {}
+        assert store.keypoints(1, 1)[3].shape == (0, 17, 3)
