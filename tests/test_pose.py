@@ -258,13 +258,16 @@ def test_hand_off_commands_never_import_the_model(project: Path):
     import sys
 
     pids = _persons(project)
-    assert cli(project, "pose", pids[0], "--model", POSE).exit_code == 0
+    assert cli(project, "select", pids[1], "--out", project / "s.npz").exit_code == 0
+    r = cli(project, "pose", "--model", POSE)  # no ids: the latest selection's person
+    assert r.exit_code == 0, r.output
+    assert f": P{pids[1]}, 35 person-frames" in r.output
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from ptrack.cli import app\n"
         f"p = {str(project)!r}\n"
-        f"for args in (['select', '{pids[0]}'], ['export', '--format', 'coco'], "
+        f"for args in (['select', '{pids[1]}'], ['export', '--format', 'coco'], "
         "['export', '--out', p + '/x.csv'], ['render', '--out', p + '/r.mp4']):\n"
         "    res = CliRunner().invoke(app, ['--project', p, *args])\n"
         "    assert res.exit_code == 0, (args, res.output)\n"

@@ -7,10 +7,25 @@ from typing import Annotated, Optional
 
 import typer
 
-from ptrack.cli.common import (OptionalIdsArg, VideoOpt, handles_errors, open_store,
-                               require_persons, resolve_ids, settings)
+from ptrack.cli.common import (VideoOpt, handles_errors, open_store, require_persons,
+                               resolve_ids, settings)
 from ptrack.cli.output import safe
 from ptrack.errors import PtrackError
+
+
+def _default(key: str) -> str:
+    """`` [default: X]`` from the packaged settings (the one place defaults are written)."""
+    try:
+        from ptrack.settings import default_value
+
+        return f" [default: {default_value('pose', key)}]"
+    except Exception:  # a broken install still shows its help
+        return " [default: see `ptrack config show`]"
+
+
+PoseIdsArg = Annotated[Optional[list[int]], typer.Argument(
+    help="Person ids (see `ptrack list persons`). [default: the latest selection's persons, "
+         "else the top person]", show_default=False, metavar="ID")]
 
 
 def default_persons(store, video, persons: list[dict], top: int | None) -> list[dict]:
@@ -66,29 +81,27 @@ def register(app: typer.Typer) -> None:
     @handles_errors
     def pose(
         ctx: typer.Context,
-        ids: OptionalIdsArg = None,
+        ids: PoseIdsArg = None,
         video: VideoOpt = None,
         top: Annotated[Optional[int], typer.Option(
             "--top", "-n", min=1, show_default=False,
-            help="The N best ranked persons. [default: the latest selection's persons, else "
-                 "the top person]")] = None,
+            help="The N best ranked persons instead of IDs.")] = None,
         model: Annotated[Optional[str], typer.Option(
             show_default=False, help="Ultralytics pose weights: a .pt path, a name looked up "
-                                     "like detect's, or pkg:PACKAGE/PATH. [default: "
-                                     "yolo11n-pose.pt]")] = None,
+                                     "like detect's, or pkg:PACKAGE/PATH." + _default("model"))] = None,
         pad: Annotated[Optional[float], typer.Option(
             show_default=False, help="Crop margin around the smoothed box, a fraction of its "
-                                     "width and height on each side. [default: 0.25]")] = None,
+                                     "width and height on each side." + _default("pad"))] = None,
         imgsz: Annotated[Optional[int], typer.Option(
             show_default=False, help="Network input height for a crop (width half). "
-                                     "[default: 320]")] = None,
+                                     "" + _default("imgsz"))] = None,
         backend: Annotated[Optional[str], typer.Option(
-            show_default=False, help="auto | torch | openvino. [default: auto]")] = None,
+            show_default=False, help="auto | torch | openvino." + _default("backend"))] = None,
         device: Annotated[Optional[str], typer.Option(
-            show_default=False, help="auto | cpu | cuda:N. [default: auto]")] = None,
+            show_default=False, help="auto | cpu | cuda:N." + _default("device"))] = None,
         precision: Annotated[Optional[str], typer.Option(
             show_default=False, help="auto | f32 | fp16 (CUDA) | bf16 (OpenVINO). "
-                                     "[default: auto]")] = None,
+                                     "" + _default("precision"))] = None,
         force: Annotated[bool, typer.Option("--force", help="Redo keypoints that are current.")] = False,
     ) -> None:
         """Keypoints (COCO-17: x, y, confidence, in video pixels) of the chosen persons on

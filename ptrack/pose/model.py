@@ -16,7 +16,7 @@ keypoints (n, 17, 3))`` in that crop's pixels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -85,7 +85,6 @@ class PoseModel:
     yolo: object = None  # torch (Ultralytics)
     half: bool = False
     _queue: object = None
-    _extra: dict = field(default_factory=dict)
 
     def __call__(self, crops: Sequence[np.ndarray]) -> list[Poses]:
         if not crops:
