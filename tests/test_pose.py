@@ -129,6 +129,13 @@ def test_pose_model_matches_ultralytics_and_keeps_the_right_person_in_a_shared_c
         j = int(np.argmin(np.abs(ref.boxes.conf.numpy() - scores[k])))
         assert np.abs(ref.keypoints.data.numpy()[j][:, :2] - kpts[k][:, :2]).max() < 1.0
     assert picked[0] != picked[1]
+    # the torch backend (what runs on CUDA) gives the same poses on the CPU
+    torch_model = load_pose_model({**cfg, "backend": "torch", "device": "cpu"})
+    tboxes, tscores, tkpts = torch_model([crop, crop[:, : crop.shape[1] // 2]])[0]
+    assert torch_model.backend == "torch" and len(tboxes) == len(pboxes)
+    order, torder = np.argsort(-scores), np.argsort(-tscores)
+    assert np.allclose(tscores[torder], scores[order], atol=2e-3)
+    assert np.abs(tkpts[torder][..., :2] - kpts[order][..., :2]).max() < 1.0
 
 
 def test_pose_select_export_round_trip_and_resume(project: Path, monkeypatch):
@@ -296,3 +303,41 @@ def test_a_schema3_project_gets_the_keypoints_table(tmp_path: Path):
         assert store.meta.schema_version() == SCHEMA_VERSION >= 4
         assert store.keypoint_runs(1) == {}
         assert store.keypoints(1, 1)[3].shape == (0, 17, 3)
+
+
+def test_interpolated_frames_get_keypoints_marked_as_such(ranked: Path, tmp_path: Path):
+    """A person whose detections are missing for 4 frames: group fills the gap, and pose
+    gives those frames keypoints too, their source saying interpolated."""
+    with Store.open(ranked, create=False) as st:
+        v = st.video(None)
+        det = st.detections(v.id)
+        top = _persons(ranked)[0]
+        own = st.person_boxes(v.id, top)
+    mine = {(int(f), int(d)) for f, d in zip(own["frame"], own["det"])}
+    lines = []
+    for f, d, (x1, y1, x2, y2), c in zip(det.frame, det.det, det.xyxy, det.conf):
+        if (int(f), int(d)) in mine and 10 <= f < 14:
+            continue  # the gap
+        lines.append(f"{int(f) + 1},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{c:.4f},-1,-1,-1")
+    (tmp_path / "det.txt").write_text("\n".join(lines) + "\n")
+    proj = tmp_path / "imp"
+    assert cli(proj, "import", tmp_path / "det.txt", "--video-file", CLIP).exit_code == 0
+    assert cli(proj, "rank").exit_code == 0
+    r = cli(proj, "pose", "--top", "2", "--model", POSE)
+    assert r.exit_code == 0, r.output
+    with Store.open(proj, create=False) as st:
+        v = st.video(None)
+        gapped = [p for p in _persons(proj)
+                  if (st.person_boxes(v.id, p)["source"] == 1).any()]
+        assert len(gapped) == 1
+        boxes = st.person_boxes(v.id, gapped[0])
+        frame, _, _, kpts = st.keypoints(v.id, gapped[0])
+    interp = boxes["frame"][boxes["source"] == 1]
+    assert set(interp.tolist()) == {10, 11, 12, 13}
+    assert np.isfinite(kpts[np.isin(frame, interp)]).all()
+    r = cli(proj, "select", gapped[0], "--out", tmp_path / "g.json")
+    assert r.exit_code == 0, r.output
+    sel = read_selection(tmp_path / "g.json")
+    at = np.isin(sel["frame_numbers"], interp)
+    assert (sel["sources"][at] == 1).all() and np.isfinite(sel["keypoints"][at]).all()
+    assert [10, 13, 1] in sel["segments"].tolist()

@@ -14,7 +14,6 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ptrack.store import POSE_STAGE
 
 SETTINGS_NOT_DECIDING = ("batch", "kpt_conf")
 """``pose`` settings that change no keypoint (the batch size; the threshold for drawing)."""
@@ -87,7 +86,3 @@ def current_pose(store: Any, video: Any, person: int) -> PersonPose | None:
                       str(r.settings.get("pose", {}).get("model", "")),
                       str(r.settings.get("model_sha256", "")))
 
-
-def latest_pose_run(store: Any, video: Any):
-    """The video's newest ``pose`` run, or None."""
-    return store.latest_run(video.id, POSE_STAGE)
