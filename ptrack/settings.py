@@ -229,8 +229,27 @@ class RankSettings(_Section):
                          self.w_confidence], dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class PoseSettings(_Section):
+    """``pose:`` — keypoints of chosen persons (``ptrack.pose``)."""
+
+    SECTION = "pose"
+    model: str = _range()
+    pad: float = _range(0.0, 2.0)
+    imgsz: int = _range(64, 2048, multiple=32)
+    conf: float = _range(0.0, 1.0)
+    iou: float = _range(0.0, 1.0)
+    min_iou: float = _range(0.0, 1.0)
+    kpt_conf: float = _range(0.0, 1.0)
+    batch: int = _range(1, 4096)
+    backend: str = _range()
+    device: str = _range()
+    precision: str = _range()
+
+
 SECTIONS: dict[str, type] = {"detect": DetectSettings, "crops": CropSettings,
-                             "track": TrackSettings, "group": GroupSettings, "rank": RankSettings}
+                             "track": TrackSettings, "group": GroupSettings, "rank": RankSettings,
+                             "pose": PoseSettings}
 
 
 @dataclass(frozen=True)
@@ -242,6 +261,7 @@ class Settings:
     track: TrackSettings
     group: GroupSettings
     rank: RankSettings
+    pose: PoseSettings
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> "Settings":

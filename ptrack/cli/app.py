@@ -9,7 +9,7 @@ import typer
 
 from ptrack import __version__
 from ptrack.cli import (choose_cmd, combine_cmd, config_cmd, detect_cmd, integrity_cmd, list_cmd,
-                        persons_cmd, rm_cmd, run_cmd, suggest_cmd, views_cmd)
+                        persons_cmd, pose_cmd, rm_cmd, run_cmd, suggest_cmd, views_cmd)
 from ptrack.cli.common import App, Group, State
 
 app = App(
@@ -81,6 +81,7 @@ list_cmd.register(app)
 views_cmd.register(app)
 choose_cmd.register(app)
 suggest_cmd.register(app)
+pose_cmd.register(app)
 integrity_cmd.register(app)
 rm_cmd.register(app)
 config_cmd.register(app)

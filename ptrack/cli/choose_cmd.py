@@ -230,24 +230,34 @@ def register(app: typer.Typer) -> None:
             if not force and len(chosen) > 1:
                 _refuse_shared_frames(ctx, store, v, chosen, "selects them as one")
             pids = [p["id"] for p in chosen]
-            tracks = [track_from_boxes(p["id"], store.person_boxes(v.id, p["id"])) for p in chosen]
+            from ptrack.pose.handoff import person_poses, provenance, with_pose
+
+            poses, pose_notes = person_poses(store, v, pids)
+            notes += pose_notes
+            tracks = [with_pose(track_from_boxes(p["id"], store.person_boxes(v.id, p["id"])),
+                                poses.get(int(p["id"]))) for p in chosen]
             track, contested = merge_tracks(tracks)
+            origin = provenance(store, v, poses)
             folder = store.output_dir(v) if out is None else store.output_path(v)
             dest = Destination(out, folder / f"{LATEST_SELECTION}.{fmt}")
             latest = None
             if out is None:
                 latest, dest.path = dest.path, kept_selection_path(folder, pids, fmt)
-            write_selection(dest.path, fmt, track, v, pids)
+            write_selection(dest.path, fmt, track, v, pids, origin)
             if latest is not None:
-                write_selection(latest, fmt, track, v, pids)
+                write_selection(latest, fmt, track, v, pids, origin)
             recorded = "(standard output)" if dest.to_stdout else str(dest.path.resolve())
             store.add_selection(v.id, pids, track.person_id, len(track), recorded, fmt)
         for note in notes:
             say(note, err=True)
+        import numpy as np
+
         n_obs = int((track.source == 0).sum())
         what = f"P{track.person_id}" if len(chosen) == 1 else \
             f"P{track.person_id} (persons {_ids_text(pids)} joined)"
-        dest.say(f"selected {what}: {len(track)} frames ({n_obs} observed), "
+        with_kpts = "" if track.keypoints is None else \
+            f", keypoints on {int((~np.isnan(track.keypoints[:, 0, 2])).sum())}"
+        dest.say(f"selected {what}: {len(track)} frames ({n_obs} observed{with_kpts}), "
                  f"frames {int(track.frame[0]) if len(track) else '-'}-"
                  f"{int(track.frame[-1]) if len(track) else '-'}")
         if len(chosen) > 1:
@@ -267,7 +277,8 @@ def register(app: typer.Typer) -> None:
         ids: OptionalIdsArg = None,
         fmt: Annotated[Optional[str], typer.Option(
             "--format", "-f", show_default=False,
-            help="mot | csv | json. [default: from the --out extension, else mot]")] = None,
+            help="mot | csv | json | coco (the persons' keypoints as COCO results). "
+                 "[default: from the --out extension, else mot]")] = None,
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", show_default=False, metavar="FILE",
             help="Output file; its extension picks the format (.txt is MOT); - writes to "
@@ -291,7 +302,12 @@ def register(app: typer.Typer) -> None:
         from ptrack.formats.export import EXPORT_FORMATS, EXPORT_SUFFIX, EXPORT_SUFFIXES, track_from_boxes, write_export
 
         ids = list(ids or []) + list(old_ids or [])
-        fmt = out_format(out, fmt, EXPORT_FORMATS, EXPORT_SUFFIXES, "mot")
+        fmt = out_format(out, fmt, EXPORT_FORMATS, {k: v for k, v in EXPORT_SUFFIXES.items()
+                                                     if k != "json" or (fmt or "") != "coco"},
+                         "mot")
+        if fmt == "coco" and level == "tracklets":
+            raise PtrackError("--format coco writes persons' keypoints; not with --level "
+                              "tracklets", exit_code=2)
         if level not in ("persons", "tracklets"):
             raise PtrackError("--level must be persons or tracklets", exit_code=2)
         if boxes not in ("smoothed", "raw"):
@@ -305,13 +321,23 @@ def register(app: typer.Typer) -> None:
             persons = require_persons(store, v, ctx)
             chosen = resolve_ids(persons, ids) if ids else persons
             allboxes = store.person_boxes(v.id)
+            poses: dict = {}
+            if fmt in ("csv", "coco"):
+                from ptrack.pose.handoff import person_poses, with_pose
+
+                poses, pose_notes = person_poses(store, v, [int(p["id"]) for p in chosen])
+                notes += pose_notes
+                if fmt == "coco" and not poses:
+                    raise PtrackError(f"no current keypoints of {'these persons' if ids else v.name}"
+                                      f"; run `ptrack pose{' ' + _ids_text(ids) if ids else ''}` "
+                                      f"first")
             tracks = []
             for p in chosen:
                 sel = allboxes["person"] == p["id"]
                 if observed_only:
                     sel &= allboxes["source"] == 0
-                tracks.append(track_from_boxes(p["id"], allboxes[sel],
-                                               boxes))
+                track = track_from_boxes(p["id"], allboxes[sel], boxes)
+                tracks.append(with_pose(track, poses.get(int(p["id"]))) if poses else track)
             folder = store.output_dir(v) if out is None else store.output_path(v)
             dest = Destination(out, folder / f"persons{EXPORT_SUFFIX[fmt]}")
         for note in notes:
@@ -320,7 +346,8 @@ def register(app: typer.Typer) -> None:
         _, rows = write_export(dest.path, fmt, tracks, v, ranks)
         dest.done()
         dest.say(f"wrote {dest.shown} ({plural(len(tracks), 'person')}, "
-                 f"{plural(rows, 'box', 'boxes')}, {fmt})")
+                 f"{plural(rows, 'pose') if fmt == 'coco' else plural(rows, 'box', 'boxes')}, "
+                 f"{fmt})")
 
     @app.command()
     @handles_errors

@@ -236,7 +236,7 @@ def register(app: typer.Typer) -> None:
             videos = [store.video(video)] if video else store.videos()
             rows = []
             for v in videos:
-                for stage in ("detect", "track", "group", "rank"):
+                for stage in ("detect", "track", "group", "rank", "pose"):
                     r = store.latest_run(v.id, stage)
                     if r is not None:
                         rows.append(run_row(r, v.name, *store.run_times(r.id)))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,7 +15,8 @@ from ptrack.cli.output import console, plural, safe
 from ptrack.errors import PtrackError
 
 
-def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) -> dict:
+def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress,
+               pose: bool = False) -> dict:
     """Every stage for one video; returns its summary row (errors caught by the caller)."""
     from ptrack.cli.persons_cmd import summary_counts
     from ptrack.detect.loop import detect_video
@@ -53,6 +55,15 @@ def _one_video(store, path: Path, cfg: dict, force: bool, top: int, progress) ->
         write_png(sheet_rows(store, video, persons[:top], 8), video, out, 8,
                   total_persons=len(persons))
         log(f"{video.name}: table done")
+        if pose:
+            from ptrack.cli.pose_cmd import summary_lines
+            from ptrack.pose.stage import run_pose
+
+            s = run_pose(store, video, cfg, [persons[0]["id"]], log=log)
+            for line in summary_lines(s):
+                log(line)
+            if s.status == "interrupted":
+                raise KeyboardInterrupt
     return _describe(store, video)
 
 
@@ -117,6 +128,11 @@ def register(app: typer.Typer) -> None:
         from_file: many.FromFileOpt = None,
         workers: many.WorkersOpt = None,
         ray: many.RayOpt = None,
+        pose: Annotated[bool, typer.Option("--pose", help="Also compute the top person's keypoints "
+                                                          "after rank (`ptrack pose`).")] = False,
+        pose_model: Annotated[Optional[str], typer.Option(
+            "--pose-model", show_default=False, help="Pose weights for --pose (like `ptrack pose "
+                                                     "--model`). [default: yolo11n-pose.pt]")] = None,
         *,
         detect_overrides: dict,
     ) -> None:
@@ -129,21 +145,23 @@ def register(app: typer.Typer) -> None:
         VIDEO may be a folder (its videos; sub-folders too with --recursive) or a glob pattern;
         --from-file takes a list. With --workers N (or --ray) the videos run in parallel, each
         in a shard project of its own that is combined into this one as it finishes; running
-        the same command again does only what is not done.
+        the same command again does only what is not done. With --pose, the top person's
+        keypoints follow (`ptrack pose`).
 
-        Example: ptrack run match.mp4 training.mp4 --model yolov8n.pt
+        Example: ptrack run match.mp4 training.mp4 --model yolov8n.pt --pose
         """
         from ptrack.detect.video import refuse_non_videos
 
         before = project_overlay(ctx)
-        cfg = settings(ctx, detect_overrides)
+        cfg = settings(ctx, {**detect_overrides, "pose": {"model": pose_model}})
         err = console(stderr=True)
         paths = many.gather(videos, recursive, from_file, lambda m: err.print(safe(m), soft_wrap=True))
         if len(paths) == 1:  # nothing to do: refused before the project is created
             refuse_non_videos(paths)
         workers = many.workers_for(workers, ray, cfg)
         if many.parallel(workers, ray, len(paths)):
-            outcome = many.drive(ctx, paths, cfg, fn=_one_video, describe=_describe,
+            job = functools.partial(_one_video, pose=True) if pose else _one_video
+            outcome = many.drive(ctx, paths, cfg, fn=job, describe=_describe,
                                  command="run", force=force, top=top, workers=workers, ray=ray)
             _print_summary(outcome.rows, outcome.interrupted)
             return
@@ -151,7 +169,7 @@ def register(app: typer.Typer) -> None:
         with open_store(ctx, create=True) as store, DetectProgress() as progress:
             for path in paths:
                 try:
-                    rows.append(_one_video(store, path, cfg, force, top, progress))
+                    rows.append(_one_video(store, path, cfg, force, top, progress, pose))
                     keep_settings(store, cfg, before, progress.log)
                 except PtrackError as exc:
                     rows.append({"video": path.stem, "persons": "-", "top": None, "table": None,

@@ -9,7 +9,7 @@ import typer
 
 from ptrack.cli.common import (IdsArg, PersonArg, VideoOpt, handles_errors,
                                open_store, require_persons, resolve_ids)
-from ptrack.cli.common import stale_notes, video_flag
+from ptrack.cli.common import settings, stale_notes, video_flag
 from ptrack.cli.output import Destination, is_stdout, out_format, plural, say, write_new_file
 from ptrack.cli.suggest_cmd import may_be_line, suggested_with
 from ptrack.errors import PtrackError
@@ -178,7 +178,8 @@ def register(app: typer.Typer) -> None:
             "--boxes", help="Boxes to draw: smoothed (what select and export write) | raw "
             "(the detector's).")] = "smoothed",
     ) -> None:
-        """Write the video with each person's box, id and rank drawn on it.
+        """Write the video with each person's box, id and rank drawn on it, and the skeleton
+        of persons with current keypoints (`ptrack pose`).
 
         Example: ptrack render --top 5; ptrack render 14 29
         """
@@ -202,6 +203,10 @@ def register(app: typer.Typer) -> None:
             chosen = resolve_ids(persons, ids) if ids else persons[:top]
             boxes = store.person_boxes(v.id)
             path = out if out is not None else store.output_dir(v) / "annotated.mp4"
+            from ptrack.pose.handoff import person_poses
+
+            poses, _ = person_poses(store, v, [int(p["id"]) for p in chosen])
+            kpt_conf = float(settings(ctx)["pose"]["kpt_conf"])
         if encoder == "auto":
             from ptrack.views.render import ffmpeg_h264
 
@@ -214,7 +219,9 @@ def register(app: typer.Typer) -> None:
                       disable=not err.is_terminal) as bar:
             task = bar.add_task("render", total=v.frame_count or None)
             result = render_video(v, chosen, boxes, path, encoder=encoder, which=boxes_kind,
+                                  poses=poses, kpt_conf=kpt_conf,
                                   progress=lambda d, t: bar.update(task, completed=d, total=t))
+        skel = f", skeletons of {len(poses)}" if poses else ""
         say(f"wrote {result.path} ({plural(result.frames, 'frame')}, "
-            f"{plural(len(chosen), 'person')}, "
-                   f"{result.encoder})")
+            f"{plural(len(chosen), 'person')}{skel}, "
+            f"{result.encoder})")

@@ -35,11 +35,11 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError, StoreError
 from ptrack.store.crops_db import DEFAULT_MAP_SIZE, CropStore, crop_key, disk_full, parse_crop_key
-from ptrack.store.meta import SCHEMA_VERSION, STAGES, MetaStore, Run, Video, now
+from ptrack.store.meta import POSE_STAGE, SCHEMA_VERSION, STAGES, MetaStore, Run, Video, now
 from ptrack.store import safety
 
 __all__ = ["Store", "StoreError", "Video", "Run", "IntegrityReport", "crop_key", "parse_crop_key",
-           "project_dir", "now", "SCHEMA_VERSION", "STAGES", "DB_NAME", "CROPS_NAME",
+           "project_dir", "now", "SCHEMA_VERSION", "STAGES", "POSE_STAGE", "DB_NAME", "CROPS_NAME",
            "DEFAULT_PROJECT"]
 
 DB_NAME = "ptrack.db"
@@ -540,6 +540,18 @@ class Store:
     person_box_shortlist = _guarded("person_box_shortlist")
     person_tracklets = _guarded("person_tracklets")
     suggestions = _guarded("suggestions")
+
+    # --------------------------------------------------------------- keypoints
+    keypoints = _guarded("keypoints")
+    keypoint_runs = _guarded("keypoint_runs")
+
+    def commit_keypoints(self, video_id: int, run_id: int, frames_done: int,
+                         rows: Sequence[tuple], replace: Sequence[int] | None = None) -> None:
+        """One batch of pose keypoints and the run's progress marker, together (see
+        :meth:`ptrack.store.meta.MetaStore.commit_keypoints`)."""
+        self.require_writable()
+        with self.guard():
+            self.meta.commit_keypoints(video_id, run_id, frames_done, rows, replace)
 
     # ------------------------------------------------- constraints, selections
     project_settings = _guarded("project_settings")

@@ -22,6 +22,9 @@ from ptrack.errors import PtrackError
 
 SCHEMA_VERSION = 4
 STAGES = ("detect", "track", "group", "rank")
+POSE_STAGE = "pose"
+"""Keypoints of chosen persons (``ptrack pose``): made from a ``group`` run's persons, so a new
+detect, track or group run makes them stale (rank changes no person)."""
 
 SHORTLIST_LOOK = 16
 """Frames looked at per time slice when shortlisting preview boxes: a 30-minute person's slice
@@ -44,6 +47,17 @@ CREATE TABLE IF NOT EXISTS suggestions (
 of persons whose ids were tracklets ``a`` and ``b`` when first suggested (from the tracking of
 ``track_run``); ``position`` (1 = best) and ``data`` (the evidence, JSON) are set while the
 pair is open in the latest grouping, NULL once merged, rejected or no longer suggested."""
+
+_KEYPOINTS_TABLE = """
+CREATE TABLE IF NOT EXISTS keypoints (
+    video_id INTEGER NOT NULL, person INTEGER NOT NULL, frame INTEGER NOT NULL,
+    run INTEGER NOT NULL, source INTEGER NOT NULL, score REAL, kpts BLOB,
+    PRIMARY KEY (video_id, person, frame)) WITHOUT ROWID;
+"""
+"""Pose keypoints of a person per frame (``ptrack.pose``): ``kpts`` = float32 (17, 3) bytes (x, y
+in video pixels, confidence), NULL with ``score`` where the crop held no pose of the person;
+``run`` = the ``pose`` run that wrote the row; ``source`` = the person box's (0 observed,
+1 interpolated). Schema 4."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,7 +98,7 @@ CREATE TABLE IF NOT EXISTS selections (
     id INTEGER PRIMARY KEY, video_id INTEGER NOT NULL, person_ids TEXT NOT NULL,
     person_id INTEGER NOT NULL, n_frames INTEGER NOT NULL, path TEXT NOT NULL,
     format TEXT NOT NULL, created TEXT NOT NULL);
-""" + _EMBEDDINGS_TABLE + _SUGGESTIONS_TABLE
+""" + _EMBEDDINGS_TABLE + _SUGGESTIONS_TABLE + _KEYPOINTS_TABLE
 
 # Each entry upgrades a project from version (index + 1) to (index + 2).
 _UPGRADES: list[str] = [
@@ -101,10 +115,11 @@ _UPGRADES: list[str] = [
     """,
     # 2 -> 3: stored appearance embeddings (computed by group on first use; nothing to fill).
     _EMBEDDINGS_TABLE,
-    # 3 -> 4: suggested merges (filled by the next group run).
-    _SUGGESTIONS_TABLE,
+    # 3 -> 4: suggested merges (filled by the next group run) and pose keypoints of chosen
+    # persons (written by `ptrack pose`; nothing to fill).
+    _SUGGESTIONS_TABLE + _KEYPOINTS_TABLE,
 ]
-_TABLES_OF_VIDEO = ("suggestions", "embeddings", "detections", "tracklet_boxes", "persons", "person_boxes",
+_TABLES_OF_VIDEO = ("suggestions", "keypoints", "embeddings", "detections", "tracklet_boxes", "persons", "person_boxes",
                     "person_tracklets",
                     "constraints", "selections", "runs")
 
@@ -345,6 +360,8 @@ class MetaStore:
 
     def _mark_stale(self, video_id: int, after_stage: str) -> None:
         later = STAGES[STAGES.index(after_stage) + 1:]
+        if after_stage != "rank":  # new persons (or new boxes under them): their poses are old
+            later = (*later, POSE_STAGE)
         if later:
             marks = ",".join("?" * len(later))
             self.conn.execute(
@@ -710,6 +727,57 @@ class MetaStore:
         with self.conn:
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)",
                               (json.dumps(overlay, sort_keys=True),))
+
+    # ---------------------------------------------------------------- keypoints
+    def commit_keypoints(self, video_id: int, run_id: int, frames_done: int,
+                         rows: Sequence[tuple], replace: Sequence[int] | None = None) -> None:
+        """One batch of a ``pose`` run: rows ``(person, frame, source, score, kpts bytes)``
+        (``score`` and ``kpts`` None where no pose was found) and the run's progress marker in
+        one transaction. With ``replace`` (the run's first batch), the keypoints of those
+        persons, and every row of an older pose run no longer made from the video's latest
+        ``group`` run, go in the same transaction."""
+        with self.conn:
+            if replace is not None:
+                self.conn.execute(
+                    "DELETE FROM keypoints WHERE video_id = ? AND person IN "
+                    "(SELECT value FROM json_each(?))",
+                    (video_id, json.dumps(sorted({int(p) for p in replace}))))
+                self.conn.execute(
+                    "DELETE FROM keypoints WHERE video_id = ? AND run IN (SELECT r.id FROM runs r "
+                    "WHERE r.video_id = ? AND r.stage = ? AND (r.input_run IS NULL OR r.input_run "
+                    "<> (SELECT MAX(id) FROM runs WHERE video_id = ? AND stage = 'group')))",
+                    (video_id, video_id, POSE_STAGE, video_id))
+            self.conn.executemany("INSERT OR REPLACE INTO keypoints VALUES (?,?,?,?,?,?,?)",
+                                  [(video_id, int(p), int(f), run_id, int(src), s, k)
+                                   for p, f, src, s, k in rows])
+            self.conn.execute("UPDATE runs SET frames_done = ? WHERE id = ?", (frames_done, run_id))
+
+    def keypoints(self, video_id: int, person: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                              np.ndarray]:
+        """One person's stored keypoint rows, by frame: ``(frame int64 (n,), run int64 (n,),
+        score float32 (n,) NaN where none, kpts float32 (n, 17, 3) NaN where none)``."""
+        if self.schema_version() < 4:  # an older project opened read-only
+            return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                    np.zeros((0, 17, 3), np.float32))
+        rows = self.conn.execute(
+            "SELECT frame, run, score, kpts FROM keypoints WHERE video_id = ? AND person = ? "
+            "ORDER BY frame", (video_id, int(person))).fetchall()
+        frame = np.asarray([r[0] for r in rows], np.int64)
+        run = np.asarray([r[1] for r in rows], np.int64)
+        score = np.asarray([np.nan if r[2] is None else r[2] for r in rows], np.float32)
+        kpts = np.full((len(rows), 17, 3), np.nan, np.float32)
+        for i, r in enumerate(rows):
+            if r[3] is not None:
+                kpts[i] = np.frombuffer(r[3], np.float32).reshape(17, 3)
+        return frame, run, score, kpts
+
+    def keypoint_runs(self, video_id: int) -> dict[int, int]:
+        """Person -> the pose run whose keypoints are stored for it (the newest when several)."""
+        if self.schema_version() < 4:
+            return {}
+        return {int(p): int(r) for p, r in self.conn.execute(
+            "SELECT person, MAX(run) FROM keypoints WHERE video_id = ? GROUP BY person",
+            (video_id,))}
 
     # --------------------------------------------------- constraints, selections
     def add_constraint(self, video_id: int, kind: str, ids: Sequence[int], frame: int | None = None) -> int:

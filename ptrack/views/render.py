@@ -70,15 +70,50 @@ def frame_boxes(persons: Sequence[dict], boxes: Boxes, which: str = "smoothed"
     return out
 
 
+def frame_skeletons(persons: Sequence[dict], poses: dict) -> dict[int, list[tuple]]:
+    """Frame -> [(keypoints (17, 3), colour)] for the persons with keypoints (``poses``:
+    person id -> :class:`ptrack.pose.stored.PersonPose`); frames without a pose are left out."""
+    colour = {int(p["id"]): PALETTE[i % len(PALETTE)] for i, p in enumerate(persons)}
+    out: dict[int, list[tuple]] = {}
+    for pid, pose in poses.items():
+        if pose is None or int(pid) not in colour:
+            continue
+        for f, k in zip(pose.frame.tolist(), pose.kpts):
+            if not np.isnan(k).all():
+                out.setdefault(int(f), []).append((k, colour[int(pid)]))
+    return out
+
+
+def draw_skeleton(frame: np.ndarray, kpts: np.ndarray, colour: tuple, kpt_conf: float,
+                  thick: int) -> None:
+    """The limbs and joints whose keypoints reach ``kpt_conf``, in the person's colour."""
+    import cv2
+
+    from ptrack.pose.keypoints import SKELETON
+
+    ok = np.nan_to_num(kpts[:, 2], nan=0.0) >= kpt_conf
+    pts = [(int(round(float(x))), int(round(float(y)))) for x, y in np.nan_to_num(kpts[:, :2])]
+    for a, b in SKELETON:
+        if ok[a] and ok[b]:
+            cv2.line(frame, pts[a], pts[b], colour, thick, cv2.LINE_AA)
+    for i in np.flatnonzero(ok):
+        cv2.circle(frame, pts[i], thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(frame, pts[i], thick + 1, colour, 1, cv2.LINE_AA)
+
+
 def draw_frame(frame: np.ndarray, index: int, total: int, fps: float,
-               items: Sequence[tuple]) -> np.ndarray:
-    """Draw boxes, labels and the frame counter on ``frame`` (in place) and return it."""
+               items: Sequence[tuple], skeletons: Sequence[tuple] = (),
+               kpt_conf: float = 0.5) -> np.ndarray:
+    """Draw boxes, labels, skeletons and the frame counter on ``frame`` (in place) and
+    return it."""
     import cv2
 
     h, w = frame.shape[:2]
     scale = max(0.5, min(h, w) / 720)
     thick = max(1, round(2 * scale))
     font = cv2.FONT_HERSHEY_SIMPLEX
+    for kpts, colour in skeletons:
+        draw_skeleton(frame, kpts, colour, kpt_conf, thick)
     for xyxy, colour, label, interpolated in items:
         x1, y1, x2, y2 = (int(round(float(v))) for v in xyxy)
         t = max(1, thick - 1) if interpolated else thick
@@ -168,9 +203,10 @@ class _CvWriter:
 
 def render_video(video: Any, persons: Sequence[dict], boxes: Boxes, out: Path, *,
                  encoder: str = "auto", progress: Callable[[int, int], None] | None = None,
-                 which: str = "smoothed") -> RenderResult:
-    """Decode ``video.path``, draw the persons' boxes (``which``: smoothed or raw) and write
-    ``out``.
+                 which: str = "smoothed", poses: dict | None = None,
+                 kpt_conf: float = 0.5) -> RenderResult:
+    """Decode ``video.path``, draw the persons' boxes (``which``: smoothed or raw) and, for
+    those in ``poses`` (person id -> stored keypoints), their skeletons; write ``out``.
 
     ``encoder``: ``auto`` (libx264 through ffmpeg when possible, else OpenCV mp4v), ``h264``
     (fail without ffmpeg/libx264) or ``mp4v``.
@@ -207,10 +243,12 @@ def render_video(video: Any, persons: Sequence[dict], boxes: Boxes, out: Path, *
     writer: Any = _FfmpegWriter(exe, tmp, width, height, fps) if exe else _CvWriter(tmp, width, height, fps)
     name = "libx264 (ffmpeg)" if exe else "mp4v (OpenCV)"
     by_frame = frame_boxes(persons, boxes, which)
+    skeletons = frame_skeletons(persons, poses or {})
     index = 0
     try:
         while ok:
-            writer.write(draw_frame(frame, index, total, fps, by_frame.get(index, ())))
+            writer.write(draw_frame(frame, index, total, fps, by_frame.get(index, ()),
+                                    skeletons.get(index, ()), kpt_conf))
             index += 1
             if progress is not None:
                 progress(index, total)
