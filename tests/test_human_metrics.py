@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError
 from ptrack.formats.evaluate import human_metrics, humans_from_map
-from ptrack.formats.mot import mot_boxes
+from ptrack.formats.mot import mot_boxes, read_mot
 
 BOX_A = [0.0, 0.0, 10.0, 20.0]
 BOX_B = [100.0, 0.0, 110.0, 20.0]
@@ -117,3 +120,34 @@ def test_map_joining_two_boxes_of_one_frame_is_an_error():
         humans_from_map(gt, {"x": 1})
     assert humans_from_map(gt, None) is gt
     np.testing.assert_array_equal(np.unique(humans_from_map(gt, {2: 9}).tracklet), [1, 9])
+
+
+HUMANS = Path(__file__).parent / "data" / "labels" / "humans"
+MOT15 = Path(__file__).parents[2] / "shared/data/mot15"
+
+
+@pytest.mark.parametrize("gt_path", sorted(HUMANS.glob("*.gt.txt")), ids=lambda p: p.name)
+def test_human_labels_are_valid_ground_truth(gt_path):
+    labels = json.loads(gt_path.with_name(gt_path.name.replace(".gt.txt", ".json")).read_text())
+    gt = read_mot(gt_path, kind="gt")  # checks one box per human per frame
+    names = list(labels["humans"])
+    assert sorted(np.unique(gt.tracklet)) == list(range(1, len(names) + 1))
+    labelled = {e["human"] for e in labels["tracklets"].values()} - {None}
+    assert labelled == set(names)
+    for entry in labels["tracklets"].values():
+        assert entry["human"] is not None or entry.get("why")
+    m = human_metrics(gt, gt.with_columns(person=gt.tracklet))
+    assert m["coverage"] == pytest.approx(100.0) and m["whole"] == len(names)
+
+
+def test_tud_campus_map_joins_the_man_hidden_behind_others():
+    path = MOT15 / "TUD-Campus" / "gt.txt"
+    if not path.is_file():
+        pytest.skip(f"MOT15 data not found at {path}")
+    gt = read_mot(path, kind="gt")
+    mapping = json.loads((HUMANS / "TUD-Campus.map.json").read_text())
+    humans = humans_from_map(gt, mapping)
+    assert len(np.unique(gt.tracklet)) == 8 and len(np.unique(humans.tracklet)) == 7
+    # scoring the gt ids as persons: the man's two ids are two persons of one human
+    m = human_metrics(gt, gt.with_columns(person=gt.tracklet), humans=mapping)
+    assert m["humans"] == 7 and m["whole"] == 6 and m["ceiling_whole"] == 7
