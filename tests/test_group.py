@@ -182,7 +182,11 @@ def test_long_gap_return_is_joined_only_on_strong_appearance():
     assert person_of(s.group(descriptors={1: me, 2: me_again})) == {1: 1, 2: 1}
     assert person_of(s.group(descriptors={1: me, 2: other})) == {1: 1, 2: 2}
     assert person_of(s.group()) == {1: 1, 2: 2}  # no appearance: beyond the motion-only gap
-    assert person_of(s.group(descriptors={1: me, 2: me_again}, max_gap_s=4.0)) == {1: 1, 2: 2}
+    assert person_of(s.group(descriptors={1: me, 2: me_again}, max_gap_s=4.0,
+                             cluster_max=0.0)) == {1: 1, 2: 2}
+    # beyond max_gap_s, the clustering after linking joins them (no gap limit there)
+    g = s.group(descriptors={1: me, 2: me_again}, max_gap_s=4.0)
+    assert person_of(g) == {1: 1, 2: 1} and len(g.joins) == 1
 
 
 def test_links_are_chosen_jointly_not_greedily():
@@ -326,7 +330,7 @@ def test_explain_agrees_with_linking_when_max_gap_is_below_the_motion_gap():
     assert verdicts["gap seconds"] == "pass" and verdicts["link"] == "pass"
     assert ex[-1]["value"] < gs().no_link_cost
     # and both refuse when the gap exceeds the motion gap too
-    kw = dict(max_gap_s=0.5, motion_max_gap_s=0.8)
+    kw = dict(max_gap_s=0.5, motion_max_gap_s=0.8, cluster_max=0.0)  # linking alone
     assert person_of(s.group(descriptors={1: d, 2: d}, **kw)) == {1: 1, 2: 2}
     ex = explain(1, 2, *s.arrays(), fps=FPS, descriptors={1: d, 2: d}, settings=gs(**kw))
     assert ex[-1]["verdict"] == "fail"

@@ -107,6 +107,7 @@ def test_empty_result_scores_zero_and_no_gt_gives_nan():
     gt = _boxes((range(20), 1, BOX_A))
     m = human_metrics(gt, Boxes.empty("person"))
     assert m["coverage"] == 0.0 and m["whole"] == 0 and m["ceiling_coverage"] == 0.0
+    assert np.isnan(m["purity"]) and m["persons_per_human"] == 0
     m = human_metrics(Boxes.empty("tracklet").with_columns(keep=np.zeros(0, bool)),
                       _boxes((range(5), 5, BOX_A), column="person"))
     assert m["humans"] == 0 and np.isnan(m["coverage"])
@@ -151,3 +152,12 @@ def test_tud_campus_map_joins_the_man_hidden_behind_others():
     # scoring the gt ids as persons: the man's two ids are two persons of one human
     m = human_metrics(gt, gt.with_columns(person=gt.tracklet), humans=mapping)
     assert m["humans"] == 7 and m["whole"] == 6 and m["ceiling_whole"] == 7
+
+
+def test_a_human_nobody_holds_lowers_coverage_not_purity():
+    gt = _boxes((range(50), 1, BOX_A), (range(50), 2, BOX_B))
+    res = _boxes((range(50), 5, BOX_A), column="person")
+    m = human_metrics(gt, res)
+    assert m["coverage"] == pytest.approx(50.0)
+    assert m["purity"] == pytest.approx(100.0)
+    assert m["whole"] == 1 and m["persons_per_human"] == 0.5

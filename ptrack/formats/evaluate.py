@@ -395,7 +395,8 @@ def human_metrics(
         ``coverage``: frames of each human its best person holds / the human's frames;
         ``purity``: those frames / the frames in which the best person matches any human;
         ``precision``: those frames / all the best person's frames (all three 0-100, weighted
-        by human frames; NaN with no human); ``whole``: humans whose best person holds >= 90%;
+        by human frames; purity and precision over the humans some person matches, so a
+        human nobody holds lowers coverage only; NaN with no such human); ``whole``: humans whose best person holds >= 90%;
         ``humans``; ``persons_per_human``: mean number of persons holding >= 5% of a human;
         ``persons``: result ids; ``ceiling_coverage``, ``ceiling_purity``, ``ceiling_whole``:
         the same after the perfect merge (every result id joined to the human it matches in
@@ -424,11 +425,12 @@ def human_metrics(
         row["persons"] = row.pop("ids")
         rows.append({"human": int(seq.gt_labels[g]), **row})
     summary = _summarise([{**r, "ids": r["persons"]} for r in rows])
+    held = _summarise([{**r, "ids": r["persons"]} for r in rows if r["hits"] > 0])
     ceiling = _perfect_merge(counts, gt_frames, res_frames, min_frames)
     return {
         "coverage": summary["coverage"],
-        "purity": summary["purity"],
-        "precision": summary["precision"],
+        "purity": held["purity"],
+        "precision": held["precision"],
         "whole": summary["subjects_covered_90"],
         "humans": summary["subjects"],
         "persons_per_human": summary["ids_per_subject"],
@@ -458,8 +460,9 @@ def _perfect_merge(
     rows = [_subject_row(merged[g], int(gt_frames[g]), matched, merged_frames, labels)
             for g in np.flatnonzero(gt_frames >= min_frames)]
     summary = _summarise(rows)
+    held = _summarise([r for r in rows if r["hits"] > 0])
     return {
         "ceiling_coverage": summary["coverage"],
-        "ceiling_purity": summary["purity"],
+        "ceiling_purity": held["purity"],
         "ceiling_whole": summary["subjects_covered_90"],
     }

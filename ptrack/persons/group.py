@@ -35,7 +35,7 @@ interpolation (``source == 1``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 import numpy as np
@@ -77,6 +77,8 @@ class GroupResult:
     source: np.ndarray
     tracklet: np.ndarray
     row: np.ndarray
+    joins: tuple = ()
+    """The clustering joins (:class:`ptrack.persons.cluster.Join`) made after linking."""
 
     def persons(self) -> np.ndarray:
         """Sorted unique person ids."""
@@ -574,8 +576,25 @@ def group_tracklets(
         if made == 0:
             break
 
+    joins = _cluster(P, tracklets, frames_of, descriptors, embeddings, cannot, over, p)
     person_of = np.array([P.find(int(t)) for t in tracklets], dtype=np.int64)
-    return _person_boxes(tracklets, person_of, tid, frame, xyxy, conf, rows, fps, p)
+    result = _person_boxes(tracklets, person_of, tid, frame, xyxy, conf, rows, fps, p)
+    return replace(result, joins=tuple(joins))
+
+
+def _cluster(P: _Persons, tracklets, frames_of, descriptors, embeddings, cannot, over, p) -> list:
+    """After linking: join persons that are one human (:mod:`ptrack.persons.cluster`)."""
+    if p.cluster_max <= 0 or not (descriptors or embeddings):
+        return []
+    from ptrack.persons.cluster import cluster_persons
+
+    roots = sorted({P.find(int(t)) for t in tracklets})
+    joins = cluster_persons([sorted(P.members[r]) for r in roots], frames_of, hsv=descriptors,
+                            embed=embeddings, max_distance=p.cluster_max,
+                            margin=p.cluster_margin, over=over, cannot=cannot)
+    for j in joins:
+        P.union(j.a[0], j.b[0])
+    return joins
 
 
 def _roots(P: _Persons, t: np.ndarray) -> np.ndarray:
