@@ -204,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-purity", type=float, default=97.0,
                     help="least mean human purity on the training videos when choosing")
     ap.add_argument("--json", type=Path, help="write every figure here")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="change a shipped value for every point (e.g. group.cluster_max=0: "
+                         "the figures before clustering)")
     args = ap.parse_args(argv)
     clips = [c for c in args.clips.split(",") if c]
     missing = [c for c in clips if not (SHARED / CLIPS[c]["video"]).exists()
@@ -214,7 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     print(machine())
     sets = [load_set(m, c) for m in args.models.split(",") for c in clips]
     t0 = time.perf_counter()
+    base: dict = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        base.setdefault(section, {})[name] = json.loads(value) if value not in ("true", "false") \
+            else value == "true"
     grid = {"shipped": {}, **GRIDS[args.grid]}
+    grid = {n: {sec: {**base.get(sec, {}), **p.get(sec, {})} for sec in {*base, *p}}
+            for n, p in grid.items()}
     results: dict = {}
     for name, point in grid.items():
         st = settings_for(point)
