@@ -292,7 +292,7 @@ def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int,
     if store.stage_state(video.id, "track") == "missing":
         raise PtrackError(f"no tracklets yet; run `ptrack track{_video_flag(store, video)}` first")
     settings = Settings.from_dict(cfg)
-    tid, det, app, _, _ = group_inputs(store, video, settings, log=log)
+    tid, det, app, must, cannot = group_inputs(store, video, settings, log=log)
     links = store.person_tracklets(video.id)
     label = tid.copy()
     for ref in (a, b):
