@@ -91,10 +91,20 @@ def project(model: str) -> Path:
 
 def detect(model: str, clip: str) -> None:
     """``ptrack detect`` of the clip into the model's project (nothing when already done)."""
+    from ptrack.store import Store
+
     weights, classes = MODELS[model]
     spec = CLIPS[clip]
+    if (project(model) / "ptrack.db").exists():
+        with Store.open(project(model), create=False) as st:
+            done = [v for v in st.videos() if v.name == Path(spec["video"]).stem
+                    and st.stage_state(v.id, "detect") in ("done", "stale")]
+        if done:  # detected already (one-by-one: whole or its first max_frames; both score)
+            return
     args = ["detect", str(SHARED / spec["video"]), "--model", weights, "--classes", classes,
             "-p", str(project(model))]
+    if spec.get("max_frames"):
+        args += ["--max-frames", str(spec["max_frames"])]
     subprocess.run(ptrack_cmd(*args), check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 

@@ -24,16 +24,25 @@ RED2 = 0.9 * RED + 0.1 * _OTHER  # the same clothes seen again: distance 0.07
 
 
 def test_the_same_look_after_a_long_absence_is_one_human():
-    f = {1: frames(0, 100), 2: frames(1000, 1100)}
-    joins = cluster_persons([[1], [2]], f, hsv={1: RED, 2: RED2}, embed=None,
-                            max_distance=0.15, margin=0.05, over=5)
+    # 1 leaves and comes back 36 s later as 2; 3 (blue) was on screen with 1: the video's
+    # measure of "different"
+    f = {1: frames(0, 100), 2: frames(1000, 1100), 3: frames(0, 100)}
+    kw = dict(embed=None, max_distance=0.15, margin=0.05, over=5)
+    joins = cluster_persons([[1], [2], [3]], f, hsv={1: RED, 2: RED2, 3: BLUE}, **kw)
     assert len(joins) == 1 and (joins[0].a, joins[0].b) == ([1], [2])
     assert joins[0].distance == pytest.approx(dist(RED, RED2))
-    assert joins[0].nearest_different == np.inf  # nobody shared the screen with either
-    assert cluster_persons([[1], [2]], f, hsv={1: RED, 2: BLUE}, embed=None,
-                           max_distance=0.15, margin=0.05, over=5) == []
+    assert joins[0].nearest_different == pytest.approx(dist(RED, BLUE))
+    assert cluster_persons([[1], [2], [3]], f, hsv={1: RED, 2: _OTHER, 3: BLUE}, **kw) == []
+    assert cluster_persons([[1], [2], [3]], f, hsv={1: RED, 2: RED2, 3: BLUE},
+                           **{**kw, "max_distance": 0.0}) == []
+
+
+def test_a_video_where_nobody_is_seen_with_anyone_joins_nothing():
+    # people come one at a time (the one-by-one clip): no pair says what "different" looks
+    # like here, so two people in similar clothes are not joined on appearance alone
+    f = {1: frames(0, 100), 2: frames(1000, 1100)}
     assert cluster_persons([[1], [2]], f, hsv={1: RED, 2: RED2}, embed=None,
-                           max_distance=0.0, margin=0.05, over=5) == []
+                           max_distance=0.15, margin=0.05, over=5) == []
 
 
 def test_persons_on_screen_together_are_never_joined():
@@ -41,8 +50,8 @@ def test_persons_on_screen_together_are_never_joined():
     assert cluster_persons([[1], [2]], f, hsv={1: RED, 2: RED}, embed=None,
                            max_distance=0.5, margin=0.0, over=5) == []
     # a hand-over overlap within `over` frames does not count as together
-    f = {1: frames(0, 100), 2: frames(97, 150)}
-    assert len(cluster_persons([[1], [2]], f, hsv={1: RED, 2: RED}, embed=None,
+    f = {1: frames(0, 100), 2: frames(97, 150), 3: frames(0, 100)}
+    assert len(cluster_persons([[1], [2], [3]], f, hsv={1: RED, 2: RED, 3: BLUE}, embed=None,
                                max_distance=0.5, margin=0.0, over=5)) == 1
 
 
@@ -69,9 +78,10 @@ def test_a_joined_cluster_inherits_its_members_constraints():
                             margin=0.0, over=5)
     assert len(joins) == 1 and sorted(joins[0].a + joins[0].b) == [1, 2]
     # user splits are hard constraints too
-    joins = cluster_persons([[1], [2]], {1: frames(0, 10), 2: frames(50, 60)},
-                            hsv={1: RED, 2: RED}, embed=None, max_distance=0.3, margin=0.0,
-                            over=5, cannot={1: {2}, 2: {1}})
+    joins = cluster_persons([[1], [2], [3]], {1: frames(0, 10), 2: frames(50, 60),
+                                              3: frames(0, 60)},
+                            hsv={1: RED, 2: RED, 3: BLUE}, embed=None, max_distance=0.3,
+                            margin=0.0, over=5, cannot={1: {2}, 2: {1}})
     assert joins == []
 
 

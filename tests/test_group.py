@@ -184,9 +184,11 @@ def test_long_gap_return_is_joined_only_on_strong_appearance():
     assert person_of(s.group()) == {1: 1, 2: 2}  # no appearance: beyond the motion-only gap
     assert person_of(s.group(descriptors={1: me, 2: me_again}, max_gap_s=4.0,
                              cluster_max=0.0)) == {1: 1, 2: 2}
-    # beyond max_gap_s, the clustering after linking joins them (no gap limit there)
-    g = s.group(descriptors={1: me, 2: me_again}, max_gap_s=4.0)
-    assert person_of(g) == {1: 1, 2: 1} and len(g.joins) == 1
+    # beyond max_gap_s, the clustering after linking joins them (no gap limit there), given
+    # someone seen with the first (the video's measure of "different")
+    s.add(3, range(0, 100), 300, 100, 60, 180)
+    g = s.group(descriptors={1: me, 2: me_again, 3: other}, max_gap_s=4.0)
+    assert person_of(g) == {1: 1, 2: 1, 3: 3} and len(g.joins) == 1
 
 
 def test_links_are_chosen_jointly_not_greedily():

@@ -10,7 +10,9 @@ closest pair of clusters that
 * never share the screen (with each other, nor with the user's splits),
 * have an appearance distance of at most ``max_distance``, and
 * are closer to each other by at least ``margin`` than either is to any person it shares the
-  screen with (its nearest certainly-different person);
+  screen with (its nearest certainly-different person; for a person never on screen with
+  anyone, the 10th percentile of the distances of all persons seen together: a video where
+  nobody is ever seen with anyone has no measure of "different", and nothing is joined there);
 
 then recomputes that cluster's distances and repeats until no pair qualifies. No gap limit and
 no number of humans is given: the constraints and the margin decide.
@@ -93,7 +95,25 @@ def pair_evidence(a: list[int], b: list[int], clusters: list[list[int]], frames_
             d = _distances(side, [_descriptor(c, hsv, embed) for c in on_screen])
             if np.isfinite(d).any():
                 nearest = min(nearest, float(np.nanmin(d)))
+    if not np.isfinite(nearest):
+        nearest = _video_scale(clusters, frames_of, hsv, embed, over)
     return {"distance": dist, "overlap": shared, "nearest_different": nearest}
+
+
+def _video_scale(clusters, frames_of, hsv, embed, over) -> float:
+    """10th percentile of the distances of clusters seen together (-inf when none are)."""
+    clusters = [c for c in clusters if c]
+    if len(clusters) < 2:
+        return -np.inf
+    shared = _shared_frames(clusters, frames_of)
+    desc = [_descriptor(c, hsv, embed) for c in clusters]
+    ds = []
+    for i in range(len(clusters)):
+        j = np.flatnonzero(shared[i, i + 1:] > over) + i + 1
+        if len(j):
+            ds += list(_distances(desc[i], [desc[k] for k in j]))
+    ds = [d for d in ds if np.isfinite(d)]
+    return float(np.quantile(ds, 0.1)) if ds else -np.inf
 
 
 def _shared_frames(clusters: list[list[int]], frames_of: dict) -> np.ndarray:
@@ -159,7 +179,13 @@ def cluster_persons(
     while True:
         apart = shared > over
         np.fill_diagonal(apart, False)
-        neg = np.where(apart & alive[None, :] & np.isfinite(D), D, np.inf).min(axis=1)
+        seen = apart & alive[None, :] & alive[:, None] & np.isfinite(D)
+        neg = np.where(seen, D, np.inf).min(axis=1)
+        # a person never on screen with anyone takes the video's own scale of "different"
+        # (the 10th percentile of the distances of persons seen together); a video where
+        # nobody is ever seen with anyone gives no such scale, and nothing is joined
+        scale = float(np.quantile(D[seen], 0.1)) if seen.any() else -np.inf
+        neg = np.where(np.isfinite(neg), neg, scale)
         ok = ~apart & ~user & alive[:, None] & alive[None, :] & np.isfinite(D)
         np.fill_diagonal(ok, False)
         ok &= D <= max_distance
