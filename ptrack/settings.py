@@ -184,6 +184,7 @@ class GroupSettings(_Section):
     appearance_samples: int = _range(1, 1000)
     appearance: str = _range()
     embed_samples: int = _range(2, 1000)
+    cover_max: float = _range(0.0, 1.0)
     cluster_max: float = _range(0.0, 1.0)
     cluster_margin: float = _range(0.0, 1.0)
 

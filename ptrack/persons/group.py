@@ -183,11 +183,12 @@ def _window_samples(first: np.ndarray, counts: np.ndarray, f: np.ndarray, win: f
     return np.where(valid, lo[:, None] + offset, lo[:, None]), valid
 
 
-COVERED = 0.3
-"""Share of a box that another box in front of it (lower bottom edge) may cover for the box to
-describe its owner's position: a walker's box cut by someone passing in front shifts towards the
-visible part (on a CAVIAR corridor clip by 10 px, 0.18 box heights, at the ends of the two pieces
-of a walker hidden for 0.2 s), so end and start states are fitted to the boxes covered less."""
+# ``group.cover_max``: the share of a box that another box in front of it (lower bottom edge)
+# may cover for the box to describe its owner's position in an end or start state. A walker's
+# box cut by someone passing in front shifts towards the visible part (on a CAVIAR corridor clip
+# by 10 px, 0.18 box heights, at the ends of the two pieces of a walker hidden for 0.2 s).
+CLEAN_MIN = 3
+"""Fewest uncovered boxes in an end's velocity window for the end's state to use only them."""
 
 
 def box_cover(frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
@@ -225,23 +226,31 @@ def _states(unit_of_row, frame, xyxy, conf, rows, fps, p, cover=None) -> _States
     u_all = unit_of_row[rows]
     units, first_all, counts_all = np.unique(u_all, return_index=True, return_counts=True)
     f_all = frame[rows]
-    if cover is not None:
-        # end and start states from the boxes no one in front cuts (all of a unit's boxes when
-        # every one is cut); the states stay at the unit's real first and last frames
-        clean = cover[rows] <= COVERED
-        has_clean = np.add.reduceat(clean.astype(np.int64), first_all) > 0 if len(rows) else clean
-        rows = rows[clean | ~np.repeat(has_clean, counts_all)]
-    u = unit_of_row[rows]
-    f = frame[rows]
-    b = xyxy[rows].astype(np.float64)
-    # position = top centre: occlusion by people or objects in front usually cuts the bottom of a box
-    y = np.column_stack([(b[:, 0] + b[:, 2]) / 2, b[:, 1], np.log(np.maximum(b[:, 3] - b[:, 1], 1.0))])
-    _, first, counts = np.unique(u, return_index=True, return_counts=True)
     win = max(2.0, p.vel_window_s * fps)  # frames
-    vmax = p.max_speed / fps  # box heights per frame
+    side_rows = {"s": rows, "e": rows}
+    if cover is not None and p.cover_max < 1.0:
+        # each end's state from its window's boxes that no one in front cuts, when there are
+        # CLEAN_MIN of them (else from all its window's boxes); the states stay at the unit's
+        # real first and last frames, so the clean boxes are extrapolated at most one window
+        clean = cover[rows] <= p.cover_max
+        unit_first = np.repeat(f_all[first_all], counts_all)
+        unit_last = np.repeat(f_all[first_all + counts_all - 1], counts_all)
+        for side, near in (("s", f_all <= unit_first + win), ("e", f_all >= unit_last - win)):
+            good = clean & near
+            n_good = np.add.reduceat(good.astype(np.int64), first_all) if len(rows) else good
+            use = np.repeat(n_good >= CLEAN_MIN, counts_all)
+            side_rows[side] = rows[np.where(use, good, True)]
     pairs_i, pairs_j = np.triu_indices(VEL_MAX_SAMPLES, 1)
+    vmax = p.max_speed / fps  # box heights per frame
     out, at, w = {}, {}, {}
     for side in ("s", "e"):
+        r = side_rows[side]
+        f = frame[r]
+        b = xyxy[r].astype(np.float64)
+        # position = top centre: occlusion by people or objects in front usually cuts the bottom
+        y = np.column_stack([(b[:, 0] + b[:, 2]) / 2, b[:, 1],
+                             np.log(np.maximum(b[:, 3] - b[:, 1], 1.0))])
+        _, first, counts = np.unique(unit_of_row[r], return_index=True, return_counts=True)
         # Theil-Sen over each unit's samples at once: median pairwise slope, then the median
         # intercept at the window's end (t0)
         idx, valid = _window_samples(first, counts, f, win, side)

@@ -309,7 +309,9 @@ def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int,
         kinds.append(desc)
     rows = explain(a, b, label, det.frame, det.xyxy, det.conf, fps=video.fps,
                    descriptors=kinds[0], embeddings=kinds[1], settings=settings.group)
-    return rows + _cluster_rows(a, b, links, tid, det, app, must, cannot, settings, video.fps)
+    # the clustering's rows before the last row ("link", the direct link's verdict)
+    return rows[:-1] + _cluster_rows(a, b, links, tid, det, app, must, cannot, settings,
+                                     video.fps) + rows[-1:]
 
 
 def _cluster_rows(a: int, b: int, links: dict, tid, det, app, must, cannot, settings,
