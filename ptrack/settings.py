@@ -193,6 +193,9 @@ class GroupSettings(_Section):
     embed_samples: int = _range(2, 1000)
     suggest_loosen: float = _range(1.0, 10.0)
     suggest_max_gap_s: float = _range(0.0, MAX_SECONDS)
+    cover_max: float = _range(0.0, 1.0)
+    cluster_max: float = _range(0.0, 1.0)
+    cluster_margin: float = _range(0.0, 1.0)
 
     APPEARANCES = ("hsv", "combo")
 

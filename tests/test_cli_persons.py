@@ -111,6 +111,31 @@ def test_eval_known_answer(imported: Path, tmp_path: Path):
     assert scores["tracklets"]["coverage"] < 100.0
 
 
+def test_eval_humans_map_joins_gt_ids_into_humans(imported: Path, tmp_path: Path):
+    assert cli(imported, "group").exit_code == 0
+    gt = gt_of_two_walkers(tmp_path / "gt.txt")
+    # walker 1 gets a new gt id (3) half-way, as MOT ground truth does at a re-entry
+    lines = [ln.replace(",1,", ",3,", 1) if ln.split(",")[1] == "1" and int(ln.split(",")[0]) > 50
+             else ln for ln in gt.read_text().splitlines()]
+    gt.write_text("\n".join(lines) + "\n")
+    plain = json.loads(cli(imported, "eval", gt, "--json").output)["persons"]
+    assert plain["humans"] == 3 and plain["human_purity"] < 100.0
+    mapping = tmp_path / "map.json"
+    mapping.write_text('{"3": 1}')
+    result = cli(imported, "eval", gt, "--humans", mapping, "--json")
+    assert result.exit_code == 0, result.output
+    persons = json.loads(result.output)["persons"]
+    assert persons["humans"] == 2 and persons["humans_whole"] == 2
+    assert persons["human_coverage"] == pytest.approx(100.0)
+    assert persons["human_purity"] == pytest.approx(100.0)
+    assert persons["persons_per_human"] == 1
+    table = cli(imported, "eval", gt, "--humans", mapping)
+    assert "human coverage" in table.output and "humans whole" in table.output
+    mapping.write_text("[1, 2]")
+    bad = cli(imported, "eval", gt, "--humans", mapping)
+    assert bad.exit_code == 2 and "Error: --humans" in bad.output and "Traceback" not in bad.output
+
+
 def test_import_malformed_line_names_it(tmp_path: Path):
     bad = tmp_path / "det.txt"
     bad.write_text("1,-1,10,10,20,40,0.9,-1,-1,-1\n2,-1,abc,10,20,40,0.9,-1,-1,-1\n")

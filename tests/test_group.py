@@ -182,7 +182,13 @@ def test_long_gap_return_is_joined_only_on_strong_appearance():
     assert person_of(s.group(descriptors={1: me, 2: me_again})) == {1: 1, 2: 1}
     assert person_of(s.group(descriptors={1: me, 2: other})) == {1: 1, 2: 2}
     assert person_of(s.group()) == {1: 1, 2: 2}  # no appearance: beyond the motion-only gap
-    assert person_of(s.group(descriptors={1: me, 2: me_again}, max_gap_s=4.0)) == {1: 1, 2: 2}
+    assert person_of(s.group(descriptors={1: me, 2: me_again}, max_gap_s=4.0,
+                             cluster_max=0.0)) == {1: 1, 2: 2}
+    # beyond max_gap_s, the clustering after linking joins them (no gap limit there), given
+    # someone seen with the first (the video's measure of "different")
+    s.add(3, range(0, 100), 300, 100, 60, 180)
+    g = s.group(descriptors={1: me, 2: me_again, 3: other}, max_gap_s=4.0)
+    assert person_of(g) == {1: 1, 2: 1, 3: 3} and len(g.joins) == 1
 
 
 def test_links_are_chosen_jointly_not_greedily():
@@ -326,7 +332,7 @@ def test_explain_agrees_with_linking_when_max_gap_is_below_the_motion_gap():
     assert verdicts["gap seconds"] == "pass" and verdicts["link"] == "pass"
     assert ex[-1]["value"] < gs().no_link_cost
     # and both refuse when the gap exceeds the motion gap too
-    kw = dict(max_gap_s=0.5, motion_max_gap_s=0.8)
+    kw = dict(max_gap_s=0.5, motion_max_gap_s=0.8, cluster_max=0.0)  # linking alone
     assert person_of(s.group(descriptors={1: d, 2: d}, **kw)) == {1: 1, 2: 2}
     ex = explain(1, 2, *s.arrays(), fps=FPS, descriptors={1: d, 2: d}, settings=gs(**kw))
     assert ex[-1]["verdict"] == "fail"
@@ -433,3 +439,39 @@ def test_sparse_assignment_finds_the_dense_optimum():
         lookup = {(int(i), int(j)): x for i, j, x in zip(a, b, cost)}
         total = sum(lookup[p] for p in links) + half * (m + k - 2 * len(links))
         assert total == pytest.approx(dense_total, abs=1e-9)
+
+
+def test_box_cover_counts_only_boxes_in_front():
+    from ptrack.persons.group import box_cover
+
+    frame = np.array([0, 0, 0, 1])
+    xyxy = np.array([[0, 0, 10, 20], [5, 0, 15, 30], [100, 0, 110, 20], [5, 0, 15, 30]], float)
+    cover = box_cover(frame, xyxy)
+    # box 0 is half covered by box 1, whose bottom is lower (in front); box 1 is not covered
+    # by box 0 (behind it); box 2 overlaps nothing; box 3 is alone in its frame
+    np.testing.assert_allclose(cover, [0.5, 0.0, 0.0, 0.0])
+
+
+def test_walker_hidden_briefly_by_someone_passing_in_front_stays_one_person():
+    # A stands at x 166-190 (70 px tall). Someone nearer (their box's bottom lower) covers more
+    # and more of A's right side over A's last 12 boxes, hides A for 0.2 s, then uncovers A's
+    # left side over A's first 12 boxes after: the detector boxes what it sees of A, so the
+    # box centres drift left and then start on the right (the boxes overlap by 10 px)
+    s = Scene()
+    for f in range(0, 100):
+        x2 = 190.0 - 1.2 * max(0, f - 87)
+        s.rows.append((1, f, [166.0, 66.0, x2, 136.0], 0.85))
+        if f >= 88:
+            s.rows.append((3, f, [x2 - 10.0, 60.0, x2 + 30.0, 160.0], 0.85))
+    for f in range(105, 150):
+        x1 = 166.0 + 1.2 * max(0, 117 - f)
+        s.rows.append((2, f, [x1, 66.0, 190.0, 136.0], 0.85))
+        if f < 117:
+            s.rows.append((4, f, [x1 - 30.0, 60.0, x1 + 10.0, 160.0], 0.85))
+    ex = {e["criterion"]: e for e in explain(1, 2, *s.arrays(), fps=FPS,
+                                             settings=gs(cover_max=0.3))}
+    assert ex["motion error (box heights)"]["value"] < 0.05
+    assert person_of(s.group(cover_max=0.3))[2] == 1
+    # with every box counting (the default), the cut boxes move the ends apart
+    ex = {e["criterion"]: e for e in explain(1, 2, *s.arrays(), fps=FPS, settings=gs())}
+    assert ex["motion error (box heights)"]["value"] > 0.15

@@ -95,6 +95,29 @@ def _json_value(value):
     return value
 
 
+def _read_human_map(path: Path) -> dict:
+    """The ``--humans`` file: a JSON object {gt_id: human_id}."""
+    try:
+        table = json.loads(path.read_text())
+    except OSError as exc:
+        raise PtrackError(f"cannot read --humans {path}: {exc.strerror or exc}",
+                          exit_code=2) from None
+    except ValueError as exc:
+        raise PtrackError(f"--humans {path} is not JSON: {exc}", exit_code=2) from None
+    if not isinstance(table, dict):
+        raise PtrackError(f"--humans {path} must hold a JSON object {{gt_id: human_id}}",
+                          exit_code=2)
+    return table
+
+
+def _human_keys(m: dict) -> dict:
+    """human_metrics' figures under the names eval prints."""
+    return {"human_coverage": m["coverage"], "human_purity": m["purity"],
+            "humans_whole": m["whole"], "humans": m["humans"],
+            "persons_per_human": m["persons_per_human"],
+            "ceiling_coverage": m["ceiling_coverage"], "ceiling_purity": m["ceiling_purity"]}
+
+
 def register(app: typer.Typer) -> None:
     """Add the commands to ``app``."""
 
@@ -188,33 +211,47 @@ def register(app: typer.Typer) -> None:
         boxes: Annotated[str, typer.Option(
             "--boxes", help="Persons' boxes to score: smoothed (what export writes) | raw "
                             "(the detector's).")] = "smoothed",
+        humans: Annotated[Optional[Path], typer.Option(
+            "--humans", metavar="MAP.json", show_default=False, help=(
+                "JSON {gt_id: human_id} joining ground-truth ids into humans (a human who "
+                "leaves and comes back under a new id); without it each gt id is a human."))
+        ] = None,
     ) -> None:
-        """Score tracklets and persons against ground truth: HOTA, MOTA, IDF1, IDSW, subjects.
+        """Score tracklets and persons against ground truth: HOTA, MOTA, IDF1, IDSW, subjects,
+        and humans (coverage and purity of each human's best person, whole humans, persons
+        per human).
 
         Persons are scored with the boxes `ptrack export` writes (smoothed unless --boxes raw).
 
-        Example: ptrack eval gt.txt --json
+        Example: ptrack eval gt.txt --humans map.json --json
         """
-        from ptrack.formats.evaluate import evaluate
+        from ptrack.formats.evaluate import evaluate, human_metrics, humans_from_map
         from ptrack.formats.mot import read_mot
 
         if boxes not in ("smoothed", "raw"):
             raise PtrackError(f"--boxes must be smoothed or raw, not '{boxes}'", exit_code=2)
         gt = read_mot(gt_file, kind="gt")
+        gt = humans_from_map(gt, _read_human_map(humans) if humans is not None else None)
         results = {}
         with open_store(ctx) as store:
             v = store.video(video)
             tid, det = store.tracklet_boxes(v.id)
             if len(tid) or store.stage_state(v.id, "track") != "missing":
                 results["tracklets"] = evaluate(gt, det.frame, tid, det.xyxy)
+                results["tracklets"].update(_human_keys(human_metrics(
+                    gt, det.with_columns(tracklet=tid), ids="tracklet")))
             pb = store.person_boxes(v.id)
             if store.stage_state(v.id, "group") != "missing":
-                results["persons"] = evaluate(gt, pb["frame"], pb["person"],
-                                              pb["smoothed" if boxes == "smoothed" else "xyxy"])
+                col = "smoothed" if boxes == "smoothed" else "xyxy"
+                results["persons"] = evaluate(gt, pb["frame"], pb["person"], pb[col])
+                results["persons"].update(_human_keys(human_metrics(
+                    gt, pb, ids="person", boxes=col)))
         if not results:
             raise PtrackError("nothing to score yet; run `ptrack track` and `ptrack group` first")
         keys = ["HOTA", "MOTA", "IDF1", "IDSW", "coverage", "purity", "precision",
-                "ids_per_subject", "subjects_covered_90", "subjects"]
+                "ids_per_subject", "subjects_covered_90", "subjects", "human_coverage",
+                "human_purity", "humans_whole", "humans", "persons_per_human",
+                "ceiling_coverage", "ceiling_purity"]
         if as_json:
             typer.echo(json.dumps({lvl: {k: r[k] for k in keys} for lvl, r in results.items()},
                                   indent=2, default=float))

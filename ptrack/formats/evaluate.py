@@ -17,6 +17,12 @@ Two families of numbers:
 
   The three are averaged with weights equal to each subject's frame count.
 
+* Human metrics (:func:`human_metrics`), which ask "does one person hold each human?": the
+  subject numbers computed after ground-truth ids are mapped to humans (a human who leaves the
+  view and comes back may have several ground-truth ids), counting every human, plus the
+  perfect-merge ceiling (what the same result ids would score if each were merged into the
+  human it matches most).
+
 Ground-truth boxes with ``keep == False`` are ignored the MOTChallenge way: result boxes matched
 to them (IoU >= 0.5) are removed, then those ground-truth boxes are dropped. (trackeval's
 MOT15 benchmark skips the first step; ``drop_results_on_ignored=False`` does the same.)
@@ -25,7 +31,7 @@ MOT15 benchmark skips the first step; ``drop_results_on_ignored=False`` does the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -326,4 +332,137 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "subjects_covered_90": covered,
         "subjects": len(rows),
         "per_subject": rows,
+    }
+
+
+def humans_from_map(gt: Boxes, humans: Mapping[Any, Any] | None) -> Boxes:
+    """Ground truth whose ids are humans: each ground-truth id replaced by its human.
+
+    Args:
+        gt: Ground truth (ids in ``tracklet``), e.g. from ``read_mot(path, kind="gt")``.
+        humans: ``{gt_id: human_id}`` (keys and values ints or strings of ints); ids not in it
+            are humans of their own, keeping their id. None: the ids already are humans.
+
+    Returns:
+        The same boxes with ``tracklet`` holding human ids.
+
+    Raises:
+        PtrackError: When an id is not a whole number, or one human has two boxes in a frame.
+    """
+    if not humans:
+        return gt
+    try:
+        table = {int(k): int(v) for k, v in humans.items()}
+    except (TypeError, ValueError) as exc:
+        raise PtrackError(f"human map: ids must be whole numbers ({exc})") from None
+    ids = np.array([table.get(int(i), int(i)) for i in gt.tracklet], dtype=np.int64)
+    keep = gt.data["keep"]
+    pairs = np.column_stack([gt.frame[keep], ids[keep]])
+    if len(np.unique(pairs, axis=0)) != len(pairs):
+        raise PtrackError("human map: one human has two ground-truth boxes in one frame")
+    return gt.with_columns(tracklet=ids)
+
+
+def human_metrics(
+    gt: Boxes,
+    result: Boxes,
+    *,
+    humans: Mapping[Any, Any] | None = None,
+    ids: str | None = None,
+    boxes: str = "xyxy",
+    iou: float = 0.5,
+    min_frames: int = 1,
+) -> dict[str, Any]:
+    """Score how well result ids (persons) hold whole humans.
+
+    Each ground-truth identity, after ``humans`` maps ids to humans, is a *human*. Boxes are
+    matched frame by frame (Hungarian on IoU >= ``iou``); a human's *best person* is the result
+    id matched to it in the most frames.
+
+    Args:
+        gt: Ground truth, e.g. ``read_mot("gt.txt", kind="gt")`` (ids in ``tracklet``; boxes
+            with ``data["keep"]`` False are ignored the MOT15 way).
+        result: The result boxes, ids in the ``person`` column (else ``tracklet``).
+        humans: ``{gt_id: human_id}`` joining ground-truth ids into humans (see
+            :func:`humans_from_map`); None when the ground-truth ids already are humans.
+        ids: Result column holding the ids (default: ``person`` when present, else
+            ``tracklet``).
+        boxes: Result column holding the boxes (``xyxy``, or e.g. ``smoothed``).
+        iou: IoU a result box needs with a ground-truth box to match it.
+        min_frames: Frames a human needs to count (1: every human).
+
+    Returns:
+        ``coverage``: frames of each human its best person holds / the human's frames;
+        ``purity``: those frames / the frames in which the best person matches any human;
+        ``precision``: those frames / all the best person's frames (all three 0-100, weighted
+        by human frames; purity and precision over the humans some person matches, so a
+        human nobody holds lowers coverage only; NaN with no such human); ``whole``: humans whose best person holds >= 90%;
+        ``humans``; ``persons_per_human``: mean number of persons holding >= 5% of a human;
+        ``persons``: result ids; ``ceiling_coverage``, ``ceiling_purity``, ``ceiling_whole``:
+        the same after the perfect merge (every result id joined to the human it matches in
+        the most frames; ids matching nobody stay alone), which bounds what joining persons
+        can reach on these boxes; ``per_human``: one dict per human (``human``, ``frames``,
+        ``best_id``, ``hits``, ``coverage``, ``purity``, ``precision``, ``persons``).
+
+    Raises:
+        PtrackError: When a result id appears twice in one frame, or the human map joins two
+            ground-truth boxes of one frame.
+
+    Example:
+        >>> m = human_metrics(read_mot("gt.txt", kind="gt"), store.person_boxes(video_id))
+        >>> m["coverage"], m["purity"], m["whole"], m["persons_per_human"]
+    """
+    gt = humans_from_map(gt, humans)
+    id_col = ids or ("person" if result.person is not None else "tracklet")
+    res_ids = result.column(id_col)
+    frame, res_ids, xyxy = _result_arrays(result.frame, res_ids, result.column(boxes))
+    seq = _prepare(gt, frame, res_ids, xyxy, False)
+    counts, gt_frames, res_frames = _match_counts(seq, iou)
+    matched_frames = counts.sum(axis=0)
+    rows = []
+    for g in np.flatnonzero(gt_frames >= min_frames):
+        row = _subject_row(counts[g], int(gt_frames[g]), matched_frames, res_frames, seq.res_labels)
+        row["persons"] = row.pop("ids")
+        rows.append({"human": int(seq.gt_labels[g]), **row})
+    summary = _summarise([{**r, "ids": r["persons"]} for r in rows])
+    held = _summarise([{**r, "ids": r["persons"]} for r in rows if r["hits"] > 0])
+    ceiling = _perfect_merge(counts, gt_frames, res_frames, min_frames)
+    return {
+        "coverage": summary["coverage"],
+        "purity": held["purity"],
+        "precision": held["precision"],
+        "whole": summary["subjects_covered_90"],
+        "humans": summary["subjects"],
+        "persons_per_human": summary["ids_per_subject"],
+        "persons": int(len(seq.res_labels)),
+        **ceiling,
+        "per_human": rows,
+    }
+
+
+def _perfect_merge(
+    counts: np.ndarray, gt_frames: np.ndarray, res_frames: np.ndarray, min_frames: int
+) -> dict[str, Any]:
+    """Coverage, purity and whole humans after joining each result id to its majority human."""
+    num_gt, num_res = counts.shape
+    if num_res == 0 or num_gt == 0:
+        merged = np.zeros((num_gt, 0), np.int64)
+        merged_frames = np.zeros(0, np.int64)
+    else:
+        owner = np.where(counts.max(axis=0) > 0, np.argmax(counts, axis=0), -1)
+        groups = np.where(owner >= 0, owner, num_gt + np.arange(num_res))
+        _, group = np.unique(groups, return_inverse=True)
+        merged = np.zeros((num_gt, group.max() + 1), np.int64)
+        np.add.at(merged.T, group, counts.T)
+        merged_frames = np.bincount(group, weights=res_frames).astype(np.int64)
+    matched = merged.sum(axis=0)
+    labels = np.arange(merged.shape[1])
+    rows = [_subject_row(merged[g], int(gt_frames[g]), matched, merged_frames, labels)
+            for g in np.flatnonzero(gt_frames >= min_frames)]
+    summary = _summarise(rows)
+    held = _summarise([r for r in rows if r["hits"] > 0])
+    return {
+        "ceiling_coverage": summary["coverage"],
+        "ceiling_purity": held["purity"],
+        "ceiling_whole": summary["subjects_covered_90"],
     }

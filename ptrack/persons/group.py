@@ -35,7 +35,7 @@ interpolation (``source == 1``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 import numpy as np
@@ -77,6 +77,8 @@ class GroupResult:
     source: np.ndarray
     tracklet: np.ndarray
     row: np.ndarray
+    joins: tuple = ()
+    """The clustering joins (:class:`ptrack.persons.cluster.Join`) made after linking."""
 
     def persons(self) -> np.ndarray:
         """Sorted unique person ids."""
@@ -181,25 +183,80 @@ def _window_samples(first: np.ndarray, counts: np.ndarray, f: np.ndarray, win: f
     return np.where(valid, lo[:, None] + offset, lo[:, None]), valid
 
 
-def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
+# ``group.cover_max``: the share of a box that another box in front of it (lower bottom edge)
+# may cover for the box to describe its owner's position in an end or start state. A walker's
+# box cut by someone passing in front shifts towards the visible part (on a CAVIAR corridor clip
+# by 10 px, 0.18 box heights, at the ends of the two pieces of a walker hidden for 0.2 s).
+CLEAN_MIN = 3
+"""Fewest uncovered boxes in an end's velocity window for the end's state to use only them."""
+
+
+def box_cover(frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    """Share (0-1) of each box's area covered by another box of its frame whose bottom edge is
+    lower (nearer the camera: in front of it); all pairs of a frame at once, vectorised."""
+    n = len(frame)
+    out = np.zeros(n)
+    if n < 2:
+        return out
+    order = np.argsort(frame, kind="stable")
+    f = frame[order]
+    first = np.r_[0, np.flatnonzero(f[1:] != f[:-1]) + 1]
+    size = np.diff(np.r_[first, n])
+    start_of = np.repeat(first, size)
+    count_of = np.repeat(size, size)
+    ia = np.repeat(np.arange(n), count_of)
+    ib = np.repeat(start_of, count_of) + (np.arange(count_of.sum())
+                                          - np.repeat(np.cumsum(count_of) - count_of, count_of))
+    keep = ia != ib
+    ia, ib = ia[keep], ib[keep]
+    b = np.asarray(xyxy, np.float64)[order]
+    front = b[ib, 3] >= b[ia, 3]
+    ia, ib = ia[front], ib[front]
+    w = np.clip(np.minimum(b[ia, 2], b[ib, 2]) - np.maximum(b[ia, 0], b[ib, 0]), 0, None)
+    h = np.clip(np.minimum(b[ia, 3], b[ib, 3]) - np.maximum(b[ia, 1], b[ib, 1]), 0, None)
+    area = np.maximum((b[ia, 2] - b[ia, 0]) * (b[ia, 3] - b[ia, 1]), 1e-9)
+    cover = np.zeros(n)
+    np.maximum.at(cover, ia, w * h / area)
+    out[order] = np.minimum(cover, 1.0)
+    return out
+
+
+def _states(unit_of_row, frame, xyxy, conf, rows, fps, p, cover=None) -> _States:
     rows = _dedupe(unit_of_row, frame, conf, rows)  # sorted by (unit, frame)
-    u = unit_of_row[rows]
-    f = frame[rows]
-    b = xyxy[rows].astype(np.float64)
-    # position = top centre: occlusion by people or objects in front usually cuts the bottom of a box
-    y = np.column_stack([(b[:, 0] + b[:, 2]) / 2, b[:, 1], np.log(np.maximum(b[:, 3] - b[:, 1], 1.0))])
-    units, first, counts = np.unique(u, return_index=True, return_counts=True)
+    u_all = unit_of_row[rows]
+    units, first_all, counts_all = np.unique(u_all, return_index=True, return_counts=True)
+    f_all = frame[rows]
     win = max(2.0, p.vel_window_s * fps)  # frames
-    vmax = p.max_speed / fps  # box heights per frame
+    side_rows = {"s": rows, "e": rows}
+    if cover is not None and p.cover_max < 1.0:
+        # each end's state from its window's boxes that no one in front cuts, when there are
+        # CLEAN_MIN of them (else from all its window's boxes); the states stay at the unit's
+        # real first and last frames, so the clean boxes are extrapolated at most one window
+        clean = cover[rows] <= p.cover_max
+        unit_first = np.repeat(f_all[first_all], counts_all)
+        unit_last = np.repeat(f_all[first_all + counts_all - 1], counts_all)
+        for side, near in (("s", f_all <= unit_first + win), ("e", f_all >= unit_last - win)):
+            good = clean & near
+            n_good = np.add.reduceat(good.astype(np.int64), first_all) if len(rows) else good
+            use = np.repeat(n_good >= CLEAN_MIN, counts_all)
+            side_rows[side] = rows[np.where(use, good, True)]
     pairs_i, pairs_j = np.triu_indices(VEL_MAX_SAMPLES, 1)
+    vmax = p.max_speed / fps  # box heights per frame
     out, at, w = {}, {}, {}
     for side in ("s", "e"):
+        r = side_rows[side]
+        f = frame[r]
+        b = xyxy[r].astype(np.float64)
+        # position = top centre: occlusion by people or objects in front usually cuts the bottom
+        y = np.column_stack([(b[:, 0] + b[:, 2]) / 2, b[:, 1],
+                             np.log(np.maximum(b[:, 3] - b[:, 1], 1.0))])
+        _, first, counts = np.unique(unit_of_row[r], return_index=True, return_counts=True)
         # Theil-Sen over each unit's samples at once: median pairwise slope, then the median
         # intercept at the window's end (t0)
         idx, valid = _window_samples(first, counts, f, win, side)
         t = f[idx].astype(np.float64)
         yy = y[idx]
-        t0 = f[first if side == "s" else first + counts - 1].astype(np.float64)
+        t0 = f_all[first_all if side == "s" else first_all + counts_all - 1].astype(np.float64)
         pv = valid[:, pairs_i] & valid[:, pairs_j]
         dt = t[:, pairs_j] - t[:, pairs_i]
         slopes = (yy[:, pairs_j] - yy[:, pairs_i]) / np.where(pv, dt, 1.0)[:, :, None]
@@ -218,12 +275,12 @@ def _states(unit_of_row, frame, xyxy, conf, rows, fps, p) -> _States:
         out[side], at[side] = v, val
         # velocity uncertainty (box heights per frame): position noise over the span, at most the speed cap
         w[side] = np.where(span > 0, np.minimum(p.pos_noise * 2.0 / np.maximum(span, 1e-9), vmax), vmax)
-    frames = np.split(f, (first + counts)[:-1]) if len(units) else []
+    frames = np.split(f_all, (first_all + counts_all)[:-1]) if len(units) else []
     return _States(
         units=units,
-        start=f[first],
-        end=f[first + counts - 1],
-        n=counts,
+        start=f_all[first_all],
+        end=f_all[first_all + counts_all - 1],
+        n=counts_all,
         s_pos=at["s"][:, :2],
         s_logh=at["s"][:, 2],
         s_vel=out["s"],
@@ -553,10 +610,11 @@ def group_tracklets(
         P.union(a, b)
 
     over = int(round(p.handover_s * fps))
+    cover = box_cover(frame, xyxy)
     for _ in range(max(1, int(p.n_rounds))):
         unit = np.full(len(tid), -1, np.int64)
         unit[rows] = _roots(P, tid[rows])
-        S = _states(unit, frame, xyxy, conf, rows, fps, p)
+        S = _states(unit, frame, xyxy, conf, rows, fps, p, cover)
         desc = _unit_appearance(P, descriptors, embeddings, S.units) \
             if (descriptors or embeddings) else None
         ia, ib = _candidates(S, fps, p, bool(desc))
@@ -574,8 +632,25 @@ def group_tracklets(
         if made == 0:
             break
 
+    joins = _cluster(P, tracklets, frames_of, descriptors, embeddings, cannot, over, p)
     person_of = np.array([P.find(int(t)) for t in tracklets], dtype=np.int64)
-    return _person_boxes(tracklets, person_of, tid, frame, xyxy, conf, rows, fps, p)
+    result = _person_boxes(tracklets, person_of, tid, frame, xyxy, conf, rows, fps, p)
+    return replace(result, joins=tuple(joins))
+
+
+def _cluster(P: _Persons, tracklets, frames_of, descriptors, embeddings, cannot, over, p) -> list:
+    """After linking: join persons that are one human (:mod:`ptrack.persons.cluster`)."""
+    if p.cluster_max <= 0 or not (descriptors or embeddings):
+        return []
+    from ptrack.persons.cluster import cluster_persons
+
+    roots = sorted({P.find(int(t)) for t in tracklets})
+    joins = cluster_persons([sorted(P.members[r]) for r in roots], frames_of, hsv=descriptors,
+                            embed=embeddings, max_distance=p.cluster_max,
+                            margin=p.cluster_margin, over=over, cannot=cannot)
+    for j in joins:
+        P.union(j.a[0], j.b[0])
+    return joins
 
 
 def _roots(P: _Persons, t: np.ndarray) -> np.ndarray:
@@ -675,7 +750,7 @@ def explain(
         if not np.any(tid == x):
             raise PtrackError(f"unknown tracklet id {x}", exit_code=2)
     rows = np.flatnonzero((tid == a) | (tid == b))
-    S = _states(tid, frame, xyxy, conf, rows, fps, p)
+    S = _states(tid, frame, xyxy, conf, rows, fps, p, box_cover(frame, xyxy))
     i, j = (0, 1) if (S.start[0], S.end[0]) <= (S.start[1], S.end[1]) else (1, 0)
     ia, ib = np.array([i]), np.array([j])
     desc = _unit_descriptors_plain(descriptors, embeddings, (a, b))

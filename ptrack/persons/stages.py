@@ -331,7 +331,7 @@ def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int,
     if store.stage_state(video.id, "track") == "missing":
         raise PtrackError(f"no tracklets yet; run `ptrack track{_video_flag(store, video)}` first")
     settings = Settings.from_dict(cfg)
-    tid, det, app, _, _ = group_inputs(store, video, settings, log=log)
+    tid, det, app, must, cannot = group_inputs(store, video, settings, log=log)
     links = store.person_tracklets(video.id)
     label = tid.copy()
     for ref in (a, b):
@@ -346,8 +346,37 @@ def explain_link(store: Store, video: Video, cfg: dict, a: int, b: int,
                     merged = np.mean([desc[t] for t in members], axis=0)
                     desc[ref] = merged / max(merged.sum(), 1e-12) if normalise else merged
         kinds.append(desc)
-    return explain(a, b, label, det.frame, det.xyxy, det.conf, fps=video.fps,
+    rows = explain(a, b, label, det.frame, det.xyxy, det.conf, fps=video.fps,
                    descriptors=kinds[0], embeddings=kinds[1], settings=settings.group)
+    # the clustering's rows before the last row ("link", the direct link's verdict)
+    return rows[:-1] + _cluster_rows(a, b, links, tid, det, app, must, cannot, settings,
+                                     video.fps) + rows[-1:]
+
+
+def _cluster_rows(a: int, b: int, links: dict, tid, det, app, must, cannot, settings,
+                  fps: float) -> list[dict]:
+    """The clustering's part of ``group --explain``: ``group`` run as it runs, then the join
+    that made A and B one human (with its evidence), or why their persons stay apart."""
+    from ptrack.persons.cluster import explain_rows
+    from ptrack.persons.group import group_tracklets
+
+    g = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=fps, descriptors=app.hsv,
+                        embeddings=app.embed, must_link=must, cannot_link=cannot,
+                        settings=settings.group)
+    persons: dict[int, list[int]] = {}
+    for t, p in zip(g.tracklet_ids.tolist(), g.person_of_tracklet.tolist()):
+        persons.setdefault(p, []).append(t)
+    m = tid >= 0
+    order = np.lexsort((det.frame[m], tid[m]))
+    t_sorted, f_sorted = tid[m][order], det.frame[m][order]
+    starts = np.flatnonzero(np.r_[True, t_sorted[1:] != t_sorted[:-1]])
+    frames_of = {int(t): np.unique(f) for t, f in
+                 zip(t_sorted[starts], np.split(f_sorted, starts[1:]))}
+    p = settings.group
+    return explain_rows(links.get(a, [a]), links.get(b, [b]), list(g.joins),
+                        list(persons.values()), frames_of, app.hsv, app.embed,
+                        over=int(round(p.handover_s * fps)), max_distance=p.cluster_max,
+                        margin=p.cluster_margin)
 
 
 def smoothed_person_boxes(person: np.ndarray, frame: np.ndarray, xyxy: np.ndarray,
