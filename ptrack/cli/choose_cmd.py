@@ -302,9 +302,10 @@ def register(app: typer.Typer) -> None:
         from ptrack.formats.export import EXPORT_FORMATS, EXPORT_SUFFIX, EXPORT_SUFFIXES, track_from_boxes, write_export
 
         ids = list(ids or []) + list(old_ids or [])
-        fmt = out_format(out, fmt, EXPORT_FORMATS, {k: v for k, v in EXPORT_SUFFIXES.items()
-                                                     if k != "json" or (fmt or "") != "coco"},
-                         "mot")
+        # COCO results are JSON files: with --format coco, a .json name means COCO
+        suffixes = {("coco" if k == "json" and (fmt or "").lower() == "coco" else k): v
+                    for k, v in EXPORT_SUFFIXES.items()}
+        fmt = out_format(out, fmt, EXPORT_FORMATS, suffixes, "mot")
         if fmt == "coco" and level == "tracklets":
             raise PtrackError("--format coco writes persons' keypoints; not with --level "
                               "tracklets", exit_code=2)
