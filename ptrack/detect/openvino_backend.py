@@ -236,6 +236,31 @@ def compile_ir(xml: Path, *, hint: str = "throughput", precision: str = "f32",
     return compiled, max(1, requests)
 
 
+def async_queue(compiled, requests: int):
+    """An OpenVINO async queue whose callback copies each request's first output into the slot
+    it was started with (shared by the detector and the pose model)."""
+    import openvino as ov
+
+    queue = ov.AsyncInferQueue(compiled, requests)
+
+    def done(request, slot):
+        box, i = slot
+        box[i] = request.get_output_tensor(0).data[0].copy()
+
+    queue.set_callback(done)
+    return queue
+
+
+def infer_letterboxed(queue, images: Sequence[np.ndarray], imgsz: tuple[int, int]) -> list[np.ndarray]:
+    """Each image letterboxed to ``imgsz`` and run through ``queue`` (requests kept in flight:
+    ``start_async`` waits only when every request is busy); the raw outputs in order."""
+    outputs: list = [None] * len(images)
+    for i, image in enumerate(images):
+        queue.start_async({0: letterbox(image, imgsz)}, (outputs, i))
+    queue.wait_all()
+    return outputs
+
+
 @dataclass
 class OpenVINODetector(DetectorBase):
     """The OpenVINO backend's detector (see :class:`DetectorBase`)."""
@@ -252,21 +277,9 @@ class OpenVINODetector(DetectorBase):
 
     def raw(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The network's raw output (4 + nc, anchors) for each frame, requests kept in flight."""
-        import openvino as ov
-
-        outputs: list = [None] * len(frames)
         if self._queue is None:
-            self._queue = ov.AsyncInferQueue(self.compiled, self.requests)
-
-            def done(request, slot):
-                box, i = slot
-                box[i] = request.get_output_tensor(0).data[0].copy()
-
-            self._queue.set_callback(done)
-        for i, image in enumerate(frames):  # start_async waits only when every request is busy
-            self._queue.start_async({0: letterbox(image, self.imgsz)}, (outputs, i))
-        self._queue.wait_all()
-        return outputs
+            self._queue = async_queue(self.compiled, self.requests)
+        return infer_letterboxed(self._queue, frames, self.imgsz)
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         return [postprocess(out, image.shape[:2], self.imgsz, conf=self.conf, iou=self.iou,

@@ -95,23 +95,11 @@ class PoseModel:
         return self._torch(crops)
 
     def _raw(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import openvino as ov
+        from ptrack.detect.openvino_backend import async_queue, infer_letterboxed
 
-        from ptrack.detect.letterbox import letterbox
-
-        outputs: list = [None] * len(crops)
         if self._queue is None:
-            self._queue = ov.AsyncInferQueue(self.compiled, self.requests)
-
-            def done(request, slot):
-                box, i = slot
-                box[i] = request.get_output_tensor(0).data[0].copy()
-
-            self._queue.set_callback(done)
-        for i, crop in enumerate(crops):
-            self._queue.start_async({0: letterbox(crop, self.imgsz)}, (outputs, i))
-        self._queue.wait_all()
-        return outputs
+            self._queue = async_queue(self.compiled, self.requests)
+        return infer_letterboxed(self._queue, crops, self.imgsz)
 
     def _torch(self, crops: Sequence[np.ndarray]) -> list[Poses]:
         out = []
