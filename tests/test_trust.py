@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import zipfile
 
 import numpy as np
@@ -20,31 +19,13 @@ from ptrack.cli import app
 from ptrack.store import Store
 
 try:
+    from tests.test_cli_views import proj, run, template  # noqa: F401  (the same fixtures)
     from tests.test_views import CLIP, build_project
 except ImportError:  # tests/ not a package
+    from test_cli_views import proj, run, template  # noqa: F401
     from test_views import CLIP, build_project
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    root = tmp_path_factory.mktemp("template") / "proj"
-    build_project(root).close()
-    return root
-
-
-@pytest.fixture()
-def proj(template, tmp_path):
-    root = tmp_path / "proj"
-    shutil.copytree(template, root)
-    return root
-
-
-def run(proj, *args, code=0):
-    result = runner.invoke(app, ["--project", str(proj), *map(str, args)])
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return result
 
 
 def empty_project(root):
