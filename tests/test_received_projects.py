@@ -108,6 +108,20 @@ def test_planted_lock_symlink_is_not_followed(proj, tmp_path):
         assert store.videos()  # nothing removed
 
 
+def test_planted_pose_lock_symlink_is_not_followed(proj, tmp_path):
+    from ptrack.errors import PtrackError
+    from ptrack.store.locks import video_lock
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (proj / "locks").mkdir(exist_ok=True)
+    (proj / "locks" / "pose-1.lock").symlink_to(victim)
+    with pytest.raises(PtrackError, match="symbolic link"):
+        with video_lock(proj, 1, "pose"):
+            pass
+    assert victim.read_text() == "precious"
+
+
 def test_planted_lmdb_symlinks_are_refused(proj, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")

@@ -101,7 +101,7 @@ def _apply_hint(ctx: typer.Context, store, video) -> str:
         return f"`{hint(store, video, 'group', 'rank')}` applies it"
     # the stages it re-runs are said once, by the line returned (not a "running group first")
     done = ensure_current(store, video, view_settings(ctx, store), "rank",
-                          log=lambda m: None if "; running " in m else say(safe(m), err=True))
+                          log=lambda m: None if "; running " in m else say(m, err=True))
     persons = len(store.persons(video.id))
     if not done:
         return f"applied: {video.name} has {plural(persons, 'person')}"
@@ -144,10 +144,10 @@ def say_merged(ids, cid: int, again: bool, tracklets: list[int], apply: str,
     who = _ids_text(ids)
     if again:
         say(f"already recorded as merge #{cid}: persons {who} (tracklets "
-                   f"{_ids_text(tracklets)}) are one person; nothing new recorded")
+            f"{_ids_text(tracklets)}) are one person; nothing new recorded")
         return
     say(f"recorded merge #{cid}: persons {who} (tracklets {_ids_text(tracklets)}) "
-               f"are one person" + (f": P{now}" if now is not None else ""))
+        f"are one person" + (f": P{now}" if now is not None else ""))
     say(apply)
 
 
@@ -415,10 +415,10 @@ def register(app: typer.Typer) -> None:
             return
         fps = v.fps or 1.0
         say(f"recorded split #{cid}: P{p['id']} (tracklets {_ids_text(tracklets)}) is two "
-                   f"people from frame {at} ({at / fps:.2f} s) on")
+            f"people from frame {at} ({at / fps:.2f} s) on")
         both = sorted(set(before) & set(after))
         say(f"  before: tracklets {_ids_text(before) or '-'}; from {at}: tracklets "
-                   f"{_ids_text(after) or '-'}" + (f"; {_ids_text(both)} cut at {at}" if both else ""))
+            f"{_ids_text(after) or '-'}" + (f"; {_ids_text(both)} cut at {at}" if both else ""))
         say(apply)
 
     @app.command()
@@ -452,7 +452,7 @@ def register(app: typer.Typer) -> None:
                 names = ", ".join("merge #%d" % c["id"] for c in mine)
                 joined = "; ".join(_ids_text(c["ids"]) for c in mine)
                 say(f"removed {names} (tracklets {joined}): P{p['id']} is no longer "
-                           f"joined by your merge")
+                    f"joined by your merge")
                 say(apply)
                 return
             cid, again = _record(store, v, {"kind": "unmerge", "ids": list(tracklets), "frame": None},
@@ -462,7 +462,7 @@ def register(app: typer.Typer) -> None:
             say(f"already recorded as unmerge #{cid}; nothing new recorded")
             return
         say(f"recorded unmerge #{cid}: tracklets {_ids_text(tracklets)} of P{p['id']} "
-                   f"are kept apart")
+            f"are kept apart")
         say(apply)
 
     @app.command()
@@ -487,7 +487,7 @@ def register(app: typer.Typer) -> None:
                                       f"{_ids_text(sorted(have)) or 'none'}", exit_code=2)
                 store.delete_constraints(delete)
                 say(f"removed constraint {_ids_text(delete)}; "
-                           f"{_apply_hint(ctx, store, v)}")
+                    f"{_apply_hint(ctx, store, v)}")
                 return None
             rows = [{"id": c["id"], "kind": c["kind"], "tracklets": c["ids"], "frame": c["frame"],
                      "created": c["created"]} for c in store.constraints(v.id)]

@@ -456,7 +456,7 @@ def resolve_ids(persons: Sequence[dict], ids: Sequence[int]) -> list[dict]:
 
         for old, new in moved.items():
             say(f"note: P{old} was merged into P{new} (person ids are their smallest "
-                       f"tracklet id); using P{new}", err=True)
+                f"tracklet id); using P{new}", err=True)
         ids = [moved.get(int(i), i) for i in ids]
         unknown = [i for i in ids if int(i) not in by_id]
     if unknown:

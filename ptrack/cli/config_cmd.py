@@ -73,8 +73,8 @@ def register(app: typer.Typer) -> None:
             own = set(flat(project_overlay(ctx)))
             source = state(ctx).config
             say(f"# effective settings: defaults"
-                       f"{' + the project (' + str(len(own)) + ' keys, marked)' if own else ''}"
-                       f"{' + ' + str(source) if source else ''}")
+                f"{' + the project (' + str(len(own)) + ' keys, marked)' if own else ''}"
+                f"{' + ' + str(source) if source else ''}")
             say(_marked(_yaml(dict(cfg)).rstrip(), own, "project"))
             return
         with open_store(ctx) as store:
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
                     from None
             store.set_project_settings(new)
         say(f"project setting {key} = {parsed!r}"
-                   + (" (the default)" if section not in new or name not in new[section] else ""))
+            + (" (the default)" if section not in new or name not in new[section] else ""))
 
     @config_app.command("unset")
     @handles_errors
@@ -169,4 +169,4 @@ def register(app: typer.Typer) -> None:
             had = flat(project_overlay(None, store))
             store.set_project_settings({})
         say(f"project settings reset to the defaults ({len(had)} keys were set"
-                   + (f": {', '.join(sorted(had))})" if had else ")"))
+            + (f": {', '.join(sorted(had))})" if had else ")"))

@@ -48,6 +48,6 @@ def register(app: typer.Typer) -> None:
                 parts.append(plural(removed[key], word))
         if dry_run:
             say(f"would remove {v.name} (id {v.id}): {', '.join(parts)}; nothing removed "
-                       f"(--dry-run)")
+                f"(--dry-run)")
         else:
             say(f"removed {v.name} (id {v.id}): {', '.join(parts)}")

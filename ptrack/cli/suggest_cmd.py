@@ -139,7 +139,7 @@ def _reject(ctx, video: str | None, k: int) -> None:
         say(f"already recorded as reject #{cid}; nothing new recorded")
         return
     say(f"recorded reject #{cid}: P{a} and P{b} are different people; suggestion #{k} "
-               f"is not shown again (`ptrack constraints --delete {cid}` undoes it)")
+        f"is not shown again (`ptrack constraints --delete {cid}` undoes it)")
     say(apply)
 
 

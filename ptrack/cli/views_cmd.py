@@ -28,11 +28,11 @@ def _say_suggested(ids: list[int], suggested: dict[int, list[dict]], flag: str) 
         app = e.get("appearance")
         dist = f", appearance distance {app:.2f}" if app is not None else ""
         say(f"P{a} may be the same as P{e['other']} (suggestion #{e['k']}{dist}): "
-                   f"`ptrack suggest --accept {e['k']}{flag}` merges them, "
-                   f"`ptrack suggest --reject {e['k']}{flag}` keeps them apart")
+            f"`ptrack suggest --accept {e['k']}{flag}` merges them, "
+            f"`ptrack suggest --reject {e['k']}{flag}` keeps them apart")
     if len(ids) == 1 and suggested.get(ids[0]):
         say(may_be_line(ids[0], suggested[ids[0]]) + f"; compare with `ptrack show "
-                   f"{ids[0]} {suggested[ids[0]][0]['other']}{flag}`")
+            f"{ids[0]} {suggested[ids[0]][0]['other']}{flag}`")
 
 
 def register(app: typer.Typer) -> None:
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         if graphics == "auto" and not console.is_terminal:
             graphics = "none"
             say("note: output is not a terminal, so crops are not drawn "
-                       "(--graphics blocks draws them anyway)", err=True)
+                "(--graphics blocks draws them anyway)", err=True)
         with open_store(ctx) as store:
             v = store.video(video)
             chosen = resolve_ids(require_persons(store, v, ctx), ids)

@@ -149,26 +149,12 @@ def _run_locked(store: Store, video: Video, cfg: dict, ids: list[int], wanted: d
     return summary
 
 
-@contextlib.contextmanager
 def _pose_lock(store: Store, video: Video):
-    """One ``ptrack pose`` of a video at a time in a project."""
-    import errno
-    import fcntl
+    """One ``ptrack pose`` of a video at a time in a project (a lock file never followed
+    through a symbolic link)."""
+    from ptrack.store.locks import video_lock
 
-    folder = store.path("locks")
-    folder.mkdir(exist_ok=True)
-    with open(folder / f"pose-{video.id}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise PtrackError("another `ptrack pose` is already working on this video in "
-                                  "this project; wait for it to finish") from None
-            raise
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return video_lock(store.root, video.id, "pose")
 
 
 def _loop(store: Store, video: Video, pose: dict, ids: list[int], model, run_id: int,
