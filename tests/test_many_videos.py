@@ -312,14 +312,23 @@ def test_a_worker_keeps_its_model_only_where_one_process_would_load_the_same():
     first = cache(f32, width=640, height=480, video="a.mp4")
     assert cache(f32, width=640, height=480, video="b.mp4") is first  # loaded once
     assert cache(f32, width=1920, height=1080) is not first  # another input size
-    auto = {"precision": "auto"}  # no INT8 model yet: a later video may build one
-    cache(auto, width=640, height=480)
-    cache(auto, width=640, height=480)
+    auto = {"precision": "auto", "int8_min_frames": 2000}
+    long = dict(auto, n=1)
+    # a long video would build an INT8 model; none came (calibration failed): try again next time
+    cache(long, width=640, height=480, frame_count=5000)
+    cache(long, width=640, height=480, frame_count=5000)
+    # short videos build no INT8 model under auto: the model is loaded once for all of them
+    short = cache(auto, width=640, height=480, frame_count=179)
+    assert cache(auto, width=640, height=480, frame_count=300) is short
+    forced = {"precision": "int8"}  # --precision int8 with no gate yet: loaded again
+    cache(forced, width=640, height=480, frame_count=179)
+    cache(forced, width=640, height=480, frame_count=179)
     ready = {"precision": "auto", "int8_ready": True}  # its INT8 model and gate exist
-    cache(ready, width=640, height=480)
-    cache(ready, width=640, height=480)
-    assert loads == [("f32", 640), ("f32", 1920), ("auto", 640), ("auto", 640), ("auto", 640)]
-    assert cache.hits == 2
+    cache(ready, width=640, height=480, frame_count=5000)
+    cache(ready, width=640, height=480, frame_count=5000)
+    assert loads == [("f32", 640), ("f32", 1920), ("auto", 640), ("auto", 640), ("auto", 640),
+                     ("int8", 640), ("int8", 640), ("auto", 640)]
+    assert cache.hits == 3
 
 
 def test_summary_says_what_finished_failed_and_was_interrupted():

@@ -51,19 +51,33 @@ def run_in_shard(spec: JobSpec, task: Task, shard: Path, progress: Any) -> dict:
         return spec.fn(store, Path(task.path), spec.cfg, False, spec.top, progress)
 
 
-def reusable(settings: dict, detector: Any) -> bool:
-    """May a worker use this detector again for its next video of the same size? Yes, unless
-    its precision came from an INT8 model missing at load time (``precision`` auto or int8
-    with no gate figures): one process would build or find one for a later video."""
+def builds_int8(settings: dict, frame_count: int) -> bool:
+    """Would loading a detector for a video of ``frame_count`` frames calibrate an INT8 model
+    when none exists yet? (``precision`` int8 always; auto from ``int8_min_frames`` frames.)"""
+    asked = str(settings.get("precision", "auto"))
+    if asked == "int8":
+        return True
+    return asked == "auto" and frame_count >= int(settings.get("int8_min_frames", 2000))
+
+
+def reusable(settings: dict, detector: Any, frame_count: int = 0) -> bool:
+    """May a worker use this detector again for its next video of the same size whose load
+    would not build an INT8 model either? Yes, unless its load could have built one and did
+    not (an INT8 model missing, its calibration failed): one process would try again for the
+    next video. A detector whose INT8 model and gate exist, a torch one, or one of a short
+    video under ``precision`` auto (no INT8 model is built for it) is kept."""
     asked = str(settings.get("precision", "auto"))
     return asked not in ("auto", "int8") or getattr(detector, "gate", None) is not None \
-        or getattr(detector, "backend", "") == "torch"
+        or getattr(detector, "backend", "") == "torch" or not builds_int8(settings, frame_count)
 
 
 class ModelCache:
-    """A worker's detectors, loaded once and taken video after video (same settings and frame
-    size); installed over :func:`ptrack.detect.detector.load_detector` in the worker process
-    only. A detector the next video might get differently (:func:`reusable`) is not kept."""
+    """A worker's detectors, loaded once and taken video after video (same settings, frame
+    size, and whether the load would build an INT8 model); installed over
+    :func:`ptrack.detect.detector.load_detector` in the worker process only. One model is
+    kept at a time, so a video that builds an INT8 model replaces it, and the next short video
+    loads again and finds that INT8 model, as one process would. A detector the next video
+    might get differently (:func:`reusable`) is not kept."""
 
     def __init__(self, load: Callable[..., Any]) -> None:
         self.load = load
@@ -73,12 +87,14 @@ class ModelCache:
     def __call__(self, settings: dict, *, width: int, height: int, **kwargs: Any) -> Any:
         import json
 
-        key = json.dumps([settings, width, height], sort_keys=True, default=str)
+        frames = int(kwargs.get("frame_count", 0) or 0)
+        key = json.dumps([settings, width, height, builds_int8(settings, frames)],
+                         sort_keys=True, default=str)
         if key in self.kept:
             self.hits += 1
             return self.kept[key]
         detector = self.load(settings, width=width, height=height, **kwargs)
-        if reusable(settings, detector):
+        if reusable(settings, detector, frames):
             self.kept = {key: detector}  # one model in memory at a time
         return detector
 
