@@ -331,6 +331,23 @@ def test_a_worker_keeps_its_model_only_where_one_process_would_load_the_same():
     assert cache.hits == 3
 
 
+def test_one_process_loads_the_model_once_for_several_videos(tmp_path, clips, monkeypatch,
+                                                            person_model):
+    from ptrack.detect import detector as det
+
+    loads = []
+    plain = det._load_yolo
+    monkeypatch.setattr(det, "_load_yolo", lambda path: loads.append(path) or plain(path))
+    before = det.load_detector
+    res = invoke(tmp_path / "p", "detect", *map(str, clips), *MODEL)
+    assert res.exit_code == 0, res.output
+    assert len(loads) == 1  # both videos (same size, same settings) took one model
+    assert det.load_detector is before  # the plain loader again after the command
+    res = invoke(tmp_path / "q", "detect", str(clips[0]), *MODEL)
+    assert res.exit_code == 0, res.output
+    assert len(loads) == 2  # one video: nothing kept between commands
+
+
 def test_summary_says_what_finished_failed_and_was_interrupted():
     from ptrack.batch.runner import INTERRUPTED
     from ptrack.cli.run_cmd import summary_text

@@ -5,10 +5,11 @@ worker is resumed from its committed batches by the next try."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 JobFn = Callable[..., dict]
 """``fn(store, path, cfg, force, top, progress) -> row``: the command's job for one video (it
@@ -106,6 +107,21 @@ def keep_models() -> ModelCache:
     if not isinstance(det.load_detector, ModelCache):
         det.load_detector = ModelCache(det.load_detector)
     return det.load_detector
+
+
+@contextlib.contextmanager
+def models_kept(on: bool = True) -> Iterator[None]:
+    """:func:`keep_models` for the length of a block (one process taking several videos one
+    after another), then the plain loader again; ``on`` False: nothing changes."""
+    from ptrack.detect import detector as det
+
+    before = det.load_detector
+    if on:
+        keep_models()
+    try:
+        yield
+    finally:
+        det.load_detector = before
 
 
 def thread_env(cores: int) -> dict[str, str]:

@@ -270,7 +270,9 @@ def register(app: typer.Typer) -> None:
         fresh = _fresh_project(ctx)
         store: Store = open_store(ctx, create=True)
         try:
-            with DetectProgress() as progress:
+            from ptrack.batch.job import models_kept
+
+            with DetectProgress() as progress, models_kept(len(videos) > 1):
                 for path in videos:
                     progress.start(path.name)
                     summary = detect_video(store, path, cfg, force=force, progress=progress.tick,

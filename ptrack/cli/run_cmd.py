@@ -165,8 +165,11 @@ def register(app: typer.Typer) -> None:
                                  command="run", force=force, top=top, workers=workers, ray=ray)
             _print_summary(outcome.rows, outcome.interrupted)
             return
+        from ptrack.batch.job import models_kept
+
         rows = []
-        with open_store(ctx, create=True) as store, DetectProgress() as progress:
+        with open_store(ctx, create=True) as store, DetectProgress() as progress, \
+                models_kept(len(paths) > 1):  # the model is loaded once for all the videos
             for path in paths:
                 try:
                     rows.append(_one_video(store, path, cfg, force, top, progress, pose))
