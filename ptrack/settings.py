@@ -163,6 +163,8 @@ class TrackSettings(_Section):
     split_gap_s: float = _range(0.0, MAX_SECONDS)
     conf_reference_q: float = _range(0.0, 1.0)
     bidirectional: bool = _range()
+    height_boost_max: float = _range(1.0, 10.0)
+    rescue: float = _range(0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -289,7 +289,8 @@ def test_track_detections_is_the_same_as_tracking_with_ultralytics():
     cfg = load_config()["track"]
     ids = track_detections(det.frame, det.xyxy, det.conf, fps=25.0,
                            settings=SimpleNamespace(**{**cfg, "split_gap_s": 0.0,
-                                                           "bidirectional": False}))
+                                                           "bidirectional": False,
+                                                           "height_boost_max": 1.0, "rescue": 0.0}))
     bounds, x, c = _frames(det.frame, det.xyxy, det.conf)
     n = len(det.frame)
     order = np.lexsort((np.arange(n), -det.conf, det.xyxy[:, 3], det.xyxy[:, 2], det.xyxy[:, 1],

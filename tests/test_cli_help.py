@@ -86,10 +86,12 @@ def test_version_and_completion():
 
     from tests.conftest import REPO
 
-    # Typer's own completion, as a user gets it (a fresh process: Typer keeps completion state)
+    # Typer's own completion, as a user gets it (a fresh process: Typer keeps completion state);
+    # the shell named, not detected from the parent processes (none is found under a CI runner)
     out = subprocess.run([sys.executable, "-m", "ptrack", "--show-completion", "bash"],
-                         capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                         env={**os.environ, "PYTHONPATH": str(REPO),
+                              "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert out.returncode == 0, out.stderr
     assert "COMPREPLY" in out.stdout and "_COMPLETE" in out.stdout
 

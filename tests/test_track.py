@@ -9,7 +9,7 @@ import pytest
 
 from ptrack.settings import load_config
 from ptrack.errors import PtrackError
-from ptrack.persons.track import confidence_scale, track_detections
+from ptrack.persons.track import confidence_scale, height_boost, track_detections
 
 
 def settings(**overrides):
@@ -87,12 +87,13 @@ def test_low_confidence_boxes_do_not_start_tracks():
 def test_thresholds_are_relative_to_the_videos_confident_boxes():
     # a detector that never scores above 0.5 still gets tracks ...
     frame, xyxy, conf = walkers(people=1, conf=0.5)
-    assert (track(frame, xyxy, conf, fps=25) == 1).all()
+    one_pass = dict(rescue=0.0)
+    assert (track(frame, xyxy, conf, fps=25, **one_pass) == 1).all()
     # ... while next to confident boxes (0.9) the same 0.5 boxes are too weak to start one
     f2, x2, c2 = walkers(people=1, conf=0.9)
     x2 = x2 + np.array([400, 0, 400, 0], np.float32)
     ids = track(np.concatenate([frame, f2]), np.concatenate([xyxy, x2]),
-                np.concatenate([conf, c2]), fps=25)
+                np.concatenate([conf, c2]), fps=25, **one_pass)
     assert (ids[: len(frame)] == -1).all() and (ids[len(frame):] >= 1).all()
     assert confidence_scale(np.array([0.5, 0.9, 0.9, 0.9]), 0.9) == pytest.approx(0.9)
     assert confidence_scale(np.array([0.5, 0.9]), 0.0) == 1.0
@@ -157,3 +158,55 @@ def test_random_scenes_one_box_per_id_per_frame_and_order_free():
         assert np.array_equal(track(frame[perm], xyxy[perm], conf[perm], fps=10), ids[perm])
 
     check()
+
+
+def small_and_near(small_conf: float, n_frames: int = 40):
+    """A near walker (180 px tall, conf 0.9) and a small far one (40 px tall) 300 px to its
+    right, both seen in every frame."""
+    frame, xyxy, conf = walkers(n_frames=n_frames, people=1, conf=0.9)
+    far = np.array([[300 + 2 * f, 100, 316 + 2 * f, 140] for f in range(n_frames)], np.float32)
+    return (np.r_[frame, np.arange(n_frames)], np.r_[xyxy, far],
+            np.r_[conf, np.full(n_frames, small_conf, np.float32)])
+
+
+def test_a_box_is_judged_against_boxes_of_its_own_height():
+    frame, xyxy, conf = small_and_near(0.55)
+    h = xyxy[:, 3] - xyxy[:, 1]
+    boost = height_boost(conf, h, 0.9, 1.5)
+    assert boost[h > 100] == pytest.approx(1.0)  # the near walker sets the video's reference
+    assert boost[h < 100] == pytest.approx(1.5)  # 0.9 / 0.55 = 1.64, at most 1.5
+    assert height_boost(conf, h, 0.9, 3.0)[h < 100] == pytest.approx(0.9 / 0.55, rel=1e-3)
+    assert (height_boost(conf, h, 0.9, 1.0) == 1).all()  # 1 = off
+    assert (height_boost(conf, h, 0.0, 1.5) == 1).all()  # absolute thresholds: nothing relative
+    # within 10% of the video's reference: left alone
+    f2, x2, c2 = small_and_near(0.85)
+    assert (height_boost(c2, x2[:, 3] - x2[:, 1], 0.9, 1.5) == 1).all()
+    # too few boxes of a height (29 < 30) to tell what that height scores
+    f3, x3, c3 = small_and_near(0.55, n_frames=29)
+    assert (height_boost(c3, x3[:, 3] - x3[:, 1], 0.9, 1.5) == 1).all()
+
+
+def test_small_far_people_start_tracklets_when_judged_by_height():
+    frame, xyxy, conf = small_and_near(0.55)
+    far = xyxy[:, 3] - xyxy[:, 1] < 100
+    # 0.55 < 0.7 x 0.9: by the video's reference the far walker never starts a tracklet
+    ids = track(frame, xyxy, conf, fps=25, height_boost_max=1.0, rescue=0.0)
+    assert (ids[far] == -1).all() and (ids[~far] == 1).all()
+    # against boxes of its own height (0.55 x 1.5 = 0.83) it is tracked, in one tracklet
+    ids = track(frame, xyxy, conf, fps=25, height_boost_max=1.5, rescue=0.0)
+    assert (ids[~far] == 1).all() and (ids[far] == 2).all()
+
+
+def test_rescue_tracks_people_the_first_pass_left_and_changes_none_of_its_tracklets():
+    frame, xyxy, conf = walkers(n_frames=40, people=3, conf=0.9)
+    weak = (np.arange(len(frame)) % 3 == 1) & (frame >= 10)  # the middle walker, from frame 10
+    conf = np.where(np.arange(len(frame)) % 3 == 1, 0.55, conf).astype(np.float32)
+    keep = ~((np.arange(len(frame)) % 3 == 1) & (frame < 10))
+    frame, xyxy, conf, weak = frame[keep], xyxy[keep], conf[keep], weak[keep]
+    first = track(frame, xyxy, conf, fps=25, rescue=0.0)
+    assert (first[weak] == -1).all()  # 0.55 < 0.7 x 0.9: never started
+    both = track(frame, xyxy, conf, fps=25, rescue=0.8)  # second pass: 0.56 x 0.9 = 0.50
+    assert len(np.unique(both[weak])) == 1 and both[weak][0] == 3  # numbered by first appearance
+    assert np.array_equal(both[~weak], first[~weak])  # the first pass's tracklets as they were
+    weaker = np.where(weak, 0.45, conf).astype(np.float32)  # below the second pass's 0.50 too
+    assert (track(frame, xyxy, weaker, fps=25, rescue=0.8)[weak] == -1).all()
