@@ -205,6 +205,7 @@ def test_suggest_json_lists_only_pairs_never_on_screen_together(proj):
     assert got == [(1, 2, 5)]  # the woman's halves; the ghost looks like nobody else
     [first] = out["suggestions"]
     assert first["near_miss"] and first["motion"] < 1 and not first["in_group_gates"]
+    assert first["boxed_twice"] is False
     assert first["gap_s"] == pytest.approx(6 / FPS, abs=1e-3)  # as group counts it: frame 14 to frame 20
     assert (first["a_end"], first["b_start"]) == (14, 20)
     assert first["accept"] == "ptrack suggest --accept 1"
@@ -482,10 +483,16 @@ def test_a_fragment_boxed_twice_with_a_person_at_a_hand_over_is_suggested():
     by = {(s.a, s.b): s for s in r.items}
     s = by[(1, 2)]
     assert s.motion == 0.0 and s.scale == 0.0 and s.near_miss and s.key <= _max_key()
+    assert s.boxed_twice and s.as_dict()["boxed_twice"] is True
+    from ptrack.cli.suggest_cmd import evidence
+
+    lines = evidence({**s.as_dict(), "ranges": {"same": r.same.as_dict(),
+                                                "different": r.different.as_dict()}}, 10.0)
+    assert any("boxed twice" in x for x in lines) and not any(x.startswith("motion") for x in lines)
     assert s.position > 0.3  # its colours alone would not bring it in
     assert [(x.a, x.b) for x in kept(r.items)][:1] == [(1, 2)]
     # the same box beside P1's (a person passing behind, overlapping it in part): judged by
     # its motion, which does not fit; not suggested
     r = _fragment_case(top=40.0, shift=25.0)
     s = next((x for x in r.items if (x.a, x.b) == (1, 2)), None)
-    assert s is None or (s.motion > G.suggest_loosen and s.key > _max_key())
+    assert s is None or (not s.boxed_twice and s.motion > G.suggest_loosen and s.key > _max_key())

@@ -102,8 +102,10 @@ class Suggestion:
     error over ``group``'s gate at that gap (NaN beyond the loose candidate window of
     ``group`` or when ``b`` lies inside ``a``'s span); ``exit``/``entry``: where ``a`` is last seen and
     ``b`` first (``left``, ``right``, ``top``, ``bottom`` edge or ``inside``) with the box's
-    top-centre as shares of the frame; ``near_miss``: inside the loose gates; ``key``: the
-    rank key (lower first)."""
+    top-centre as shares of the frame; ``near_miss``: inside the loose gates; ``boxed_twice``:
+    one box lies inside the other in every frame the two share (one person boxed twice at a
+    hand-over; motion and scale then count as agreeing, 0); ``key``: the rank key (lower
+    first)."""
 
     a: int
     b: int
@@ -120,6 +122,7 @@ class Suggestion:
     entry: tuple
     near_miss: bool
     in_group_gates: bool
+    boxed_twice: bool = False
 
     def as_dict(self) -> dict:
         def num(x, nd=4):
@@ -132,7 +135,8 @@ class Suggestion:
                 "motion": num(self.motion), "scale": num(self.scale),
                 "exit": [self.exit[0], num(self.exit[1], 3), num(self.exit[2], 3)],
                 "entry": [self.entry[0], num(self.entry[1], 3), num(self.entry[2], 3)],
-                "near_miss": bool(self.near_miss), "in_group_gates": bool(self.in_group_gates)}
+                "near_miss": bool(self.near_miss), "in_group_gates": bool(self.in_group_gates),
+                "boxed_twice": bool(self.boxed_twice)}
 
 
 @dataclass(frozen=True)
@@ -571,10 +575,11 @@ def suggest_merges(
         gap_s[e], m[e], s[e] = _fills_gap(rows_of[int(S.units[ia[e]])], rows_of[int(S.units[ib[e]])],
                                           frame, xyxy, fps, p)
     inside &= ~np.isfinite(m)  # judged like a link when both ends of the gap are known
+    twice = np.zeros(len(ia), bool)
     for e in np.flatnonzero((S.start[ib] <= S.end[ia]) & (S.start[ia] <= S.end[ib])):
         if _boxed_twice(rows_of[int(S.units[ia[e]])], rows_of[int(S.units[ib[e]])], frame, xyxy):
             m[e] = s[e] = 0.0  # one person boxed twice at the hand-over: the motion agrees
-            inside[e] = False
+            inside[e], twice[e] = False, True
     q = np.maximum(m, s)
     # group judges motion up to its candidate window (longer with appearance), the bonus and
     # penalty only count on short gaps (over a long one a person can be anywhere)
@@ -620,7 +625,8 @@ def suggest_merges(
             motion=float(motion[e]), scale=float(scale[e]),
             exit=_where(xyxy[last_row[a]], width, height),
             entry=_where(xyxy[first_row[b]], width, height),
-            near_miss=bool(near_miss[e]), in_group_gates=bool(in_group[e])))
+            near_miss=bool(near_miss[e]), in_group_gates=bool(in_group[e]),
+            boxed_twice=bool(twice[e])))
     return Suggestions(items, same, diff, notes)
 
 
