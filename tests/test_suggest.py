@@ -496,3 +496,26 @@ def test_a_fragment_boxed_twice_with_a_person_at_a_hand_over_is_suggested():
     r = _fragment_case(top=40.0, shift=25.0)
     s = next((x for x in r.items if (x.a, x.b) == (1, 2)), None)
     assert s is None or (not s.boxed_twice and s.motion > G.suggest_loosen and s.key > _max_key())
+
+
+def test_a_piece_inside_a_gap_survives_the_early_cut():
+    # as above, 2 walks on P1's path in its gap, in colours a little off P1's (appearance alone
+    # would not bring it in): with the list cut early (max_key, as group runs it) the pair is
+    # judged at the gap's ends and kept, with the same key as without the cut
+    from ptrack.persons import suggest as sg
+
+    spec = {1: (0, 20, 100, 2), 3: (40, 60, 180, 2), 2: (23, 37, 146, 2), 4: (23, 37, 700, 0)}
+    tid, frame, xyxy, conf = _rows(spec)
+    ids = np.array([1, 2, 3, 4])
+    desc = {1: _hist(3, 0.05, 1), 3: _hist(3, 0.05, 3), 2: _mix(3, 10, 0.15), 4: _hist(20)}
+
+    def run(max_key):
+        return suggest_merges(ids, np.array([1, 2, 1, 4]), tid, frame, xyxy, conf, fps=10.0,
+                              width=800, height=400, descriptors=desc, settings=G,
+                              max_key=max_key).items
+
+    every = {(s.a, s.b): s for s in run(None)}
+    fill = every[(1, 2)]
+    assert fill.app > G.suggest_loosen * G.app_strong and fill.key <= sg.MAX_KEY
+    cut = {(s.a, s.b): s for s in run(sg.MAX_KEY)}
+    assert (1, 2) in cut and cut[(1, 2)].key == pytest.approx(fill.key)
