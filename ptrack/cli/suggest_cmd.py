@@ -82,7 +82,10 @@ def evidence(s: dict, fps: float) -> list[str]:
         lines.append(f"gap {gap:.1f} s: " + _where(s["exit"], f"P{s['a']} last seen", s["a_end"], fps)
                      + "; " + _where(s["entry"], f"P{s['b']} first seen", s["b_start"], fps))
     m, sc = s.get("motion"), s.get("scale")
-    if m is not None and sc is not None:
+    if s.get("boxed_twice"):
+        lines.append(f"one box lies inside the other in every frame both have: one person "
+                     f"boxed twice where P{s['a']} and P{s['b']} meet (motion counts as agreeing)")
+    elif m is not None and sc is not None:
         q = max(m, sc)
         verdict = ("agrees" if q <= 1 else "nearly agrees" if q <= 2 else "disagrees")
         lines.append(f"motion across the gap {verdict}: position error {m:.1f}, size error "
@@ -191,7 +194,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             keys = ("k", "rank", "a", "b", "appearance", "appearance_parts", "position", "gap_s",
                     "a_end", "b_start", "exit", "entry", "motion", "scale", "near_miss",
-                    "in_group_gates", "key", "tracklets", "accept", "reject", "merge", "evidence")
+                    "in_group_gates", "boxed_twice", "key", "tracklets", "accept", "reject", "merge", "evidence")
             ranges = found[0]["ranges"] if found else None
             say(json.dumps({"video": v.name, "open": len(found), "ranges": ranges,
                                    "suggestions": [{k: s.get(k) for k in keys} for s in shown]},

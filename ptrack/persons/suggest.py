@@ -20,14 +20,20 @@ pair's distance is placed against this video's own ranges, learned from its stru
 distance of one person here, 1 one of two people. The rank key is the position, less a bonus
 when the motion across a short gap agrees (``group``'s motion and scale gates, each
 ``suggest_loosen`` times wider; a person seen inside another's gap is judged against the
-other's boxes interpolated across it), plus a penalty when it clearly disagrees (one leaves at
-one place and the other appears far away a moment later), plus a little per doubling of the
-gap beyond ``group.max_gap_s``. Pairs outside ``group``'s gates made ``suggest_loosen`` times
-looser (appearance thresholds, gap limits, motion and scale tolerances) pay
-``OUTSIDE_PENALTY``, so the near misses lead the list. Pairs whose key is above ``MAX_KEY``
-(they look nearer two people than one, all told) are not suggested: a short list of likely
-merges, not every pair (``bench/suggest.py``: the precision of the first 10 against human
-labels, and the accepts until every human is one person).
+other's boxes interpolated across it; two persons boxed twice at a hand-over, one box inside
+the other in every frame they share, agree), plus a penalty when it clearly disagrees (one
+leaves at one place and the other appears far away a moment later: growing from twice the
+loose gates to three times), plus a little per doubling of the gap beyond ``group.max_gap_s``.
+Pairs outside ``group``'s gates made ``suggest_loosen`` times looser pay up to
+``OUTSIDE_PENALTY``, so the near misses lead the list: by motion the edge is soft (nothing at
+the loose gate, the whole penalty at twice it: 1.51 against 1.5 does not decide), by
+appearance alone (no motion to back it: a long gap, a poor fit) a pair is a near miss only
+with a distance under ``app_strong`` made looser and under this video's different-people range
+(its 10th percentile: where different people here look that alike, appearance alone says
+little). Pairs whose key is above ``MAX_KEY`` (they look nearer two people than one, all told)
+are not suggested: a short list of likely merges, not every pair (``bench/suggest.py``: the
+precision of the first 10 against human labels, the accepts until every human is one person,
+and the leave-one-clip-out choice of ``MAX_KEY``).
 """
 
 from __future__ import annotations
@@ -43,11 +49,13 @@ from ptrack.settings import GroupSettings
 MOTION_BONUS = 0.4
 """Rank-key bonus (in position units) of a short-gap pair whose motion fits the loose gates exactly; less as it nears their edge."""
 MOTION_PENALTY = 0.4
-"""Rank-key penalty of a short-gap pair whose motion error is beyond twice the loose gate."""
+"""Rank-key penalty of a short-gap pair whose motion error is beyond three times the loose gate
+(from nothing at twice it)."""
 GAP_PENALTY = 0.1
 """Rank-key penalty per doubling of the gap beyond ``group.max_gap_s``."""
 OUTSIDE_PENALTY = 0.3
-"""Rank-key penalty of a pair outside the loose gates: near misses come first, but a clear
+"""Rank-key penalty of a pair clearly outside the loose gates (by motion: from nothing at the
+loose gate to all of it at twice the gate): near misses come first, but a clear
 look-alike beyond them (a return after a long absence) still outranks a poor near miss."""
 EDGE_SHARE = 0.03
 """A box within this share of the frame's width / height of a border touches that border."""
@@ -57,7 +65,12 @@ RANGE_PAIRS = 20000
 """Most tracklet pairs the different-people range is estimated from when it uses all pairs."""
 MAX_KEY = 0.5
 """Pairs whose rank key is above this are not suggested: their look is nearer to two people's
-than to one person's in this video (bonuses and penalties included)."""
+than to one person's in this video (bonuses and penalties included). Chosen by leave-one-clip-out
+cross-validation in ``bench/suggest.py`` (8 labelled clips; every fold chose 0.5 among 0.2-0.8:
+the most clips made whole at top-10 precision >= 80%, the longest such list)."""
+BOXED_TWICE = 0.9
+"""Share of the smaller box inside the larger, in every frame two persons share, for them to
+count as one person boxed twice (their motion then agrees)."""
 KEEP_MAX = 200
 """Most suggestions a project keeps (the best)."""
 
@@ -89,8 +102,10 @@ class Suggestion:
     error over ``group``'s gate at that gap (NaN beyond the loose candidate window of
     ``group`` or when ``b`` lies inside ``a``'s span); ``exit``/``entry``: where ``a`` is last seen and
     ``b`` first (``left``, ``right``, ``top``, ``bottom`` edge or ``inside``) with the box's
-    top-centre as shares of the frame; ``near_miss``: inside the loose gates; ``key``: the
-    rank key (lower first)."""
+    top-centre as shares of the frame; ``near_miss``: inside the loose gates; ``boxed_twice``:
+    one box lies inside the other in every frame the two share (one person boxed twice at a
+    hand-over; motion and scale then count as agreeing, 0); ``key``: the rank key (lower
+    first)."""
 
     a: int
     b: int
@@ -107,6 +122,7 @@ class Suggestion:
     entry: tuple
     near_miss: bool
     in_group_gates: bool
+    boxed_twice: bool = False
 
     def as_dict(self) -> dict:
         def num(x, nd=4):
@@ -119,7 +135,8 @@ class Suggestion:
                 "motion": num(self.motion), "scale": num(self.scale),
                 "exit": [self.exit[0], num(self.exit[1], 3), num(self.exit[2], 3)],
                 "entry": [self.entry[0], num(self.entry[1], 3), num(self.entry[2], 3)],
-                "near_miss": bool(self.near_miss), "in_group_gates": bool(self.in_group_gates)}
+                "near_miss": bool(self.near_miss), "in_group_gates": bool(self.in_group_gates),
+                "boxed_twice": bool(self.boxed_twice)}
 
 
 @dataclass(frozen=True)
@@ -371,6 +388,24 @@ def _fills_gap(ra: np.ndarray, rb: np.ndarray, frame, xyxy, fps: float, p) -> tu
     return max(float(frame[rb[0]]) - f0, f1 - float(frame[rb[-1]])) / fps, worst_m, worst_s
 
 
+def _boxed_twice(ra: np.ndarray, rb: np.ndarray, frame, xyxy) -> bool:
+    """Whether persons a and b (rows ``ra``, ``rb``, sorted by frame) are one person boxed
+    twice at a hand-over: in every frame both have, one box lies inside the other (at least
+    ``BOXED_TWICE`` of its area), as when a detector boxes a person together with what stands
+    behind. (Two people passing one behind the other overlap in some frames, not all.)"""
+    fa, fb = frame[ra], frame[rb]
+    shared = np.intersect1d(fa, fb)
+    if not len(shared):
+        return False
+    a = xyxy[ra[np.searchsorted(fa, shared)]].astype(float)
+    b = xyxy[rb[np.searchsorted(fb, shared)]].astype(float)
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
+    held = iw * ih / np.maximum(np.minimum(area(a), area(b)), 1e-9)
+    return bool((held >= BOXED_TWICE).all())
+
+
 def suggest_merges(
     tracklet_ids: np.ndarray,
     person_of_tracklet: np.ndarray,
@@ -491,12 +526,16 @@ def suggest_merges(
     gap_s = np.where(inside, 0.0, np.maximum(S.start[ib] - S.end[ia], 0) / fps)
     app, parts = appearance(ia, ib)
     has_app, position = place(app)
+    # appearance alone (no motion to back it) makes a near miss only clearly below the
+    # different-people range of this video (its 10th percentile)
+    app_alone = min(1.0, L * p.app_strong, diff.lo if np.isfinite(diff.lo) else 1.0)
     if max_key is not None:  # drop the pairs no bonus can bring to max_key before the costly part
+        # (a person seen inside another's gap is judged at that gap's ends: it may fit)
         window = np.where(has_app, max(p.max_gap_s, p.motion_max_gap_s), p.motion_max_gap_s)
-        may_fit = ~inside & (gap_s <= L * window) & (~has_app | (app <= min(1.0, L * p.app_max)))
-        may_near = may_fit | (has_app & (app <= min(1.0, L * p.app_strong)) & (gap_s <= L * p.max_gap_s))
+        may_fit = (inside | (gap_s <= L * window)) & (~has_app | (app <= min(1.0, L * p.app_max)))
+        may_near = may_fit | (has_app & (app <= app_alone) & (gap_s <= L * p.max_gap_s))
         best = (position + GAP_PENALTY * np.log2(np.maximum(gap_s / max(p.max_gap_s, 1e-9), 1.0))
-                - np.where(~inside & (gap_s <= L * p.motion_max_gap_s), MOTION_BONUS, 0.0)
+                - np.where(inside | (gap_s <= L * p.motion_max_gap_s), MOTION_BONUS, 0.0)
                 + np.where(may_near, 0.0, OUTSIDE_PENALTY))
         hope = best <= max_key
         ia, ib, app, position, has_app = ia[hope], ib[hope], app[hope], position[hope], has_app[hope]
@@ -536,6 +575,11 @@ def suggest_merges(
         gap_s[e], m[e], s[e] = _fills_gap(rows_of[int(S.units[ia[e]])], rows_of[int(S.units[ib[e]])],
                                           frame, xyxy, fps, p)
     inside &= ~np.isfinite(m)  # judged like a link when both ends of the gap are known
+    twice = np.zeros(len(ia), bool)
+    for e in np.flatnonzero((S.start[ib] <= S.end[ia]) & (S.start[ia] <= S.end[ib])):
+        if _boxed_twice(rows_of[int(S.units[ia[e]])], rows_of[int(S.units[ib[e]])], frame, xyxy):
+            m[e] = s[e] = 0.0  # one person boxed twice at the hand-over: the motion agrees
+            inside[e], twice[e] = False, True
     q = np.maximum(m, s)
     # group judges motion up to its candidate window (longer with appearance), the bonus and
     # penalty only count on short gaps (over a long one a person can be anywhere)
@@ -548,15 +592,18 @@ def suggest_merges(
     # group's gates, and the same gates one step (suggest_loosen) looser
     in_group = (~inside & (gap_s <= window) & (q <= 1) & (~has_app | (app <= p.app_max))) | \
         (has_app & (app <= p.app_strong) & (gap_s <= p.max_gap_s))
-    near_miss = (fits & (~has_app | (app <= min(1.0, L * p.app_max)))) | \
-        (has_app & (app <= min(1.0, L * p.app_strong)) & (gap_s <= L * p.max_gap_s))
+    # how far outside the loose gates (0 inside, 1 clearly out): by motion, a soft edge from
+    # the loose gate (q = L) to twice it; by appearance alone, in or out
+    out_motion = np.where(judged & (~has_app | (app <= min(1.0, L * p.app_max))),
+                          np.clip(np.nan_to_num(q / L - 1.0, nan=1.0), 0.0, 1.0), 1.0)
+    out_app = np.where(has_app & (app <= app_alone) & (gap_s <= L * p.max_gap_s), 0.0, 1.0)
+    outside = np.minimum(out_motion, out_app) if desc_p else out_motion
+    near_miss = outside == 0.0
     key = position.astype(float).copy()
     key -= np.where(fits & short, MOTION_BONUS * (1 - q / L), 0.0)
-    key += np.where(short & (q > 2 * L), MOTION_PENALTY, 0.0)
+    key += np.where(short, MOTION_PENALTY * np.clip(np.nan_to_num(q / L - 2.0), 0.0, 1.0), 0.0)
     key += GAP_PENALTY * np.log2(np.maximum(gap_s / max(p.max_gap_s, 1e-9), 1.0))
-    if not desc_p:  # motion alone: only short gaps whose motion fits say anything
-        near_miss &= fits
-    key += np.where(near_miss, 0.0, OUTSIDE_PENALTY)
+    key += OUTSIDE_PENALTY * outside
     rank = np.lexsort((ub, ua, key))
     if max_key is not None:
         rank = rank[key[rank] <= max_key]
@@ -578,7 +625,8 @@ def suggest_merges(
             motion=float(motion[e]), scale=float(scale[e]),
             exit=_where(xyxy[last_row[a]], width, height),
             entry=_where(xyxy[first_row[b]], width, height),
-            near_miss=bool(near_miss[e]), in_group_gates=bool(in_group[e])))
+            near_miss=bool(near_miss[e]), in_group_gates=bool(in_group[e]),
+            boxed_twice=bool(twice[e])))
     return Suggestions(items, same, diff, notes)
 
 
