@@ -132,7 +132,21 @@ def test_only_pairs_that_look_nearer_one_person_are_kept():
     items = _case().items
     assert [(s.a, s.b) for s in kept(items)] == [(1, 3), (2, 4)]
     assert all(s.key > sg.MAX_KEY for s in items[2:])
-    assert len(kept([items[0]] * (sg.KEEP_MAX + 5))) == sg.KEEP_MAX
+    from dataclasses import replace
+
+    many = [replace(items[0], a=1000 + i, b=5000 + i) for i in range(sg.KEEP_MAX + 5)]
+    assert len(kept(many)) == sg.KEEP_MAX
+
+
+def test_each_person_is_in_one_shown_suggestion_at_a_time():
+    from dataclasses import replace
+
+    best = _case().items[0]
+    items = [replace(best, a=1, b=2, key=-0.3), replace(best, a=3, b=2, key=-0.2),
+             replace(best, a=1, b=4, key=0.0), replace(best, a=5, b=6, key=0.1)]
+    # 3-2 and 1-4 wait for the answer to 1-2 (the list is made again after it)
+    assert [(s.a, s.b) for s in kept(items)] == [(1, 2), (5, 6)]
+    assert [(s.a, s.b) for s in kept(items[1:])] == [(3, 2), (1, 4), (5, 6)]
 
 
 # ------------------------------------------------------------------ the command, a real project

@@ -631,6 +631,18 @@ def suggest_merges(
 
 
 def kept(items: list[Suggestion]) -> list[Suggestion]:
-    """The suggestions worth showing (best first): rank key at most ``MAX_KEY``, at most
-    ``KEEP_MAX``."""
-    return [s for s in items if s.key <= MAX_KEY][:KEEP_MAX]
+    """The suggestions worth showing (best first): rank key at most ``MAX_KEY``, each person
+    in at most one of them (its best), at most ``KEEP_MAX``.
+
+    One decision per person at a time: a person's other candidates depend on the answer to
+    its best one (a fragment accepted into one person is on screen with the other candidate,
+    or no longer a fragment), so they come when the list is made again after that answer."""
+    out, seen = [], set()
+    for s in items:
+        if s.key > MAX_KEY or s.a in seen or s.b in seen:
+            continue
+        out.append(s)
+        seen.update((s.a, s.b))
+        if len(out) == KEEP_MAX:
+            break
+    return out
