@@ -502,6 +502,19 @@ def e2e_project(model: str, name: str) -> Path:
     return root
 
 
+def load_sequence(seq_dir: Path) -> dict:
+    """A MOT15 sequence's public detections, ground truth and frame rate (``det.txt``,
+    ``gt.txt``, ``seqinfo.ini``): ``{"fps", "det", "gt"}``."""
+    import configparser
+
+    from ptrack.formats.mot import read_mot
+
+    ini = configparser.ConfigParser()
+    ini.read(seq_dir / "seqinfo.ini")
+    return {"fps": float(ini["Sequence"]["frameRate"]), "det": read_mot(seq_dir / "det.txt", kind="det"),
+            "gt": read_mot(seq_dir / "gt.txt", kind="gt")}
+
+
 # -------------------------------------- the ceiling: a perfect merge of the tracklets
 # ``cross_validate.py`` and ``end_to_end.py`` score it beside the persons: what ``group``
 # could reach from these tracklets.

@@ -31,7 +31,6 @@ defaults.
 from __future__ import annotations
 
 import argparse
-import configparser
 import itertools
 import os
 import platform
@@ -44,7 +43,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import MOT_VIDEOS, e2e_project, perfect_group, perfect_merge, smoothed  # noqa: E402
+from bench.common import (MOT_VIDEOS, e2e_project, load_sequence, perfect_group,  # noqa: E402
+                          perfect_merge, smoothed)
 from ptrack.settings import load_defaults  # noqa: E402
 from ptrack.formats.evaluate import evaluate  # noqa: E402
 from ptrack.persons.group import group_tracklets  # noqa: E402
@@ -87,14 +87,6 @@ LABELS = {"tracklets": "tracklets", "persons": "persons", "ceiling": "perfect me
 def _points(grid: dict) -> list[dict]:
     names = list(grid)
     return [dict(zip(names, vals)) for vals in itertools.product(*(grid[n] for n in names))]
-
-
-def load_sequence(seq_dir: Path) -> dict:
-    ini = configparser.ConfigParser()
-    ini.read(seq_dir / "seqinfo.ini")
-    det = read_mot(seq_dir / "det.txt", kind="det")
-    return {"fps": float(ini["Sequence"]["frameRate"]), "det": det,
-            "gt": read_mot(seq_dir / "gt.txt", kind="gt")}
 
 
 def score_tracks(seq: dict, track_point: dict, base: dict, smooth: bool = True) -> dict:

@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, SHARED, WORK, ptrack_cmd  # noqa: E402
+from bench.common import REPO, SHARED, WORK, load_sequence, ptrack_cmd  # noqa: E402
 from ptrack.boxes import Boxes  # noqa: E402
 from ptrack.formats.evaluate import human_metrics  # noqa: E402
 from ptrack.formats.mot import read_mot  # noqa: E402
@@ -126,19 +126,13 @@ def fold(clip: str) -> str:
 
 def load_set(model: str, clip: str) -> dict:
     """Detections (first ``max_frames``), fps, ground truth and map of one clip and model."""
-    import configparser
-
     from ptrack.store import Store
 
     if model == "public":
         spec = PUBLIC[clip]
-        seq = SHARED / "mot15" / spec["mot15"]
-        ini = configparser.ConfigParser()
-        ini.read(seq / "seqinfo.ini")
         humans = json.loads(Path(spec["map"]).read_text()) if spec.get("map") else None
-        return {"clip": clip, "model": model, "video": None, "det": read_mot(seq / "det.txt", kind="det"),
-                "fps": float(ini["Sequence"]["frameRate"]), "gt": read_mot(spec["gt"], kind="gt"),
-                "humans": humans}
+        return {"clip": clip, "model": model, "video": None, "humans": humans,
+                **load_sequence(SHARED / "mot15" / spec["mot15"])}
     spec = CLIPS[clip]
     detect(model, clip)
     with Store.open(project(model), create=False) as st:

@@ -458,16 +458,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 
     The result is validated as a whole (:class:`ptrack.settings.Settings`) before it is returned.
     """
-    settings = load_defaults()
-    if path is not None:
-        data = _read_yaml(Path(path))
-        if data is not None:
-            settings = overlay(settings, data)
-    if overrides:
-        clean = {s: {k: v for k, v in sec.items() if v is not None} for s, sec in overrides.items()}
-        settings = overlay(settings, clean)
-    Settings.from_dict(settings)  # types, ranges, NaN/infinity: one-line errors naming the key
-    return settings
+    return project_config(None, path, overrides)  # validated: one-line errors naming the key
 
 
 def canonical_json(settings: Mapping[str, Any]) -> str:

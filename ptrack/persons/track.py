@@ -180,22 +180,27 @@ def track_detections(
         t, f = raw[o], f_sorted[o]
         cut = np.r_[False, (t[1:] == t[:-1]) & (f[1:] - f[:-1] > split_gap)]
         raw[o] = np.cumsum(np.r_[True, (t[1:] != t[:-1]) | cut[1:]])
-    # Renumber 1..K in order of first appearance (sorted order = frame, then left to right).
-    valid = raw >= 0
-    if valid.any():
-        uniq, first = np.unique(raw[valid], return_index=True)
-        rank = np.empty(len(uniq), dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(1, len(uniq) + 1)
-        raw[valid] = rank[np.searchsorted(uniq, raw[valid])]
-    out[order] = raw
+    out[order] = _first_appearance(raw)  # sorted order = frame, then left to right
     rescue = float(getattr(p, "rescue", OPTIONAL["rescue"]))
     if rescue > 0 and (out < 0).any():
-        out = _rescue(out, frame, xyxy, conf, p, scale * rescue, fps)
+        out = _rescue(out, frame, xyxy, conf, p, scale * rescue, fps, order)
+    return out
+
+
+def _first_appearance(ids: np.ndarray) -> np.ndarray:
+    """``ids`` (-1 = untracked) renumbered 1..K in order of first appearance along the array."""
+    out = ids.copy()
+    valid = ids >= 0
+    if valid.any():
+        uniq, first = np.unique(ids[valid], return_index=True)
+        rank = np.empty(len(uniq), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(1, len(uniq) + 1)
+        out[valid] = rank[np.searchsorted(uniq, ids[valid])]
     return out
 
 
 def _rescue(out: np.ndarray, frame: np.ndarray, xyxy: np.ndarray, conf: np.ndarray, p: Any,
-            scale: float, fps: float) -> np.ndarray:
+            scale: float, fps: float, order: np.ndarray) -> np.ndarray:
     """A second ByteTrack over the boxes the first left untracked, with thresholds ``scale``
     times the first's units: people the first pass never started a tracklet on (far, small,
     half hidden) get tracklets of their own, and no tracklet of the first pass changes."""
@@ -208,13 +213,7 @@ def _rescue(out: np.ndarray, frame: np.ndarray, xyxy: np.ndarray, conf: np.ndarr
     got = sub >= 0
     out = out.copy()
     out[left[got]] = sub[got] + int(out.max(initial=0))
-    # number 1..K again in order of first appearance (frame, then left to right)
-    valid = np.flatnonzero(out >= 0)
-    o = valid[np.lexsort((xyxy[valid, 1], xyxy[valid, 0], frame[valid]))]
-    uniq, first = np.unique(out[o], return_index=True)
-    rank = np.empty(len(uniq), np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(1, len(uniq) + 1)
-    out[o] = rank[np.searchsorted(uniq, out[o])]
+    out[order] = _first_appearance(out[order])  # 1..K again, both passes together
     return out
 
 
