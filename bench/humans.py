@@ -55,11 +55,14 @@ CLIPS = {
     "TUD-Stadtmitte": {"video": "mot15/TUD-Stadtmitte/TUD-Stadtmitte.mp4",
                        "gt": SHARED / "mot15/TUD-Stadtmitte/gt.txt"},
     "TUD-Campus": {"video": "mot15/TUD-Campus/TUD-Campus.mp4",
-                   "gt": SHARED / "mot15/TUD-Campus/gt.txt", "map": HUMANS / "TUD-Campus.map.json"},
+                   "gt": SHARED / "mot15/TUD-Campus/gt.txt", "map": HUMANS / "TUD-Campus.map.json",
+                   "extra": HUMANS / "TUD-Campus.extra-humans.txt"},
 }
 MOT15 = ("TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6")
 PUBLIC = {f"{n} public": {"mot15": n, "gt": SHARED / f"mot15/{n}/gt.txt",
-                          **({"map": HUMANS / f"{n}.map.json"} if (HUMANS / f"{n}.map.json").exists() else {})}
+                          **({"map": HUMANS / f"{n}.map.json"} if (HUMANS / f"{n}.map.json").exists() else {}),
+                          **({"extra": HUMANS / f"{n}.extra-humans.txt"}
+                             if (HUMANS / f"{n}.extra-humans.txt").exists() else {})}
           for n in MOT15}
 """MOT15's public detections (``det.txt``; boxes only, no crops, so motion alone joins them),
 scored against ``gt.txt`` (ids joined into humans where a map exists): model ``public``."""
@@ -131,8 +134,9 @@ def load_set(model: str, clip: str) -> dict:
     if model == "public":
         spec = PUBLIC[clip]
         humans = json.loads(Path(spec["map"]).read_text()) if spec.get("map") else None
+        seq = load_sequence(SHARED / "mot15" / spec["mot15"])
         return {"clip": clip, "model": model, "video": None, "humans": humans,
-                **load_sequence(SHARED / "mot15" / spec["mot15"])}
+                **seq, "gt": with_extra(seq["gt"], spec)}
     spec = CLIPS[clip]
     detect(model, clip)
     with Store.open(project(model), create=False) as st:
@@ -142,7 +146,15 @@ def load_set(model: str, clip: str) -> dict:
         det = det[det.frame < spec["max_frames"]]
     humans = json.loads(Path(spec["map"]).read_text()) if spec.get("map") else None
     return {"clip": clip, "model": model, "video": v, "det": det, "fps": float(v.fps),
-            "gt": read_mot(spec["gt"], kind="gt"), "humans": humans}
+            "gt": with_extra(read_mot(spec["gt"], kind="gt"), spec), "humans": humans}
+
+
+def with_extra(gt: Boxes, spec: dict) -> Boxes:
+    """MOTChallenge ground truth plus the humans it leaves unlabelled (``<seq>.extra-humans.txt``:
+    people behind a window; ids from 101)."""
+    if not spec.get("extra"):
+        return gt
+    return Boxes.concat([gt, read_mot(spec["extra"], kind="gt")])
 
 
 def settings_for(point: dict) -> Settings:
