@@ -210,3 +210,28 @@ def test_rescue_tracks_people_the_first_pass_left_and_changes_none_of_its_trackl
     assert np.array_equal(both[~weak], first[~weak])  # the first pass's tracklets as they were
     weaker = np.where(weak, 0.45, conf).astype(np.float32)  # below the second pass's 0.50 too
     assert (track(frame, xyxy, weaker, fps=25, rescue=0.8)[weak] == -1).all()
+
+
+def test_rescue_leaves_second_boxes_of_tracked_people_alone():
+    # two walkers tracked by the first pass; the detector also gives walker 1 a weak second box
+    # (its upper 60%, inside its box) and a small far person (30 px) stands inside walker 2's
+    # box: the second box is not a person of its own, the far person may be
+    from ptrack.persons.track import _second_boxes
+
+    frame, xyxy, conf = walkers(n_frames=40, people=2, conf=0.9)
+    f = np.arange(40)
+    x = 50 + 3 * f
+    part = np.column_stack([x + 2, np.full(40, 100.0), x + 58, np.full(40, 208.0)])
+    x2 = 250 + 3 * f
+    far = np.column_stack([x2 + 20, np.full(40, 120.0), x2 + 32, np.full(40, 150.0)])
+    frame = np.r_[frame, f, f]
+    xyxy = np.r_[xyxy, part, far].astype(np.float32)
+    conf = np.r_[conf, np.full(40, 0.55), np.full(40, 0.55)].astype(np.float32)
+    kind = np.r_[np.zeros(80), np.ones(40), np.full(40, 2)]
+    off = {"height_boost_max": 1.0}  # the rescue pass alone
+    assert (track(frame, xyxy, conf, fps=25, rescue=0.0, **off)[kind > 0] == -1).all()
+    ids = track(frame, xyxy, conf, fps=25, rescue=0.8, **off)
+    assert (ids[kind == 1] == -1).all()  # a second box of walker 1: left alone
+    assert len(np.unique(ids[kind == 2])) == 1 and ids[kind == 2][0] == 3  # the far person
+    out = np.where(kind == 0, 1, -1)
+    np.testing.assert_array_equal(_second_boxes(out, frame, xyxy), kind == 1)

@@ -199,12 +199,46 @@ def _first_appearance(ids: np.ndarray) -> np.ndarray:
     return out
 
 
+SECOND_BOX_INSIDE = 0.8
+"""A leftover box with at least this share of its area inside a box the first pass tracked in
+the same frame, and at least half that box's height, is a second box of a person who has a
+tracklet (part of them, or the detector's other class): the rescue pass leaves it alone. With
+the test model on TUD-Campus such boxes made 43 of the rescue pass's 52 rows, and their
+tracklets took links from the real ones (human coverage 70.9 without the rescue pass, 66.6
+with it, 71.3 with it and this rule); on the CAVIAR clips, where the rescue pass finds small
+far people, no rescued box lies inside another (``bench/humans.py``)."""
+
+
+def _second_boxes(out: np.ndarray, frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    """Untracked rows (``out < 0``) that are a second box of a tracked person: at least
+    ``SECOND_BOX_INSIDE`` of the box inside a tracked box of its frame that is at most twice
+    its height. Vectorised over all (untracked, tracked) pairs of a frame."""
+    dup = np.zeros(len(out), bool)
+    left, tracked = np.flatnonzero(out < 0), np.flatnonzero(out >= 0)
+    if not len(left) or not len(tracked):
+        return dup
+    order = tracked[np.argsort(frame[tracked], kind="stable")]
+    ft = frame[order]
+    lo = np.searchsorted(ft, frame[left], "left")
+    cnt = np.searchsorted(ft, frame[left], "right") - lo
+    ia = np.repeat(left, cnt)
+    ib = order[np.repeat(lo, cnt) + np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
+    a, b = xyxy[ia].astype(np.float64), xyxy[ib].astype(np.float64)
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    area = np.maximum((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1e-9)
+    hit = (iw * ih / area >= SECOND_BOX_INSIDE) & (2.0 * (a[:, 3] - a[:, 1]) >= b[:, 3] - b[:, 1])
+    dup[ia[hit]] = True
+    return dup
+
+
 def _rescue(out: np.ndarray, frame: np.ndarray, xyxy: np.ndarray, conf: np.ndarray, p: Any,
             scale: float, fps: float, order: np.ndarray) -> np.ndarray:
-    """A second ByteTrack over the boxes the first left untracked, with thresholds ``scale``
-    times the first's units: people the first pass never started a tracklet on (far, small,
-    half hidden) get tracklets of their own, and no tracklet of the first pass changes."""
-    left = np.flatnonzero(out < 0)
+    """A second ByteTrack over the boxes the first left untracked (less the second boxes of
+    people it tracked, :func:`_second_boxes`), with thresholds ``scale`` times the first's
+    units: people the first pass never started a tracklet on (far, small, half hidden) get
+    tracklets of their own, and no tracklet of the first pass changes."""
+    left = np.flatnonzero((out < 0) & ~_second_boxes(out, frame, xyxy))
     second = SimpleNamespace(**{k: getattr(p, k) for k in SETTINGS if hasattr(p, k)})
     for k in ("track_high_thresh", "track_low_thresh", "new_track_thresh"):
         setattr(second, k, float(getattr(p, k)) * scale)
