@@ -18,7 +18,9 @@ and no corrections. Then, with the CLI's own code (``ptrack suggest --json``,
   one-to-one per frame) in most frames; a person matching none has no human (the ``humans``
   column counts the labelled humans some person matches: the ones ptrack found);
 - precision of the top 5 and top 10 suggestions of the first list: the share whose two persons
-  have the same human (a pair with a person of no human is wrong);
+  show the same human (a person matching no human box shows a human when its boxes lie inside
+  that human's, ``parts_of``: a part of them boxed on its own; a pair with a person showing
+  no human is wrong);
 - a user who takes the first suggestion each time, accepts it when right and rejects it when
   wrong (every call re-groups, as the command does), until every labelled human that ptrack
   found is one person, or as near as merges can bring it (a human two of whose persons are on
@@ -129,6 +131,44 @@ def human_of(counts: dict[tuple[int, int], int]) -> dict[int, int]:
         if p not in best or n > best[p][0]:
             best[p] = (n, h)
     return {p: h for p, (n, h) in best.items()}
+
+
+PART_INSIDE = 0.8
+"""A person matching no human box shows a part of a human when this share of its box lies
+inside that human's box (in at least half of its observed frames)."""
+
+
+def parts_of(gt, pb, owner: dict[int, int]) -> dict[int, int]:
+    """Person -> human for the persons ``owner`` leaves without one whose boxes lie inside a
+    human's box (``PART_INSIDE`` of their area) in at least half of their observed frames: a
+    part of that human (boxed twice by the detector, or only its upper body), so a suggestion
+    joining it to that human's person is right."""
+    obs = np.asarray(pb["source"]) == 0
+    person, frame, xyxy = (np.asarray(pb["person"])[obs], np.asarray(pb["frame"])[obs],
+                           np.asarray(pb["xyxy"])[obs].astype(float))
+    out = {}
+    for p in np.unique(person).tolist():
+        if p in owner:
+            continue
+        rows = np.flatnonzero(person == p)
+        votes: dict[int, int] = {}
+        for r in rows:
+            f = int(frame[r])
+            if f not in gt:
+                continue
+            hid, hbox = gt[f]
+            a = xyxy[r]
+            iw = np.clip(np.minimum(a[2], hbox[:, 2]) - np.maximum(a[0], hbox[:, 0]), 0, None)
+            ih = np.clip(np.minimum(a[3], hbox[:, 3]) - np.maximum(a[1], hbox[:, 1]), 0, None)
+            inside = iw * ih / max((a[2] - a[0]) * (a[3] - a[1]), 1e-9)
+            j = int(np.argmax(inside)) if len(inside) else -1
+            if j >= 0 and inside[j] >= PART_INSIDE:
+                votes[int(hid[j])] = votes.get(int(hid[j]), 0) + 1
+        if votes:
+            h, n = max(sorted(votes.items()), key=lambda x: x[1])
+            if 2 * n >= len(rows):
+                out[p] = h
+    return out
 
 
 def split_humans(persons: list[int], owner: dict[int, int]) -> dict[int, int]:
@@ -278,12 +318,17 @@ def _simulate(clip: dict, max_steps: int) -> dict:
         obs = np.asarray(pb["source"]) == 0
         pp, ff = np.asarray(pb["person"])[obs], np.asarray(pb["frame"])[obs]
         frames = {int(p): ff[pp == p] for p in np.unique(pp)}
-        return counts, human_of(counts), persons, frames, fps
+        owner = human_of(counts)
+        return counts, owner, persons, frames, fps, {**parts_of(gt, pb, owner), **owner}
 
-    counts, owner, persons, frames, fps = state()
+    counts, owner, persons, frames, fps, shows = state()
     over = int(round(load_config()["group"]["handover_s"] * fps))
     first = json.loads(cli("suggest", "--json", "--top", "200"))["suggestions"]
-    right = [owner.get(s["a"]) is not None and owner.get(s["a"]) == owner.get(s["b"]) for s in first]
+
+    def is_right(s: dict) -> bool:
+        return shows.get(s["a"]) is not None and shows.get(s["a"]) == shows.get(s["b"])
+
+    right = [is_right(s) for s in first]
     split0 = {h: n for h, n in split_humans(persons, owner).items() if n > 1}
     out = {"humans": len({h for (_, h) in counts}), "persons": len(persons),
            "split_humans": len(split0),
@@ -308,13 +353,13 @@ def _simulate(clip: dict, max_steps: int) -> dict:
         if not todo:
             break
         s = todo[0]
-        if owner.get(s["a"]) is not None and owner.get(s["a"]) == owner.get(s["b"]):
+        if is_right(s):
             cli("suggest", "--accept", str(s["k"]))
             accepted += 1
         else:
             cli("suggest", "--reject", str(s["k"]))
             rejected += 1
-        counts, owner, persons, frames, fps = state()
+        counts, owner, persons, frames, fps, shows = state()
     split = {h: n for h, n in split_humans(persons, owner).items() if n > 1}
     out.update(accepted=accepted, rejected=rejected, whole_after=whole_at,
                still_split=len(split),
