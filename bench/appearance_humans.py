@@ -1,7 +1,7 @@
 """Which appearance tells humans apart? ROC AUC on human-labelled tracklet pairs, leave one video out.
 
 Usage: PYTHONPATH=. python bench/appearance_humans.py [--models coco,fall] [--clips A,B]
-       [--min-boxes 3] [--json PATH]
+       [--min-boxes 3] [--no-embed] [--json PATH]
 
 For each human-labelled clip (``tests/data/labels/humans/``, the clips of ``bench/humans.py``)
 and detector, the detections already in ``PTRACK_BENCH_WORK/human-labels/MODEL`` (made by
@@ -28,6 +28,10 @@ Candidates, each a distance between two tracklets (all on crops stored by ``ptra
 * ``group_embed``: MobileNetV2 embeddings of the 8 crops per tracklet ``group`` picks under the
   KISSME metric learned per video from the tracklets alone (``ptrack.persons.metric``), on the
   0-1 scale (``embedding_distance``), computed here without storing them;
+* ``hsvk6`` / ``hsvk_all``: a colour metric learned per video as the embedding's is (KISSME,
+  PCA 16, over the square roots of the ``hsv`` histograms of the 6 picked crops or of every
+  crop; positives within a tracklet, negatives between tracklets sharing a frame; no label),
+  same 0-1 scale; ``hsv6+hsvkX``: its mean with ``hsv6``;
 * ``X+emb``: the mean of colour candidate X and ``group_embed`` (``group_combo`` = ``hsv6+emb``,
   ``group.appearance: combo``).
 
@@ -50,7 +54,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (HUMAN_CLIPS, WORK, load_note, machine_summary,  # noqa: E402
+from bench.common import (HUMAN_CLIPS, RESULTS, WORK, load_note, machine_summary,  # noqa: E402
                           shared_models_dir)
 
 LAYOUTS = {
@@ -217,6 +221,10 @@ def score_set(model: str, clip: str, min_boxes: int, embedder) -> dict:
                                   + sum(secs_decode[r] + secs_hist["hsv"][r] for r in used))
         except NotEnoughPairs as exc:
             info_k = f"no colour metric: {exc}"
+    for agg in ("6", "_all"):
+        if f"hsvk{agg}" in cand:
+            cand[f"hsv6+hsvk{agg}"] = (cand["hsv6"] + cand[f"hsvk{agg}"]) / 2
+            cost[f"hsv6+hsvk{agg}"] = cost["hsv6"] + cost[f"hsvk{agg}"]
     info = {"boxes": int(len(det)), "tracklets": int(len(np.unique(tid[tid >= 0]))),
             "labelled": len(labels), "scored": len(ids), "humans": len(set(labels[t] for t in ids)),
             "same_pairs": int(same.sum()), "diff_pairs": int((~same).sum())}
@@ -236,7 +244,7 @@ def score_set(model: str, clip: str, min_boxes: int, embedder) -> dict:
                                             if a in vec and b in vec else 1.0 for a, b in pairs])
             cost["group_embed"] = t_emb + t_metric
             for k in [c for c in list(cand) if c.endswith("6") or c.endswith("6_q")
-                      or c.startswith("hsvk")]:
+                      or c.startswith("hsvk") and "+" not in c]:
                 cand[f"{k}+emb"] = (cand[k] + cand["group_embed"]) / 2
                 cost[f"{k}+emb"] = cost[k] + cost["group_embed"]
         except NotEnoughPairs as exc:
@@ -269,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", default=",".join(HUMAN_CLIPS))
     ap.add_argument("--min-boxes", type=int, default=3)
     ap.add_argument("--no-embed", action="store_true", help="colour candidates only")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=Path, default=RESULTS / "appearance_humans.json",
+                    help="every set's pair counts, AUCs and seconds")
     args = ap.parse_args(argv)
     print(f"CPU: {machine_summary()['cpu']}; {load_note()}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -293,9 +302,21 @@ def main(argv: list[str] | None = None) -> int:
                fold=lambda key: key.split("/", 1)[1])
     print(f"CPU: {machine_summary()['cpu']}; {load_note()}")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({m: {c: s["info"] for c, s in sets.items()}
                                          for m, sets in out.items()}, indent=1, default=float))
     return 0
+
+
+ABBREVIATIONS = {"coco/": "c/", "fall/": "f/", "OneLeaveShopReenter1": "OLSR1",
+                 "EnterExitCrossingPaths": "EECP", "TwoLeaveShop2cor": "TLS2cor",
+                 "one-by-one-person": "one-by-one", "TUD-Stadtmitte": "TUD-Stadt"}
+
+
+def abbreviated(name: str) -> str:
+    for long, short in ABBREVIATIONS.items():
+        name = name.replace(long, short)
+    return name
 
 
 def fmt(x: float | None) -> str:
@@ -345,9 +366,7 @@ def report(model: str, sets: dict[str, dict], fold=lambda key: key) -> None:
     none = [c for c in clips if not sets[c]["info"]["same_pairs"] or not sets[c]["info"]["diff_pairs"]]
     if none:
         print(f"  no AUC (no same-human or no different-human pair): {', '.join(none)}")
-    short = {c: c.replace("coco/", "c/").replace("fall/", "f/").replace("OneLeaveShopReenter1", "OLSR1")
-             .replace("EnterExitCrossingPaths", "EECP").replace("TwoLeaveShop2cor", "TLS2cor").replace("one-by-one-person", "one-by-one")
-             .replace("TUD-Stadtmitte", "TUD-Stadt") for c in clips}
+    short = {c: abbreviated(c) for c in clips}
     w = max(11, max(len(v) for v in short.values()) + 1)
     shown = [] if wide else clips
     print(f"{'candidate':16s}" + "".join(f"{short[c]:>{w}s}" for c in shown) + f"{'pooled':>8s}{'mean':>7s}"
@@ -369,7 +388,7 @@ def report(model: str, sets: dict[str, dict], fold=lambda key: key) -> None:
         chosen_all = best(list(sets.values()), among)
         print(f"\nleave one video out, {label}: in-sample choice {chosen_all} "
               f"(pooled {fmt(pooled(list(sets.values()), chosen_all))})")
-        print(f"{'held-out set':28s} {'chosen on the others':22s} {'held out':>9s} {'in-sample':>10s} "
+        print(f"{'held-out set':32s} {'chosen on the others':22s} {'held out':>9s} {'in-sample':>10s} "
               f"{'hsv6':>7s}")
         held_sets = []
         for c in clips:
@@ -378,10 +397,10 @@ def report(model: str, sets: dict[str, dict], fold=lambda key: key) -> None:
             h = sets[c]["info"]["auc"].get(ch)
             held_sets.append({"same": sets[c]["same"], "dist": {"x": sets[c]["dist"].get(ch, np.zeros(0))}}
                              if ch in sets[c]["dist"] else {"same": np.zeros(0, bool), "dist": {}})
-            print(f"{c:28s} {ch:22s} {fmt(h):>9s} {fmt(sets[c]['info']['auc'].get(chosen_all)):>10s} "
+            print(f"{c:32s} {ch:22s} {fmt(h):>9s} {fmt(sets[c]['info']['auc'].get(chosen_all)):>10s} "
                   f"{fmt(sets[c]['info']['auc'].get('hsv6')):>7s}")
-        print(f"{'pooled':28s} {'':22s} {fmt(pooled(held_sets, 'x')):>9s} "
-              f"{fmt(pooled(list(sets.values()), chosen_all)):>10s} {fmt(pooled(list(sets.values()), 'hsv6')):>7s}")
+        print(f"{'pooled':32s} {'':22s} {fmt(pooled(held_sets, 'x')):>9s} "
+              f"{fmt(pooled(every, chosen_all)):>10s} {fmt(pooled(every, 'hsv6')):>7s}")
 
 
 if __name__ == "__main__":
