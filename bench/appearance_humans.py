@@ -35,8 +35,9 @@ Candidates, each a distance between two tracklets (all on crops stored by ``ptra
 * ``X+emb``: the mean of colour candidate X and ``group_embed`` (``group_combo`` = ``hsv6+emb``,
   ``group.appearance: combo``).
 
-Then a leave-one-video-out choice, per model and among all candidates and among the colour
-ones alone (what the default ``group.appearance: hsv`` could ship): per held-out clip the
+Then a leave-one-video-out choice, per model and over both, among the colour layouts and
+weightings (what a new ``hsv`` descriptor could be), among every colour candidate (with the
+learned colour metric), and among all candidates: per held-out clip the
 candidate with the best pooled AUC over the other clips' pairs, scored on the held-out clip;
 beside it the in-sample choice (best pooled AUC over every clip). Seconds per video: each
 candidate's crops decoded and described (measured crop by crop), plus the embedding and metric.
@@ -354,7 +355,8 @@ def report(model: str, sets: dict[str, dict], fold=lambda key: key) -> None:
     names = list(next(iter(sets.values()))["dist"])
     for s in sets.values():
         names += [n for n in s["dist"] if n not in names]
-    colour = [n for n in names if n.startswith("hsv") and "+emb" not in n and not n.startswith("hsvk")]
+    layouts = [n for n in names if n.startswith("hsv") and "+" not in n and "hsvk" not in n]
+    colour = [n for n in names if n.startswith("hsv") and "+emb" not in n]
     print(f"\n== {model}: ROC AUC, same vs different human, tracklet pairs never on screen together")
     wide = len(clips) > 8  # several models: pooled figures only (per set: the tables above)
     for c in ([] if wide else clips):
@@ -384,7 +386,9 @@ def report(model: str, sets: dict[str, dict], fold=lambda key: key) -> None:
     for n in names[1:]:
         lo, hi = bootstrap(every, n, "hsv6")
         print(f"  {n:16s} {pooled(every, n) - pooled(every, 'hsv6'):+.3f}  [{lo:+.3f}, {hi:+.3f}]")
-    for label, among in (("all candidates", names), ("colour only (group.appearance: hsv)", colour)):
+    for label, among in (("colour layouts and weightings (hsv, hsv3, hsv3b; 6 / all; _q)", layouts),
+                         ("colour only, with the per-video colour metric", colour),
+                         ("all candidates", names)):
         chosen_all = best(list(sets.values()), among)
         print(f"\nleave one video out, {label}: in-sample choice {chosen_all} "
               f"(pooled {fmt(pooled(list(sets.values()), chosen_all))})")
