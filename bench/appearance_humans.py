@@ -35,6 +35,9 @@ Candidates, each a distance between two tracklets (all on crops stored by ``ptra
 * ``X+emb``: the mean of colour candidate X and ``group_embed`` (``group_combo`` = ``hsv6+emb``,
   ``group.appearance: combo``).
 
+Beside the AUC (pooled over every pair, and the mean of the clips'), ``strict``: the share of
+same-human pairs closer than every different-human pair of their clip.
+
 Then a leave-one-video-out choice, per model and over both, among the colour layouts and
 weightings (what a new ``hsv`` descriptor could be), among every colour candidate (with the
 learned colour metric), and among all candidates: per held-out clip the
@@ -324,6 +327,18 @@ def fmt(x: float | None) -> str:
     return f"{x:6.3f}" if x is not None else f"{'-':>6s}"
 
 
+def strict(sets: list[dict], name: str) -> float | None:
+    """Share of same-human pairs closer than every different-human pair of their set (sets with
+    both kinds): the joins a threshold could make without one wrong join, per video."""
+    ok = total = 0
+    for s in sets:
+        if name in s["dist"] and s["same"].any() and (~s["same"]).any():
+            d = s["dist"][name]
+            ok += int((d[s["same"]] < d[~s["same"]].min()).sum())
+            total += int(s["same"].sum())
+    return ok / total if total else None
+
+
 def versus(sets: dict[str, dict], a: str, b: str) -> str:
     """How many sets ``a`` scores above / equal to / below ``b`` (sets where both score)."""
     both = [(s["info"]["auc"].get(a), s["info"]["auc"].get(b)) for s in sets.values()]
@@ -372,7 +387,7 @@ def report(model: str, sets: dict[str, dict], fold=lambda key: key) -> None:
     w = max(11, max(len(v) for v in short.values()) + 1)
     shown = [] if wide else clips
     print(f"{'candidate':16s}" + "".join(f"{short[c]:>{w}s}" for c in shown) + f"{'pooled':>8s}{'mean':>7s}"
-          f"{'s/video':>9s}  vs hsv6 per set: better/same/worse")
+          f"{'strict':>7s}{'s/video':>9s}  vs hsv6 per set: better/same/worse")
     for n in names:
         vals = [sets[c]["info"]["auc"].get(n) for c in clips]
         ok = [v for v in vals if v is not None]
@@ -380,6 +395,7 @@ def report(model: str, sets: dict[str, dict], fold=lambda key: key) -> None:
         secs = [sets[c]["info"]["seconds"].get(n) for c in clips if n in sets[c]["info"]["seconds"]]
         print(f"{n:16s}" + "".join(f"{fmt(v):>{w}s}" for v in vals)
               + f"{fmt(pooled(list(sets.values()), n)):>8s}{fmt(float(np.mean(ok)) if ok else None):>7s}"
+              + f"{fmt(strict(list(sets.values()), n)):>7s}"
               + (f"{np.mean(secs):9.2f}" if secs else f"{'':9s}") + "  " + versus(sets, n, "hsv6"))
     every = list(sets.values())
     print("pooled AUC minus hsv6's, 95% interval over resampled pairs (a floor on the uncertainty):")
