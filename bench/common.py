@@ -43,6 +43,23 @@ MOT15 = SHARED / "mot15"
 TUD_STADTMITTE = MOT15 / "TUD-Stadtmitte"
 CLIPS = SHARED / "clips"
 CLIP_1080_SOURCE = CLIPS / "one-by-one-person.mp4"  # CC BY 4.0, 768x432 (16:9), 1394 frames
+HUMAN_LABELS = REPO / "tests" / "data" / "labels" / "humans"
+_CAVIAR = ("OneLeaveShopReenter1cor", "OneLeaveShopReenter1front", "EnterExitCrossingPaths1cor",
+           "EnterExitCrossingPaths2cor", "TwoLeaveShop2cor")
+HUMAN_CLIPS = {
+    **{c: {"video": f"caviar/{c}.mpg", "gt": HUMAN_LABELS / f"{c}.gt.txt"} for c in _CAVIAR},
+    "one-by-one-person": {"video": "clips/one-by-one-person.mp4",
+                          "gt": HUMAN_LABELS / "one-by-one-person.gt.txt", "max_frames": 1056},
+    "TUD-Stadtmitte": {"video": "mot15/TUD-Stadtmitte/TUD-Stadtmitte.mp4",
+                       "gt": MOT15 / "TUD-Stadtmitte/gt.txt"},
+    "TUD-Campus": {"video": "mot15/TUD-Campus/TUD-Campus.mp4",
+                   "gt": MOT15 / "TUD-Campus/gt.txt", "map": HUMAN_LABELS / "TUD-Campus.map.json",
+                   "extra": HUMAN_LABELS / "TUD-Campus.extra-humans.txt"},
+}
+"""The human-labelled clips (``tests/data/labels/humans/README.md``): video under ``SHARED``,
+human-level ground truth (MOT format), the map joining MOT15 ids into humans, the humans MOT15
+leaves unlabelled, and the frames the labels cover (``bench/humans.py``,
+``bench/appearance_humans.py``)."""
 
 
 # ------------------------------------------------------------------------------ results

@@ -39,25 +39,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, SHARED, WORK, load_sequence, ptrack_cmd  # noqa: E402
+from bench.common import (HUMAN_CLIPS, HUMAN_LABELS, REPO, SHARED, WORK, load_sequence,  # noqa: E402
+                          ptrack_cmd)
 from ptrack.boxes import Boxes  # noqa: E402
 from ptrack.formats.evaluate import human_metrics  # noqa: E402
 from ptrack.formats.mot import read_mot  # noqa: E402
 from ptrack.settings import Settings, load_defaults  # noqa: E402
 
-HUMANS = REPO / "tests" / "data" / "labels" / "humans"
-CAVIAR = ("OneLeaveShopReenter1cor", "OneLeaveShopReenter1front", "EnterExitCrossingPaths1cor",
-          "EnterExitCrossingPaths2cor", "TwoLeaveShop2cor")
-CLIPS = {
-    **{c: {"video": f"caviar/{c}.mpg", "gt": HUMANS / f"{c}.gt.txt"} for c in CAVIAR},
-    "one-by-one-person": {"video": "clips/one-by-one-person.mp4",
-                          "gt": HUMANS / "one-by-one-person.gt.txt", "max_frames": 1056},
-    "TUD-Stadtmitte": {"video": "mot15/TUD-Stadtmitte/TUD-Stadtmitte.mp4",
-                       "gt": SHARED / "mot15/TUD-Stadtmitte/gt.txt"},
-    "TUD-Campus": {"video": "mot15/TUD-Campus/TUD-Campus.mp4",
-                   "gt": SHARED / "mot15/TUD-Campus/gt.txt", "map": HUMANS / "TUD-Campus.map.json",
-                   "extra": HUMANS / "TUD-Campus.extra-humans.txt"},
-}
+HUMANS = HUMAN_LABELS
+CLIPS = HUMAN_CLIPS
 MOT15 = ("TUD-Campus", "TUD-Stadtmitte", "KITTI-17", "ETH-Sunnyday", "ADL-Rundle-6")
 PUBLIC = {f"{n} public": {"mot15": n, "gt": SHARED / f"mot15/{n}/gt.txt",
                           **({"map": HUMANS / f"{n}.map.json"} if (HUMANS / f"{n}.map.json").exists() else {}),
