@@ -43,11 +43,12 @@ def _rows(spec):
     return np.array(tid), np.array(frame), np.array(xyxy, float), np.full(n, 0.9)
 
 
-def _case(person_of=None, cannot=(), colours=None, crops=True):
+def _case(person_of=None, cannot=(), colours=None, crops=True, back=200):
     # 1 and 2 on screen together; 3 starts where 1 left (same colours: one person, by motion
-    # and looks); 4 comes back long after 2 in 2's colours; 5 appears far from everybody later
+    # and looks); 4 comes back long after 2 in 2's colours (at frame ``back``, 10 fps); 5
+    # appears far from everybody later
     spec = {1: (0, 20, 100, 2), 2: (0, 40, 400, 0), 3: (24, 50, 148, 2),
-            4: (200, 260, 760, -1), 5: (280, 300, 50, 0)}
+            4: (back, back + 60, 760, -1), 5: (back + 80, back + 100, 50, 0)}
     colours = colours or {1: 3, 2: 10, 3: 3, 4: 10, 5: 20}
     tid, frame, xyxy, conf = _rows(spec)
     ids = np.array(sorted(spec))
@@ -86,6 +87,17 @@ def test_ranking_puts_look_alikes_with_agreeing_motion_first():
     keys = [s.key for s in items]
     assert keys == sorted(keys)
     assert first.exit[0] == "inside" and items[1].entry[0] == "right"
+
+
+def test_a_look_alike_coming_back_minutes_later_is_still_suggested():
+    # 2 leaves at 4 s; 4, in 2's colours, comes back after 16 s, 1 minute, 2 minutes
+    for back, gap in ((200, 16.0), (640, 60.0), (1240, 120.0)):
+        items = _case(back=back).items
+        ret = [s for s in kept(items) if (s.a, s.b) == (2, 4)]
+        assert ret and ret[0].gap_s == pytest.approx(gap)
+    # and a pair that looks like two people is not, at any gap
+    items = _case(back=640, colours={1: 3, 2: 10, 3: 3, 4: 11, 5: 20}).items
+    assert (2, 4) not in [(s.a, s.b) for s in kept(items)]
 
 
 def test_persons_are_judged_whole_and_cannot_links_remove_pairs():
