@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptrack.persons.metric import (Metric, NotEnoughPairs, cooccurring, learn_kissme, pca, psd,
+from ptrack.persons.metric import (MIN_TRACKLET_PAIRS, Metric, NotEnoughPairs, cooccurring, learn_kissme, pca, psd,
                            tracklet_distances, tracklet_means, tracklet_pairs, tracklet_vectors)
 
 
@@ -191,3 +191,18 @@ def test_metric_learned_on_a_sample_of_each_tracklet_still_separates():
     # the vectors' distances are the metric's, in units of its scale
     _, learned = tracklet_distances(X[sample], trk[sample], m)
     np.testing.assert_allclose(D, learned / m.scale, atol=1e-6)
+
+
+def test_a_metric_needs_several_pairs_of_people_on_screen_together():
+    # three people on screen together for 100 frames give thousands of box pairs, but only three
+    # pairs of people: a metric learned from them describes those three, not the video (the
+    # caller falls back to colours)
+    rng = np.random.default_rng(0)
+    trk = np.repeat([1, 2, 3], 100)
+    frm = np.tile(np.arange(100), 3)
+    X = rng.normal(0, 1, (3, 16))[trk - 1] + rng.normal(0, 0.2, (300, 16))
+    with pytest.raises(NotEnoughPairs, match=r"too few tracklets on screen together .*3 pairs"):
+        learn_kissme(X, trk, frm, dims=8, per_group=50)
+    assert MIN_TRACKLET_PAIRS > 3
+    m = learn_kissme(X, trk, frm, dims=8, per_group=50, min_tracklet_pairs=3)  # the old rule
+    assert m.dims == 8

@@ -26,6 +26,14 @@ import numpy as np
 from ptrack.errors import PtrackError
 
 
+MIN_TRACKLET_PAIRS = 5
+"""Fewest distinct pairs of tracklets on screen together a metric is learned from: negatives
+from one or two pairs of people describe those people, not the video's (the test model on the
+one-by-one clip: 2 such pairs gave thousands of box pairs, and the metric learned from them
+joined two different people, purity 100 -> 56.5 with ``group.appearance: combo``;
+``bench/appearance_humans.py``). Below it, colours alone decide."""
+
+
 class NotEnoughPairs(PtrackError):
     """The tracklets give too few positive or negative pairs to learn a metric (fall back)."""
 
@@ -192,7 +200,8 @@ def psd(A: np.ndarray) -> np.ndarray:
 def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *,
                  xyxy: np.ndarray | None = None, max_iou: float = 0.5, dims: int = 32,
                  per_group: int = 200, ridge: float = 1e-3, min_pairs: int = 20,
-                 seed: int = 0, cooccur: set[tuple[int, int]] | None = None) -> Metric:
+                 min_tracklet_pairs: int = MIN_TRACKLET_PAIRS, seed: int = 0,
+                 cooccur: set[tuple[int, int]] | None = None) -> Metric:
     """Learn the per-video metric from per-box features and the tracklet structure.
 
     Args:
@@ -207,6 +216,8 @@ def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *,
             (negatives).
         ridge: Added to both covariances' diagonals, relative to their mean variance.
         min_pairs: Fewest positive and negative pairs accepted.
+        min_tracklet_pairs: Fewest distinct pairs of tracklets on screen together the negatives
+            come from (``MIN_TRACKLET_PAIRS``).
         cooccur: Tracklet pairs known to share a frame (see :func:`tracklet_pairs`), when the
             rows are a sample of each tracklet's boxes.
 
@@ -225,6 +236,10 @@ def learn_kissme(X: np.ndarray, tracklet: np.ndarray, frame: np.ndarray, *,
                               seed=seed, cooccur=cooccur)
     if len(pos) < min_pairs or len(neg) < min_pairs:
         raise NotEnoughPairs(f"too few pairs to learn a metric ({len(pos)} positive, {len(neg)} negative; need {min_pairs})")
+    people = len({tuple(sorted(p)) for p in tracklet[neg].tolist()})
+    if people < min_tracklet_pairs:
+        raise NotEnoughPairs(f"too few tracklets on screen together to learn a metric ({people} "
+                             f"pairs; need {min_tracklet_pairs})")
     used = np.unique(np.concatenate([pos.ravel(), neg.ravel()]))
     mean, proj = pca(X[used], min(dims, len(used) - 1))
     Z = (X[used] - mean) @ proj
