@@ -53,6 +53,28 @@ def imported(tmp_path: Path) -> Path:
     return proj
 
 
+def test_track_fps_sets_the_real_frame_rate_and_the_stages_follow_it(imported: Path):
+    # imported at 25 frames/s: A's 30-frame gap is 1.2 s, past the 0.5 s buffer: cut
+    assert "tracklets 3" in cli(imported, "track").output
+    assert cli(imported, "group").exit_code == 0
+    # the pictures really were 100 a second: the gap is 0.3 s, ByteTrack bridges it
+    tr = cli(imported, "track", "--fps", "100")
+    assert tr.exit_code == 0, tr.output
+    assert "tracklets 2" in tr.output and "frame rate 25 -> 100 frames/s" in tr.output
+    with Store.open(imported) as st:
+        v = st.video("walkers")
+        assert v.fps == 100.0
+        assert st.stage_state(v.id, "group") == "stale"  # the next group runs again
+    listed = cli(imported, "list", "videos", "--json")
+    assert json.loads(listed.stdout)[0]["fps"] == 100.0
+    # the same rate again changes nothing; a bad one is a usage error that stores nothing
+    assert "frame rate" not in cli(imported, "track", "--fps", "100").output
+    bad = cli(imported, "track", "--fps", "0")
+    assert bad.exit_code == 2 and "--fps" in bad.output
+    with Store.open(imported) as st:
+        assert st.video("walkers").fps == 100.0
+
+
 def test_track_group_rank_join_the_broken_walker(imported: Path):
     tr = cli(imported, "track")
     assert tr.exit_code == 0, tr.output

@@ -41,13 +41,18 @@ def _print_summary(s, recorded_constraints: int | None = None) -> None:
         typer.echo(safe(f"{s.video}: {note}"), err=True)
 
 
-def _stage(ctx: typer.Context, video: str | None, stage: str) -> None:
+def _stage(ctx: typer.Context, video: str | None, stage: str, fps: float | None = None) -> None:
     from ptrack.persons.stages import RUNNERS
 
     with open_store(ctx) as store:
         before = project_overlay(ctx, store)
         cfg = settings(ctx, store=store)
         v = store.video(video)
+        if fps is not None and fps != v.fps:
+            store.update_video(v.id, fps=float(fps))
+            _log(f"{v.name}: frame rate {v.fps:g} -> {fps:g} frames/s from now on (durations, "
+                 f"settings in seconds, times shown); group and rank run again after this track")
+            v = store.video(v.id)
         summary = RUNNERS[stage](store, v, cfg, _log)
         recorded = len(store.constraints(v.id)) if stage == "group" else None
         keep_settings(store, cfg, before, _log)  # what the stage ran with is the project's from now on
@@ -123,12 +128,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handles_errors
-    def track(ctx: typer.Context, video: VideoOpt = None) -> None:
+    def track(
+        ctx: typer.Context,
+        video: VideoOpt = None,
+        fps: Annotated[Optional[float], typer.Option(
+            "--fps", min=0.5, max=1000.0, show_default=False,
+            help="The video's real frame rate, where its file states another (pictures saved "
+                 "as a video at the wrong rate): kept with the video, every duration uses it.")] = None,
+    ) -> None:
         """Follow the stored detections with ByteTrack into tracklets.
 
-        Example: ptrack track --video match
+        Example: ptrack track --video match; ptrack track --fps 7 (the file says 25)
         """
-        _stage(ctx, video, "track")
+        _stage(ctx, video, "track", fps)
 
     @app.command()
     @handles_errors
