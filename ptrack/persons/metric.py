@@ -26,7 +26,7 @@ import numpy as np
 from ptrack.errors import PtrackError
 
 
-MIN_TRACKLET_PAIRS = 5
+MIN_TRACKLET_PAIRS = 3
 """Fewest distinct pairs of tracklets on screen together a metric is learned from: negatives
 from one or two pairs of people describe those people, not the video's (the test model on the
 one-by-one clip: 2 such pairs gave thousands of box pairs, and the metric learned from them
