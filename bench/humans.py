@@ -85,6 +85,7 @@ GRIDS: dict[str, dict[str, dict]] = {
                for r in (0.0, 0.5, 0.6, 0.7, 0.8, 0.9) for m in (1.0, 1.5)},
     "both": _product(_TRACK, _CLUSTER),
     "cover": {f"cover {c:g}": {"group": {"cover_max": c}} for c in (0.2, 0.3, 0.5, 1.0)},
+    "gapcost": {f"gap cost {c:g}": {"group": {"gap_cost_per_s": c}} for c in (0.05, 0.1, 0.15)},
 }
 """Named grids: point name -> settings overlay ``{"track": {...}, "group": {...}}``."""
 KEYS = ("coverage", "purity", "whole", "humans", "persons_per_human")
