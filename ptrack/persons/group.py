@@ -200,31 +200,16 @@ CLEAN_MIN = 3
 def box_cover(frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     """Share (0-1) of each box's area covered by another box of its frame whose bottom edge is
     lower (nearer the camera: in front of it); all pairs of a frame at once, vectorised."""
-    n = len(frame)
-    out = np.zeros(n)
-    if n < 2:
-        return out
-    order = np.argsort(frame, kind="stable")
-    f = frame[order]
-    first = np.r_[0, np.flatnonzero(f[1:] != f[:-1]) + 1]
-    size = np.diff(np.r_[first, n])
-    start_of = np.repeat(first, size)
-    count_of = np.repeat(size, size)
-    ia = np.repeat(np.arange(n), count_of)
-    ib = np.repeat(start_of, count_of) + (np.arange(count_of.sum())
-                                          - np.repeat(np.cumsum(count_of) - count_of, count_of))
-    keep = ia != ib
-    ia, ib = ia[keep], ib[keep]
-    b = np.asarray(xyxy, np.float64)[order]
+    from ptrack.persons.sampling import intersection, same_frame_pairs
+
+    ia, ib = same_frame_pairs(frame)
+    b = np.asarray(xyxy, np.float64)
     front = b[ib, 3] >= b[ia, 3]
     ia, ib = ia[front], ib[front]
-    w = np.clip(np.minimum(b[ia, 2], b[ib, 2]) - np.maximum(b[ia, 0], b[ib, 0]), 0, None)
-    h = np.clip(np.minimum(b[ia, 3], b[ib, 3]) - np.maximum(b[ia, 1], b[ib, 1]), 0, None)
     area = np.maximum((b[ia, 2] - b[ia, 0]) * (b[ia, 3] - b[ia, 1]), 1e-9)
-    cover = np.zeros(n)
-    np.maximum.at(cover, ia, w * h / area)
-    out[order] = np.minimum(cover, 1.0)
-    return out
+    cover = np.zeros(len(frame))
+    np.maximum.at(cover, ia, intersection(b[ia], b[ib]) / area)
+    return np.minimum(cover, 1.0)
 
 
 def _states(unit_of_row, frame, xyxy, conf, rows, fps, p, cover=None) -> _States:

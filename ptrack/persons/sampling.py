@@ -1,13 +1,45 @@
-"""Choosing good boxes of one person or tracklet: the overlap test and the time-spread picker.
+"""Choosing good boxes of one person or tracklet: the overlap tests and the time-spread picker.
 
 Used by the appearance descriptors (``ptrack.persons.descriptors``) and by the views' samples
-(``ptrack.views.samples``), so "covered" and "spread across time" mean one thing everywhere.
+(``ptrack.views.samples``), so "covered" and "spread across time" mean one thing everywhere;
+``group``'s cut ends and ``track``'s second boxes pair the boxes of a frame with
+:func:`same_frame_pairs` and :func:`intersection`.
 Pure numpy.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def same_frame_pairs(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair ``(i, j)`` of distinct rows with the same frame (both orders), as two
+    index arrays; vectorised, N x (most boxes in one frame) pairs.
+
+    >>> same_frame_pairs(np.array([3, 1, 3]))
+    (array([0, 2]), array([2, 0]))
+    """
+    frame = np.asarray(frame).reshape(-1)
+    n = len(frame)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(frame, kind="stable")
+    f = frame[order]
+    first = np.r_[0, np.flatnonzero(f[1:] != f[:-1]) + 1]
+    size = np.diff(np.r_[first, n])
+    count_of = np.repeat(size, size)
+    ia = np.repeat(np.arange(n), count_of)
+    ib = np.repeat(np.repeat(first, size), count_of) + (
+        np.arange(count_of.sum()) - np.repeat(np.cumsum(count_of) - count_of, count_of))
+    keep = ia != ib
+    return order[ia[keep]], order[ib[keep]]
+
+
+def intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Area shared by boxes ``a[k]`` and ``b[k]`` (xyxy, row by row)."""
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    return w * h
 
 
 def covered_share(frame: np.ndarray, xyxy: np.ndarray, conf: np.ndarray | None = None,

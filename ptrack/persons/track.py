@@ -213,21 +213,16 @@ def _second_boxes(out: np.ndarray, frame: np.ndarray, xyxy: np.ndarray) -> np.nd
     """Untracked rows (``out < 0``) that are a second box of a tracked person: at least
     ``SECOND_BOX_INSIDE`` of the box inside a tracked box of its frame that is at most twice
     its height. Vectorised over all (untracked, tracked) pairs of a frame."""
-    dup = np.zeros(len(out), bool)
-    left, tracked = np.flatnonzero(out < 0), np.flatnonzero(out >= 0)
-    if not len(left) or not len(tracked):
-        return dup
-    order = tracked[np.argsort(frame[tracked], kind="stable")]
-    ft = frame[order]
-    lo = np.searchsorted(ft, frame[left], "left")
-    cnt = np.searchsorted(ft, frame[left], "right") - lo
-    ia = np.repeat(left, cnt)
-    ib = order[np.repeat(lo, cnt) + np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
+    from ptrack.persons.sampling import intersection, same_frame_pairs
+
+    ia, ib = same_frame_pairs(frame)
+    keep = (out[ia] < 0) & (out[ib] >= 0)
+    ia, ib = ia[keep], ib[keep]
     a, b = xyxy[ia].astype(np.float64), xyxy[ib].astype(np.float64)
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
     area = np.maximum((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1e-9)
-    hit = (iw * ih / area >= SECOND_BOX_INSIDE) & (2.0 * (a[:, 3] - a[:, 1]) >= b[:, 3] - b[:, 1])
+    hit = (intersection(a, b) / area >= SECOND_BOX_INSIDE) & \
+        (2.0 * (a[:, 3] - a[:, 1]) >= b[:, 3] - b[:, 1])
+    dup = np.zeros(len(out), bool)
     dup[ia[hit]] = True
     return dup
 
