@@ -45,6 +45,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ptrack.boxes import Boxes
 from ptrack.errors import PtrackError
+from ptrack.persons.sampling import intersection, same_frame_pairs
 from ptrack.settings import GroupSettings
 
 VEL_MAX_SAMPLES = 12
@@ -200,8 +201,6 @@ CLEAN_MIN = 3
 def box_cover(frame: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     """Share (0-1) of each box's area covered by another box of its frame whose bottom edge is
     lower (nearer the camera: in front of it); all pairs of a frame at once, vectorised."""
-    from ptrack.persons.sampling import intersection, same_frame_pairs
-
     ia, ib = same_frame_pairs(frame)
     b = np.asarray(xyxy, np.float64)
     front = b[ib, 3] >= b[ia, 3]

@@ -16,6 +16,7 @@ import numpy as np
 
 from ptrack.persons.bidirectional import combine_tracks
 from ptrack.persons.bytetrack import bytetrack
+from ptrack.persons.sampling import intersection, same_frame_pairs
 from ptrack.errors import PtrackError
 
 SETTINGS = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "track_buffer_s",
@@ -213,8 +214,6 @@ def _second_boxes(out: np.ndarray, frame: np.ndarray, xyxy: np.ndarray) -> np.nd
     """Untracked rows (``out < 0``) that are a second box of a tracked person: at least
     ``SECOND_BOX_INSIDE`` of the box inside a tracked box of its frame that is at most twice
     its height. Vectorised over all (untracked, tracked) pairs of a frame."""
-    from ptrack.persons.sampling import intersection, same_frame_pairs
-
     ia, ib = same_frame_pairs(frame)
     keep = (out[ia] < 0) & (out[ib] >= 0)
     ia, ib = ia[keep], ib[keep]
