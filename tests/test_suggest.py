@@ -545,3 +545,22 @@ def test_a_piece_inside_a_gap_survives_the_early_cut():
     assert fill.app > G.suggest_loosen * G.app_strong and fill.key <= sg.MAX_KEY
     cut = {(s.a, s.b): s for s in run(sg.MAX_KEY)}
     assert (1, 2) in cut and cut[(1, 2)].key == pytest.approx(fill.key)
+
+
+def test_evidence_says_when_two_persons_share_frames():
+    from ptrack.cli.suggest_cmd import evidence
+
+    base = {"a": 7, "b": 8, "appearance": None, "gap_s": 0.0, "a_end": 10, "b_start": 4,
+            "exit": ("inside", 0.1, 0.4), "entry": ("inside", 0.1, 0.4), "motion": 0.0,
+            "scale": 0.0, "near_miss": True}
+    twice = evidence({**base, "boxed_twice": True}, fps=25.0)
+    assert twice[1] == "P8 first seen 0:00.2 (frame 4), before P7 is last seen 0:00.4 (frame 10)"
+    assert twice[2].startswith("one box lies inside the other in every frame both have")
+    inside = evidence({**base, "boxed_twice": False, "motion": 0.4, "scale": 0.1}, fps=25.0)
+    assert inside[1] == ("P8 is seen while P7 is away (P8 from frame 4, P7 until frame 10; in "
+                         "the same frames for at most a hand-over)")
+    assert inside[2].startswith("motion across the gap agrees: position error 0.4")
+    gap = evidence({**base, "a_end": 10, "b_start": 30, "gap_s": 0.8, "boxed_twice": False,
+                    "exit": ("right", 0.98, 0.2)}, fps=25.0)
+    assert gap[1] == ("gap 0.8 s: P7 last seen 0:00.4 (frame 10) at the right edge; P8 first "
+                      "seen 0:01.2 (frame 30) inside the frame (x 10%, y 40%)")

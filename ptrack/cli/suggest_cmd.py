@@ -83,8 +83,14 @@ def evidence(s: dict, fps: float) -> list[str]:
                      f"(same person {_num(same.get('lo'))}-{_num(same.get('hi'))}, "
                      f"different people {_num(diff.get('lo'))}-{_num(diff.get('hi'))})")
     gap = s.get("gap_s") or 0.0
-    if s["b_start"] <= s["a_end"]:
-        lines.append(f"P{s['b']} is seen while P{s['a']} is away (never in the same frame)")
+    if s.get("boxed_twice"):
+        lines.append(f"P{s['b']} first seen {fmt_time(s['b_start'], fps)} (frame {s['b_start']}), "
+                     f"before P{s['a']} is last seen {fmt_time(s['a_end'], fps)} "
+                     f"(frame {s['a_end']})")
+    elif s["b_start"] <= s["a_end"]:
+        lines.append(f"P{s['b']} is seen while P{s['a']} is away (P{s['b']} from frame "
+                     f"{s['b_start']}, P{s['a']} until frame {s['a_end']}; in the same frames "
+                     f"for at most a hand-over)")
     else:
         lines.append(f"gap {gap:.1f} s: " + _where(s["exit"], f"P{s['a']} last seen", s["a_end"], fps)
                      + "; " + _where(s["entry"], f"P{s['b']} first seen", s["b_start"], fps))
