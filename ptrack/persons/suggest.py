@@ -44,6 +44,7 @@ from typing import Iterable
 import numpy as np
 
 from ptrack.errors import PtrackError
+from ptrack.persons.sampling import intersection
 from ptrack.settings import GroupSettings
 
 MOTION_BONUS = 0.4
@@ -408,10 +409,8 @@ def _boxed_twice(ra: np.ndarray, rb: np.ndarray, frame, xyxy) -> bool:
         return False
     a = xyxy[ra[np.searchsorted(fa, shared)]].astype(float)
     b = xyxy[rb[np.searchsorted(fb, shared)]].astype(float)
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
     area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
-    held = iw * ih / np.maximum(np.minimum(area(a), area(b)), 1e-9)
+    held = intersection(a, b) / np.maximum(np.minimum(area(a), area(b)), 1e-9)
     return bool((held >= BOXED_TWICE).all())
 
 
